@@ -1,0 +1,5 @@
+"""``python -m bench``: measure edgeloop on the machine it runs on, side by side with the
+alternatives a user would otherwise pick, and write reports that CI and dashboards read.
+"""
+
+SCHEMA = "edgeloop.bench/1"

@@ -1,0 +1,44 @@
+"""Micro-benchmarks: one module per suite, each with ``run(options) -> dict``.
+
+A suite's dict holds one entry per *case* (``"1080p"``, ``"resize224"``...). A case holds
+``rows`` -- a list of dicts, one per contender, with unit-suffixed figures -- plus the headline
+figures CI reads at fixed keys (``micro.ring.1080p.ratio_vs_mp_queue``...). Ratios > 1 mean
+edgeloop is faster unless the key says otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.timing import Budget
+
+SUITES: dict[str, str] = {
+    "ring": "bench.micro.ring",
+    "preprocess": "bench.micro.preprocess",
+    "jpeg": "bench.micro.jpeg",
+}
+
+
+def _no_progress(message: str) -> None:
+    del message
+
+
+@dataclass
+class MicroOptions:
+    """What every suite receives: the measuring budget and a progress callback."""
+
+    budget: Budget = field(default_factory=Budget)
+    quick: bool = False
+    progress: Callable[[str], None] = _no_progress
+
+
+def run_suite(name: str, options: MicroOptions) -> dict[str, Any]:
+    """Run one suite by name."""
+    if name not in SUITES:
+        raise ValueError(f"unknown micro suite {name!r}; suites are {', '.join(SUITES)}")
+    module = importlib.import_module(SUITES[name])
+    result: dict[str, Any] = module.run(options)
+    return result

@@ -1,0 +1,127 @@
+"""Detections and non-maximum suppression (the native kernel behind a checked wrapper).
+
+>>> import numpy as np
+>>> boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], np.float32)
+>>> scores = np.array([0.9, 0.8, 0.7], np.float32)
+>>> nms(boxes, scores)                       # box 1 overlaps box 0 by IoU 0.81
+array([0, 2])
+>>> nms(boxes, scores, np.array([0, 1, 0]))  # ... but is another class
+array([0, 1, 2])
+
+Decoding raw network outputs into boxes comes later (issue 3); this module keeps what every
+detector shares: the boxes, their scores and classes, and NMS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from core._native import kernel
+from core.errors import ConfigError, FrameError
+from core.preprocess import LetterboxTransform
+
+
+def _float32_array(name: str, value: npt.ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise FrameError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    if array.shape != shape and not (array.size == 0 and shape[0] == 0):
+        raise FrameError(f"{name} must have shape {shape}, got {array.shape}")
+    return np.ascontiguousarray(array, dtype=np.float32).reshape(shape)
+
+
+def nms(
+    boxes: npt.ArrayLike,
+    scores: npt.ArrayLike,
+    classes: npt.ArrayLike | None = None,
+    *,
+    iou_threshold: float = 0.45,
+    score_threshold: float = 0.25,
+    top_k: int = 300,
+    impl: str | None = None,
+) -> npt.NDArray[np.int64]:
+    """Indices of the boxes greedy NMS keeps, best score first (equal scores: lower index first).
+
+    ``boxes`` is ``(N, 4)`` xyxy, ``scores`` ``(N,)``, ``classes`` ``(N,)`` integers or None
+    (one class). A box is dropped when its score is below ``score_threshold``, when it or its
+    score is not finite, or when it overlaps a kept box of its class by IoU > ``iou_threshold``;
+    at most ``top_k`` are kept. Boxes of zero or negative width or height have zero area (they
+    overlap nothing). IoU is computed in float64 from float32 coordinates: anything that is not
+    C-contiguous float32 (``boxes``, ``scores``) or int64 (``classes``) is converted, a copy.
+    """
+    if not 0.0 <= iou_threshold <= 1.0:
+        raise ConfigError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
+    if np.isnan(score_threshold):
+        raise ConfigError("score_threshold must be a number, got NaN")
+    if top_k < 0:
+        raise ConfigError(f"top_k must be >= 0, got {top_k}")
+    score_array = np.asarray(scores)
+    if score_array.ndim != 1:
+        raise FrameError(f"scores must have shape (N,), got {score_array.shape}")
+    n = score_array.shape[0]
+    box32 = _float32_array("boxes", boxes, (n, 4))
+    score32 = _float32_array("scores", score_array, (n,))
+    labels = None
+    if classes is not None:
+        class_array = np.asarray(classes)
+        if class_array.shape != (n,) or class_array.dtype.kind not in "iu":
+            raise FrameError(
+                f"classes must be ({n},) integers, got {class_array.shape} {class_array.dtype}"
+            )
+        labels = np.ascontiguousarray(class_array, dtype=np.int64)
+    keep: npt.NDArray[np.int64] = kernel("nms", impl)(
+        box32, score32, labels, float(iou_threshold), float(score_threshold), int(top_k)
+    )
+    return keep
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Boxes (``(N, 4)`` float32 xyxy), scores (``(N,)`` float32) and classes (``(N,)`` int64)."""
+
+    boxes: npt.NDArray[np.float32]
+    scores: npt.NDArray[np.float32]
+    classes: npt.NDArray[np.int64]
+
+    def __post_init__(self) -> None:
+        n = len(self.scores)
+        object.__setattr__(self, "boxes", _float32_array("boxes", self.boxes, (n, 4)))
+        object.__setattr__(self, "scores", _float32_array("scores", self.scores, (n,)))
+        classes = np.asarray(self.classes)
+        if classes.shape != (n,) or classes.dtype.kind not in "iu":
+            raise FrameError(f"classes must be ({n},) integers, got {classes.shape}")
+        object.__setattr__(self, "classes", classes.astype(np.int64, copy=False))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def take(self, indices: npt.ArrayLike) -> Detections:
+        """The detections at ``indices``, in that order."""
+        index = np.asarray(indices, dtype=np.intp)
+        return Detections(self.boxes[index], self.scores[index], self.classes[index])
+
+    def nms(
+        self,
+        *,
+        iou_threshold: float = 0.45,
+        score_threshold: float = 0.25,
+        top_k: int = 300,
+        class_aware: bool = True,
+    ) -> Detections:
+        """The detections :func:`nms` keeps, best first."""
+        keep = nms(
+            self.boxes,
+            self.scores,
+            self.classes if class_aware else None,
+            iou_threshold=iou_threshold,
+            score_threshold=score_threshold,
+            top_k=top_k,
+        )
+        return self.take(keep)
+
+    def to_source(self, transform: LetterboxTransform) -> Detections:
+        """The same detections with boxes mapped from network input to frame pixels."""
+        return Detections(transform.to_source(self.boxes), self.scores, self.classes)

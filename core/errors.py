@@ -1,0 +1,65 @@
+"""The one error tree of edgeloop.
+
+Every class also inherits the built-in exception a caller would naturally catch (``ValueError``,
+``TimeoutError``, ``FileNotFoundError``...), as PyAV's errors do, so ``except ValueError`` keeps
+working for code that does not know edgeloop. Messages name the cause and, where there is one,
+the fix.
+"""
+
+from __future__ import annotations
+
+
+class EdgeloopError(Exception):
+    """Base of every error edgeloop raises on purpose."""
+
+
+class NativeBuildError(EdgeloopError, ImportError):
+    """A compiled module of ``native/`` is missing or was built for another interpreter."""
+
+
+class KernelSelectionError(EdgeloopError, ValueError):
+    """``EDGELOOP_KERNELS`` names an implementation that does not exist or cannot load."""
+
+
+class FrameError(EdgeloopError, ValueError):
+    """A frame (or tensor) has the wrong shape, dtype, layout or memory order for its use."""
+
+
+class RingError(EdgeloopError):
+    """Base of FrameRing errors."""
+
+
+class RingNotFoundError(RingError, FileNotFoundError):
+    """Attaching to a ring that nobody created (or that was already unlinked)."""
+
+
+class RingExistsError(RingError, FileExistsError):
+    """Creating a ring under a name that is already taken."""
+
+
+class RingVersionError(RingError, ValueError):
+    """The shared-memory segment was written by an incompatible edgeloop version (or is no ring)."""
+
+
+class RingTimeoutError(RingError, TimeoutError):
+    """Waiting for a slot or a frame took longer than the caller allowed."""
+
+
+class RingClosedError(RingError, EOFError):
+    """The ring (or this end of it) was closed: no more frames will come."""
+
+
+class RingUsageError(RingError, RuntimeError):
+    """The ring was used out of protocol (a second producer, releasing a frame twice...)."""
+
+
+class JpegError(EdgeloopError, ValueError):
+    """Base of JPEG errors."""
+
+
+class CorruptJpegError(JpegError):
+    """The bytes are not a complete, valid JPEG (truncated, corrupt, or not a JPEG at all)."""
+
+
+class ConfigError(EdgeloopError, ValueError):
+    """A setting (a preprocess spec field, a threshold, a block size) is out of its range."""

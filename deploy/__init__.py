@@ -1,0 +1,1 @@
+"""edgeloop deploy: see ARCHITECTURE.md; built on top of core in a later issue."""

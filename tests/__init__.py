@@ -1,0 +1,1 @@
+"""edgeloop test suite (a package so tests share helpers: ``tests.reference``)."""
