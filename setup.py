@@ -52,7 +52,7 @@ EXTENSIONS = [
         ["native/_ring.pyx"],
         include_dirs=INCLUDE_DIRS,
         extra_compile_args=CFLAGS,
-        depends=["native/src/ring.h", "native/include/ring.pxd"],
+        depends=["native/src/ring.h", "native/src/wakeprobe.h", "native/include/ring.pxd"],
     ),
     Extension(
         "native._kernels",

@@ -8,6 +8,7 @@ report. Liveness of peers, names, NumPy views and errors with causes live in ``c
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 cimport ring as lib
+from cython.view cimport array as cython_array
 
 MAGIC = lib.EL_RING_MAGIC
 VERSION = lib.EL_RING_VERSION
@@ -31,6 +32,22 @@ def total_bytes(uint32_t slot_count, uint64_t frame_bytes):
 def now_ns():
     """CLOCK_MONOTONIC in ns: the clock of ``publish_ns`` (same as ``time.monotonic_ns``)."""
     return lib.el_now_ns()
+
+
+def wake_probe(int samples, int64_t interval_ns):
+    """Latencies (ns) of ``samples`` bare cross-process futex wakes, ``interval_ns`` apart.
+
+    The floor that FrameRing's handoff latency should be read against: no ring, no Python.
+    """
+    if samples < 1:
+        raise ValueError("samples must be >= 1")
+    cdef int64_t[::1] out = cython_array((samples,), itemsize=8, format="q")
+    cdef int err
+    with nogil:
+        err = lib.el_wake_probe(&out[0], samples, interval_ns)
+    if err:
+        raise OSError(err, "wake probe failed")
+    return list(out)
 
 
 cdef class RingCore:

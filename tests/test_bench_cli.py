@@ -27,7 +27,8 @@ def test_micro_ring_quick_run_writes_the_headline_keys(
             assert ring[case][key] > 0, (case, key)
         assert ring[case]["handoff_p99_us"] > 0
         names = [row["name"] for row in ring[case]["rows"]]
-        assert names[0] == "edgeloop FrameRing" and len(names) == 4
+        assert names[0] == "edgeloop FrameRing" and len(names) == 5
+        assert ring[case]["wake_floor_p99_us"] > 0
     printed = capsys.readouterr().out
     assert "== micro.ring.1080p" in printed and "multiprocessing.Queue" in printed
 

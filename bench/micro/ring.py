@@ -18,7 +18,8 @@ transport's). The producer takes ``time.monotonic_ns()`` immediately before the 
 sends it along with the frame (ring metadata, a tuple, a message part, the index message); the
 consumer compares it with the clock once it holds a usable NumPy array. Two phases per
 contender: flat out (frames/s and CPU per frame, producer plus consumer) and paced below
-capacity (handoff latency, publish -> consumer sees the frame).
+capacity (handoff latency, publish -> consumer sees the frame). A last row measures the
+machine's floor at the same rate: a bare futex wake between two processes, in C.
 """
 
 from __future__ import annotations
@@ -353,9 +354,28 @@ def _run_contender(
     }
 
 
+def _wake_floor(options: MicroOptions) -> dict[str, Any]:
+    """The bare cross-process futex wake (C, no ring, no Python) at the paced phase's rate."""
+    from native._ring import wake_probe  # noqa: PLC0415 - compiled; core.ring reports a bad build
+
+    samples = max(options.budget.min_count, int(LATENCY_RATE_CAP * options.budget.min_s * 2))
+    latencies = wake_probe(samples + 10, int(1e9 / LATENCY_RATE_CAP))[10:]  # skip the start
+    floor = summarize(latencies, unit="us")
+    return {
+        "name": "floor: bare futex wake (C, no ring)",
+        "contender": "floor",
+        "handoff_median_us": floor["median_us"],
+        "handoff_p99_us": floor["p99_us"],
+        "handoff_n": floor["n"],
+        "paced_fps": LATENCY_RATE_CAP,
+    }
+
+
 def run(options: MicroOptions) -> dict[str, Any]:
     """Every contender for every frame size; headline ratios against edgeloop."""
     results: dict[str, Any] = {}
+    options.progress("ring: the machine's wake-up floor")
+    floor = _wake_floor(options)
     for case, shape in CASES.items():
         frame = scene_image(shape[0], shape[1], seed=1)
         rows = []
@@ -365,6 +385,7 @@ def run(options: MicroOptions) -> dict[str, Any]:
                 rows.append(_run_contender(kind, shape, frame, options))
             except ImportError as exc:
                 rows.append({"name": LABELS[kind], "contender": kind, "skipped": str(exc)})
+        rows.append(floor)
         by_kind = {row["contender"]: row for row in rows if "fps" in row}
         ours = by_kind["edgeloop"]
         results[case] = {
@@ -376,6 +397,7 @@ def run(options: MicroOptions) -> dict[str, Any]:
             "handoff_p99_us": ours["handoff_p99_us"],
             "handoff_median_us": ours["handoff_median_us"],
             "wake_p99_us": ours.get("wake_p99_us"),
+            "wake_floor_p99_us": floor["handoff_p99_us"],
             "ratio_vs_mp_queue": ratio(ours["fps"], by_kind.get("mp_queue", {}).get("fps", 0)),
             "ratio_vs_pyzmq": ratio(ours["fps"], by_kind.get("pyzmq", {}).get("fps", 0)),
             "ratio_vs_shm_pipe": ratio(ours["fps"], by_kind.get("shm_pipe", {}).get("fps", 0)),

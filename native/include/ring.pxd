@@ -88,3 +88,7 @@ cdef extern from "ring.h" nogil:
     int el_ring_acquire(el_ring_t *r, uint32_t c, int64_t timeout_ns, int64_t spin_ns)
     int el_ring_release(el_ring_t *r, uint32_t c, uint32_t idx)
     uint32_t el_ring_occupancy(el_ring_t *r)
+
+
+cdef extern from "wakeprobe.h" nogil:
+    int el_wake_probe(int64_t *out, int n, int64_t interval_ns)

@@ -273,19 +273,28 @@ static inline int el_ring_try_claim(el_ring_t *r, uint32_t *hint)
     return -1;
 }
 
-/* Claim a slot to write into, waiting up to timeout_ns (< 0: forever). Spins up to spin_ns
- * first. Returns the slot index, EL_TIMEOUT or EL_INTERRUPTED (a signal arrived). */
-static inline int el_ring_claim(el_ring_t *r, uint32_t *hint, int64_t timeout_ns, int64_t spin_ns)
+/* The one waiting loop of both ends: call try_fn until it returns a slot index; in between
+ * spin up to spin_ns, then announce ourselves in *waiters and sleep on *futex (whose value was
+ * read before the attempt, so a change in between is never missed). With `closed` set, an
+ * attempt that finds nothing after the stream was closed returns EL_CLOSED. */
+typedef int (*el_try_fn)(el_ring_t *r, void *ctx);
+
+static inline int el_ring_wait(el_ring_t *r, el_try_fn try_fn, void *ctx,
+                               _Atomic uint32_t *futex, _Atomic uint32_t *waiters,
+                               _Atomic uint32_t *closed, int64_t timeout_ns, int64_t spin_ns)
 {
     int64_t now = el_now_ns();
     int64_t deadline = timeout_ns < 0 ? -1 : now + timeout_ns;
     int64_t spin_until = now + (spin_ns > 0 ? spin_ns : 0);
     for (;;) {
-        uint32_t seen = atomic_load(&r->rel_futex);
-        int idx = el_ring_try_claim(r, hint);
+        uint32_t seen = atomic_load(futex);
+        uint32_t was_closed = closed ? atomic_load(closed) : 0;
+        int idx = try_fn(r, ctx);
         int err;
         if (idx >= 0)
             return idx;
+        if (was_closed)
+            return EL_CLOSED;
         now = el_now_ns();
         if (deadline >= 0 && now >= deadline)
             return EL_TIMEOUT;
@@ -293,17 +302,30 @@ static inline int el_ring_claim(el_ring_t *r, uint32_t *hint, int64_t timeout_ns
             el_cpu_relax();
             continue;
         }
-        atomic_fetch_add(&r->producer_waiters, 1);
-        idx = el_ring_try_claim(r, hint);
+        atomic_fetch_add(waiters, 1);
+        idx = try_fn(r, ctx);
         if (idx >= 0) {
-            atomic_fetch_sub(&r->producer_waiters, 1);
+            atomic_fetch_sub(waiters, 1);
             return idx;
         }
-        err = el_futex_wait(&r->rel_futex, seen, deadline < 0 ? -1 : deadline - now);
-        atomic_fetch_sub(&r->producer_waiters, 1);
+        err = el_futex_wait(futex, seen, deadline < 0 ? -1 : deadline - now);
+        atomic_fetch_sub(waiters, 1);
         if (err == EINTR)
             return EL_INTERRUPTED;
     }
+}
+
+static int el_ring_try_claim_cb(el_ring_t *r, void *hint)
+{
+    return el_ring_try_claim(r, (uint32_t *)hint);
+}
+
+/* Claim a slot to write into, waiting up to timeout_ns (< 0: forever). Spins up to spin_ns
+ * first. Returns the slot index, EL_TIMEOUT or EL_INTERRUPTED (a signal arrived). */
+static inline int el_ring_claim(el_ring_t *r, uint32_t *hint, int64_t timeout_ns, int64_t spin_ns)
+{
+    return el_ring_wait(r, el_ring_try_claim_cb, hint, &r->rel_futex, &r->producer_waiters, NULL,
+                        timeout_ns, spin_ns);
 }
 
 /* Give a claimed slot back unpublished. */
@@ -473,45 +495,22 @@ static inline void el_ring_note_received(el_ring_t *r, uint32_t c, uint32_t idx)
     atomic_store(&rec->last_seq, el_state_seq(atomic_load(&r->slots[idx].state)));
 }
 
+static int el_ring_try_acquire_cb(el_ring_t *r, void *bit)
+{
+    return el_ring_try_acquire(r, *(uint64_t *)bit);
+}
+
 /* Take the next frame for consumer c, waiting up to timeout_ns (< 0: forever), spinning up to
  * spin_ns first. Returns the slot index, EL_TIMEOUT, EL_CLOSED (end of stream, all drained) or
  * EL_INTERRUPTED. */
 static inline int el_ring_acquire(el_ring_t *r, uint32_t c, int64_t timeout_ns, int64_t spin_ns)
 {
     uint64_t bit = 1ULL << c;
-    int64_t now = el_now_ns();
-    int64_t deadline = timeout_ns < 0 ? -1 : now + timeout_ns;
-    int64_t spin_until = now + (spin_ns > 0 ? spin_ns : 0);
-    for (;;) {
-        uint32_t seen = atomic_load(&r->pub_futex);
-        uint32_t closed = atomic_load(&r->closed);
-        int idx = el_ring_try_acquire(r, bit);
-        int err;
-        if (idx >= 0) {
-            el_ring_note_received(r, c, (uint32_t)idx);
-            return idx;
-        }
-        if (closed)
-            return EL_CLOSED;
-        now = el_now_ns();
-        if (deadline >= 0 && now >= deadline)
-            return EL_TIMEOUT;
-        if (now < spin_until) {
-            el_cpu_relax();
-            continue;
-        }
-        atomic_fetch_add(&r->consumer_waiters, 1);
-        idx = el_ring_try_acquire(r, bit);
-        if (idx >= 0) {
-            atomic_fetch_sub(&r->consumer_waiters, 1);
-            el_ring_note_received(r, c, (uint32_t)idx);
-            return idx;
-        }
-        err = el_futex_wait(&r->pub_futex, seen, deadline < 0 ? -1 : deadline - now);
-        atomic_fetch_sub(&r->consumer_waiters, 1);
-        if (err == EINTR)
-            return EL_INTERRUPTED;
-    }
+    int idx = el_ring_wait(r, el_ring_try_acquire_cb, &bit, &r->pub_futex, &r->consumer_waiters,
+                           &r->closed, timeout_ns, spin_ns);
+    if (idx >= 0)
+        el_ring_note_received(r, c, (uint32_t)idx);
+    return idx;
 }
 
 /* Let go of a frame; returns 0, or -1 if consumer c did not hold that slot. */
