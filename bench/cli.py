@@ -2,10 +2,13 @@
 
 ``python -m bench``             the standard suite on embedded defaults (for now: every micro
                                 suite), tables on the terminal, a report folder on disk
-``python -m bench micro``       micro-benchmarks side by side (``--only ring,preprocess,jpeg``)
+``python -m bench micro``       micro-benchmarks side by side (``--only ring,preprocess,jpeg,
+                                inference``)
 
 Every command takes ``--json PATH`` (the machine-readable report), ``--quick`` (short budgets, for
-smoke runs) and exits non-zero with a one-line cause on failure.
+smoke runs), ``--backend auto|onnxruntime|tensorrt`` and ``--threads 1,2`` (for the inference
+suite) and exits non-zero with a one-line cause on failure -- a ``--backend`` that cannot run here
+fails before anything is measured.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from bench import env, report
 from bench.micro import SUITES, MicroOptions, run_suite
 from bench.timing import Budget
+from core.device import BACKENDS, choose_backend, probe
 
 DEFAULT_OUT = Path("bench-report")
 
@@ -46,14 +50,34 @@ def _suites(only: str | None) -> list[str]:
     return names
 
 
+def _threads(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise ValueError(f"--threads takes positive integers separated by commas, got {text!r}")
+    return values
+
+
 def run_micro(args: argparse.Namespace) -> dict[str, Any]:
     progress = _progress_printer(args.quiet)
     budget = Budget.quick() if args.quick else Budget(min_s=args.min_seconds)
-    options = MicroOptions(budget=budget, quick=args.quick, progress=progress)
+    names = _suites(args.only)
+    if "inference" in names and args.backend != "auto":
+        choose_backend(args.backend, probe())  # fail now, in one line, not after other suites
+    options = MicroOptions(
+        budget=budget,
+        quick=args.quick,
+        progress=progress,
+        backend=args.backend,
+        threads=_threads(args.threads),
+    )
     progress("capturing the environment")
     result = report.new_report(env.capture())
     result["micro"] = {}
-    names = _suites(args.only)
     for i, name in enumerate(names, 1):
         progress(f"[{i}/{len(names)}] micro suite {name}")
         result["micro"][name] = run_suite(name, options)
@@ -74,6 +98,15 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only", metavar="SUITES", help=f"comma-separated micro suites ({', '.join(SUITES)})"
     )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="inference backend (default auto: TensorRT on a GPU with TensorRT, else ONNX Runtime)",
+    )
+    parser.add_argument(
+        "--threads", metavar="N[,N]", help="ONNX Runtime intra-op threads to measure (default 1,2)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"report folder for the standard suite (default {DEFAULT_OUT})",
     )
     sub = parser.add_subparsers(dest="command")
-    micro = sub.add_parser("micro", help="micro-benchmarks: ring, preprocess, jpeg")
+    micro = sub.add_parser("micro", help="micro-benchmarks: ring, preprocess, jpeg, inference")
     _add_common(micro)
     return parser
 

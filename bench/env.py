@@ -5,6 +5,7 @@ Everything is read, never assumed: a field a machine lacks is ``None`` (absent),
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import os
 import platform
@@ -16,6 +17,9 @@ from typing import Any
 
 import psutil
 
+from core.device import choose_backend, probe, probe_cpu
+from core.errors import EdgeloopError
+
 LIBRARIES = (
     "numpy",
     "numba",
@@ -25,9 +29,12 @@ LIBRARIES = (
     "PyTurboJPEG",
     "pyzmq",
     "Pillow",
+    "onnx",
     "onnxruntime",
     "onnxruntime-gpu",
     "tensorrt",
+    "pycuda",
+    "nvidia-ml-py",
     "psutil",
 )
 
@@ -40,30 +47,21 @@ def _read(path: str) -> str | None:
 
 
 def cpu_info() -> dict[str, Any]:
-    """Model, cores, SIMD flags that matter to our kernels, governor and frequency."""
-    model = None
-    flags: list[str] = []
-    cpuinfo = _read("/proc/cpuinfo") or ""
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "Model") and model is None:
-            model = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            flags = value.split()
-    wanted = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "asimd", "fphp")
-    freq = psutil.cpu_freq()
-    return {
-        "model": model or platform.processor() or None,
-        "arch": platform.machine(),
-        "logical_cores": psutil.cpu_count(logical=True),
-        "physical_cores": psutil.cpu_count(logical=False),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "simd": [f for f in wanted if f in flags],
-        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-        "boost": _read("/sys/devices/system/cpu/cpufreq/boost"),
-        "freq_mhz": round(freq.current) if freq else None,
-    }
+    """Model, cores, SIMD flags that matter to our kernels, governor and frequency (read by
+    :func:`core.device.probe_cpu`, the one CPU probe)."""
+    return dataclasses.asdict(probe_cpu())
+
+
+def device_info() -> dict[str, Any]:
+    """NVIDIA GPUs, Jetson, inference runtimes and the backend ``auto`` picks here."""
+    found = probe()
+    data = found.as_dict()
+    del data["cpu"]  # reported once, under env.cpu
+    try:
+        data["auto_backend"] = str(choose_backend("auto", found))
+    except EdgeloopError as exc:
+        data["auto_backend"] = f"none: {exc}"
+    return data
 
 
 def cgroup_limits() -> dict[str, Any]:
@@ -141,6 +139,7 @@ def capture() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "cpu": cpu_info(),
+        "device": device_info(),
         "memory_bytes": mem.total,
         "cgroup": cgroup_limits(),
         "libraries": library_versions(),

@@ -53,3 +53,38 @@ def measure(fn: Callable[[], object], budget: Budget) -> np.ndarray:
         if len(samples) >= budget.min_count and clock() - start >= budget.min_s * 1e9:
             break
     return np.asarray(samples, dtype=np.int64)
+
+
+def interleave(
+    a: Callable[[], object], b: Callable[[], object], budget: Budget
+) -> tuple[np.ndarray, np.ndarray]:
+    """Time ``a`` and ``b`` in alternation (A B B A A B ...), per call, in ns.
+
+    For comparisons finer than the machine's drift (a wrapper's overhead of a percent or two):
+    both see the same noise, caches and clock changes, and the alternating order cancels any
+    advantage of going first. ``budget.min_s`` and the counts apply to the pairs.
+    """
+    clock = time.perf_counter_ns
+    start = clock()
+    done = 0
+    while done < budget.warmup_count or clock() - start < budget.warmup_s * 1e9:
+        a()
+        b()
+        done += 1
+    times_a: list[int] = []
+    times_b: list[int] = []
+    start = clock()
+    while len(times_a) < budget.max_count:
+        first, second, out_first, out_second = (
+            (a, b, times_a, times_b) if len(times_a) % 2 == 0 else (b, a, times_b, times_a)
+        )
+        t0 = clock()
+        first()
+        t1 = clock()
+        second()
+        t2 = clock()
+        out_first.append(t1 - t0)
+        out_second.append(t2 - t1)
+        if len(times_a) >= budget.min_count and clock() - start >= budget.min_s * 1e9:
+            break
+    return np.asarray(times_a, dtype=np.int64), np.asarray(times_b, dtype=np.int64)

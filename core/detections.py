@@ -8,13 +8,21 @@ array([0, 2])
 >>> nms(boxes, scores, np.array([0, 1, 0]))  # ... but is another class
 array([0, 1, 2])
 
-Decoding raw network outputs into boxes comes later (issue 3); this module keeps what every
-detector shares: the boxes, their scores and classes, and NMS.
+This module keeps what every detector shares: the boxes, their scores and classes (the typed
+result later stages serialise with :meth:`Detections.to_dict`), ground truth in the same shape,
+and NMS. Decoding a network's raw output into :class:`Detections` lives in
+:mod:`core.postprocess`, scoring detections against ground truth in :mod:`core.accuracy`.
+
+>>> dets = Detections(boxes[:1], scores[:1], np.array([2]), class_names=("a", "b", "c"))
+>>> dets.to_dict()
+{'detections': [{'box': [0.0, 0.0, 10.0, 10.0], 'score': 0.9, 'class_id': 2, 'label': 'c'}], \
+'nonfinite': 0}
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -78,13 +86,34 @@ def nms(
     return keep
 
 
+class GroundTruth(NamedTuple):
+    """The objects really in a frame: what detections are scored against.
+
+    ``boxes`` ``(K, 4)`` float32 xyxy in frame pixels (clipped to the frame), ``classes``
+    ``(K,)`` int64, ``occluded`` ``(K,)`` float32: the fraction of each object that cannot be
+    seen (hidden behind others or outside the frame), so an evaluator can leave mostly hidden
+    objects out of the score (:mod:`core.accuracy` does above 0.7). A NamedTuple: one per frame.
+    """
+
+    boxes: npt.NDArray[np.float32]
+    classes: npt.NDArray[np.int64]
+    occluded: npt.NDArray[np.float32]
+
+
 @dataclass(frozen=True)
 class Detections:
-    """Boxes (``(N, 4)`` float32 xyxy), scores (``(N,)`` float32) and classes (``(N,)`` int64)."""
+    """Boxes (``(N, 4)`` float32 xyxy), scores (``(N,)`` float32) and classes (``(N,)`` int64).
+
+    ``class_names`` (optional) names the class ids in :meth:`to_dict`; ``nonfinite`` counts the
+    candidates a decoder dropped because the network gave NaN or infinity for them (a sign of a
+    broken model or precision overflow that monitoring should see, not a reason to crash).
+    """
 
     boxes: npt.NDArray[np.float32]
     scores: npt.NDArray[np.float32]
     classes: npt.NDArray[np.int64]
+    class_names: tuple[str, ...] | None = field(default=None, compare=False)
+    nonfinite: int = 0
 
     def __post_init__(self) -> None:
         n = len(self.scores)
@@ -94,14 +123,47 @@ class Detections:
         if classes.shape != (n,) or classes.dtype.kind not in "iu":
             raise FrameError(f"classes must be ({n},) integers, got {classes.shape}")
         object.__setattr__(self, "classes", classes.astype(np.int64, copy=False))
+        if self.class_names is not None:
+            names = tuple(self.class_names)
+            if n and (self.classes.min() < 0 or self.classes.max() >= len(names)):
+                raise FrameError(
+                    f"class ids must be in [0, {len(names)}) to be named by class_names, "
+                    f"got {self.classes.min()}..{self.classes.max()}"
+                )
+            object.__setattr__(self, "class_names", names)
 
     def __len__(self) -> int:
         return len(self.scores)
 
+    def _like(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> Detections:
+        """New detections that keep this one's class names and non-finite count."""
+        return Detections(boxes, scores, classes, self.class_names, self.nonfinite)
+
     def take(self, indices: npt.ArrayLike) -> Detections:
         """The detections at ``indices``, in that order."""
         index = np.asarray(indices, dtype=np.intp)
-        return Detections(self.boxes[index], self.scores[index], self.classes[index])
+        return self._like(self.boxes[index], self.scores[index], self.classes[index])
+
+    def labels(self) -> list[str]:
+        """Each detection's class name (the id as text where no names were given)."""
+        names = self.class_names
+        return [names[c] if names else str(c) for c in self.classes.tolist()]
+
+    def to_dict(self, *, box_decimals: int = 1, score_decimals: int = 4) -> dict[str, Any]:
+        """Plain Python (JSON-ready): one dict per detection, rounded to keep messages small.
+
+        ``{"detections": [{"box": [x1, y1, x2, y2], "score": s, "class_id": c, "label": name},
+        ...], "nonfinite": n}``, best first where the detections came from NMS.
+        """
+        boxes = np.round(self.boxes.astype(np.float64), box_decimals).tolist()
+        scores = np.round(self.scores.astype(np.float64), score_decimals).tolist()
+        items = [
+            {"box": box, "score": score, "class_id": cid, "label": label}
+            for box, score, cid, label in zip(
+                boxes, scores, self.classes.tolist(), self.labels(), strict=True
+            )
+        ]
+        return {"detections": items, "nonfinite": self.nonfinite}
 
     def nms(
         self,
@@ -124,4 +186,4 @@ class Detections:
 
     def to_source(self, transform: LetterboxTransform) -> Detections:
         """The same detections with boxes mapped from network input to frame pixels."""
-        return Detections(transform.to_source(self.boxes), self.scores, self.classes)
+        return self._like(transform.to_source(self.boxes), self.scores, self.classes)

@@ -63,3 +63,18 @@ class CorruptJpegError(JpegError):
 
 class ConfigError(EdgeloopError, ValueError):
     """A setting (a preprocess spec field, a threshold, a block size) is out of its range."""
+
+
+class ModelError(EdgeloopError, ValueError):
+    """A model file the pipeline cannot use: not ONNX, truncated or corrupt, or an input it
+    cannot feed (wrong rank, channel count or dtype; the message names the input and its shape).
+    """
+
+
+class ModelNotFoundError(ModelError, FileNotFoundError):
+    """The model file does not exist (or names no reference model)."""
+
+
+class BackendUnavailableError(EdgeloopError, RuntimeError):
+    """The inference backend asked for cannot run here; the one-line message names what is
+    missing (a module, a GPU, an execution provider) and how to get it."""

@@ -38,8 +38,9 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -58,19 +59,13 @@ from core.frame import Frame, FrameMeta
 from core.liveness import is_alive, process_start_time
 from core.shm import create_segment, open_segment, unlink_segment
 
-
-def _native() -> ModuleType:
-    try:
-        import native._ring as native_ring  # noqa: PLC0415 - import errors become build hints
-    except ImportError as exc:
-        raise NativeBuildError(
-            f"native._ring is not built ({exc}); run `make setup` or "
-            "`python setup.py build_ext --inplace` in the edgeloop checkout"
-        ) from exc
-    return native_ring
-
-
-_ring = _native()
+try:
+    from native import _ring
+except ImportError as _exc:  # pragma: no cover - depends on the build
+    raise NativeBuildError(
+        f"native._ring is not built ({_exc}); run `make setup` or "
+        "`python setup.py build_ext --inplace` in the edgeloop checkout"
+    ) from _exc
 
 POLICIES: dict[str, int] = {"block": _ring.POLICY_BLOCK, "drop_oldest": _ring.POLICY_DROP_OLDEST}
 _POLICY_NAMES = {v: k for k, v in POLICIES.items()}
@@ -156,7 +151,7 @@ class FrameRing:
     ) -> None:
         self._name = name
         self._segment = segment
-        self._core: Any = _ring.RingCore(segment)
+        self._core = _ring.RingCore(segment)
         self._owner = owner
         self._unlink_on_close = unlink_on_close
         self.spin_ns = int(spin_us * 1000)
@@ -297,7 +292,7 @@ class FrameRing:
     def closed(self) -> bool:
         return self._closed
 
-    def _core_checked(self) -> Any:
+    def _core_checked(self) -> _ring.RingCore:
         if self._closed:
             raise RingClosedError(f"ring {self._name!r} handle is closed")
         return self._core
@@ -599,7 +594,7 @@ class RingConsumer:
         taken = self._core.acquire(self.index, 0, 0)
         return self._frame(taken) if taken[0] >= 0 else None
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Frame]:
         """Frames until the end of stream; release each one (``with frame:``)."""
         while True:
             try:

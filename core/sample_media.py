@@ -3,7 +3,8 @@
 The one helper for sample media shared by the tests and ``bench``: smooth gradients (sky, light
 falloff), hard edges (shapes, a horizon), fine texture (a tiled pattern and blurred noise) and mild
 sensor noise. Flat or pure-noise images give misleading JPEG and resize figures; this does not.
-The synthetic *camera* (moving objects with ground truth) builds on the same ideas later.
+The synthetic *camera* (:mod:`core.synthetic`: moving objects with ground truth) draws its
+objects over :func:`scene_image` backgrounds rendered without the static shapes.
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) 
     return out
 
 
-def scene_image(height: int = 1080, width: int = 1920, seed: int = 0) -> U8Image:
+def scene_image(
+    height: int = 1080, width: int = 1920, seed: int = 0, *, shapes: int = 12
+) -> U8Image:
     """A BGR uint8 scene of ``height`` x ``width``: sky, ground, shapes, texture, mild noise.
+
+    ``shapes`` static boxes and discs give hard edges; the synthetic camera asks for none, so
+    that nothing in its background looks like one of its object classes.
 
     >>> img = scene_image(120, 160, seed=1)
     >>> img.shape, img.dtype.name
@@ -63,7 +69,7 @@ def scene_image(height: int = 1080, width: int = 1920, seed: int = 0) -> U8Image
     img[..., 1] = np.where(sky, img[..., 1], ground * 0.95)
     img[..., 2] = np.where(sky, img[..., 2], ground * 0.9)
     # Shapes with hard edges: boxes (buildings, vehicles) and discs.
-    for _ in range(12):
+    for _ in range(shapes):
         cx, cy = rng.uniform(0, width), rng.uniform(height * 0.3, height)
         w, h = rng.uniform(0.03, 0.15) * width, rng.uniform(0.03, 0.2) * height
         colour = rng.uniform(20, 235, size=3)

@@ -19,6 +19,7 @@ SUITES: dict[str, str] = {
     "ring": "bench.micro.ring",
     "preprocess": "bench.micro.preprocess",
     "jpeg": "bench.micro.jpeg",
+    "inference": "bench.micro.inference",
 }
 
 
@@ -28,11 +29,16 @@ def _no_progress(message: str) -> None:
 
 @dataclass
 class MicroOptions:
-    """What every suite receives: the measuring budget and a progress callback."""
+    """What every suite receives: the measuring budget, a progress callback, and the choices
+    the inference suite reads (``--backend``, ``--threads``)."""
 
     budget: Budget = field(default_factory=Budget)
     quick: bool = False
     progress: Callable[[str], None] = _no_progress
+    backend: str = "auto"
+    """``auto``, ``onnxruntime`` or ``tensorrt``."""
+    threads: tuple[int, ...] = ()
+    """Intra-op thread counts to measure (empty: the suite's default)."""
 
 
 def run_suite(name: str, options: MicroOptions) -> dict[str, Any]:

@@ -1,0 +1,206 @@
+"""Detection accuracy: average precision at IoU 0.5 (PASCAL VOC's all-point AP, COCO's AP50).
+
+Per class, every prediction of every frame is ranked by score; walking down the ranking, a
+prediction is a true positive when its best-overlapping ground-truth box of the same class and
+frame (IoU >= ``iou_threshold``) is not taken yet, else a false positive. AP is the area under
+the precision/recall curve after making precision monotonic (the "all-point interpolation" of
+VOC2010+, not the 11-point one of VOC2007). The mean is over classes that have ground truth.
+
+Mostly hidden objects are *ignored*, as VOC's "difficult" ones are: a ground-truth box whose
+``occluded`` fraction exceeds ``max_occluded`` counts neither as a miss when nobody finds it
+nor as a false positive when somebody does (a detector cannot be blamed for a sliver).
+
+>>> import numpy as np
+>>> from core.detections import Detections, GroundTruth
+>>> box = np.array([[0, 0, 10, 10]], np.float32)
+>>> truth = GroundTruth(box, np.array([0]), np.zeros(1, np.float32))
+>>> hit = Detections(np.array([[1, 1, 10, 10]]), np.array([0.9]), np.array([0]))
+>>> miss = Detections(np.array([[50, 50, 60, 60]]), np.array([0.8]), np.array([0]))
+>>> map50([hit, miss], [truth, truth], num_classes=1)  # one of two found, ranked first
+0.5
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from core.detections import Detections, GroundTruth
+from core.errors import ConfigError, FrameError
+
+DEFAULT_MAX_OCCLUDED = 0.7
+"""Ground truth hidden by more than this fraction is ignored (neither missed nor matched)."""
+
+
+@dataclass(frozen=True)
+class AccuracyReport:
+    """AP per class and their mean, with the counts behind them.
+
+    ``per_class_ap[c]`` is NaN for a class with no (non-ignored) ground truth: it takes no part
+    in ``map``. ``recall[c]`` is the share of class ``c``'s objects found at all (by any
+    prediction given, whatever its score): what the detector could reach at its threshold.
+    """
+
+    map: float
+    """Mean AP over classes with ground truth (NaN when no class has any)."""
+    per_class_ap: tuple[float, ...]
+    recall: tuple[float, ...]
+    num_ground_truth: tuple[int, ...]
+    num_predictions: tuple[int, ...]
+    iou_threshold: float
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain Python for reports (NaN as None: JSON has no NaN)."""
+
+        def clean(values: Sequence[float]) -> list[float | None]:
+            return [None if math.isnan(v) else round(v, 6) for v in values]
+
+        return {
+            "map": None if math.isnan(self.map) else round(self.map, 6),
+            "per_class_ap": clean(self.per_class_ap),
+            "recall": clean(self.recall),
+            "num_ground_truth": list(self.num_ground_truth),
+            "num_predictions": list(self.num_predictions),
+            "iou_threshold": self.iou_threshold,
+        }
+
+
+def average_precision(recall: npt.ArrayLike, precision: npt.ArrayLike) -> float:
+    """Area under a precision/recall curve, all-point interpolated (VOC2010+).
+
+    ``recall`` (non-decreasing) and ``precision`` are the values after each ranked prediction.
+
+    >>> average_precision([0.5, 0.5, 1.0], [1.0, 0.5, 2 / 3])
+    0.8333333333333333
+    """
+    r = np.concatenate([[0.0], np.asarray(recall, np.float64), [1.0]])
+    p = np.concatenate([[0.0], np.asarray(precision, np.float64), [0.0]])
+    p = np.maximum.accumulate(p[::-1])[::-1]  # precision envelope: best precision at >= recall
+    steps = np.flatnonzero(r[1:] != r[:-1])
+    return float(np.sum((r[steps + 1] - r[steps]) * p[steps + 1]))
+
+
+def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """IoU of every box in ``a`` (``(N, 4)`` xyxy) with every box in ``b`` (``(M, 4)``): ``(N, M)``.
+
+    >>> box_iou([[0, 0, 2, 2]], [[1, 0, 3, 2], [5, 5, 6, 6]])
+    array([[0.33333333, 0.        ]])
+    """
+    x = np.asarray(a, np.float64).reshape(-1, 4)[:, None, :]
+    y = np.asarray(b, np.float64).reshape(-1, 4)[None, :, :]
+    w = np.clip(np.minimum(x[..., 2], y[..., 2]) - np.maximum(x[..., 0], y[..., 0]), 0, None)
+    h = np.clip(np.minimum(x[..., 3], y[..., 3]) - np.maximum(x[..., 1], y[..., 1]), 0, None)
+    inter = w * h
+    area_x = np.clip(x[..., 2] - x[..., 0], 0, None) * np.clip(x[..., 3] - x[..., 1], 0, None)
+    area_y = np.clip(y[..., 2] - y[..., 0], 0, None) * np.clip(y[..., 3] - y[..., 1], 0, None)
+    union = area_x + area_y - inter
+    out: npt.NDArray[np.float64] = np.divide(
+        inter, union, out=np.zeros_like(inter), where=union > 0
+    )
+    return out
+
+
+def _match_class(
+    predictions: Sequence[Detections],
+    ground_truths: Sequence[GroundTruth],
+    cls: int,
+    iou_threshold: float,
+    max_occluded: float,
+) -> tuple[float, float, int, int]:
+    """(AP, recall, ground-truth count, prediction count) for one class."""
+    frames, scores, boxes = [], [], []
+    truth_boxes, ignored = [], []
+    for i, (pred, truth) in enumerate(zip(predictions, ground_truths, strict=True)):
+        mine = pred.classes == cls
+        frames.append(np.full(int(mine.sum()), i))
+        scores.append(pred.scores[mine])
+        boxes.append(pred.boxes[mine])
+        theirs = np.asarray(truth.classes) == cls
+        truth_boxes.append(np.asarray(truth.boxes, np.float64)[theirs])
+        ignored.append(np.asarray(truth.occluded)[theirs] > max_occluded)
+    num_truth = int(sum(int((~flags).sum()) for flags in ignored))
+    frame_of = np.concatenate([np.zeros(0, np.intp), *frames])
+    score = np.concatenate([np.zeros(0, np.float32), *scores])
+    box = np.concatenate([np.zeros((0, 4), np.float32), *boxes])
+    order = np.argsort(-score, kind="stable")
+    taken = [np.zeros(len(flags), bool) for flags in ignored]
+    outcome = []  # 1 true positive, 0 false positive; ignored matches are left out
+    for k in order:
+        f = frame_of[k]
+        if len(truth_boxes[f]) == 0:
+            outcome.append(0)
+            continue
+        overlaps = box_iou(box[k], truth_boxes[f])[0]
+        best = int(np.argmax(overlaps))
+        if overlaps[best] < iou_threshold:
+            outcome.append(0)
+        elif ignored[f][best]:
+            continue
+        elif taken[f][best]:
+            outcome.append(0)
+        else:
+            taken[f][best] = True
+            outcome.append(1)
+    if num_truth == 0:
+        return math.nan, math.nan, 0, len(score)
+    hits = np.cumsum(np.asarray(outcome, np.float64))
+    tried = np.arange(1, len(outcome) + 1, dtype=np.float64)
+    recall = hits / num_truth
+    ap = average_precision(recall, hits / tried) if outcome else 0.0
+    return ap, float(recall[-1]) if len(recall) else 0.0, num_truth, len(score)
+
+
+def evaluate(
+    predictions: Sequence[Detections],
+    ground_truths: Sequence[GroundTruth],
+    num_classes: int,
+    *,
+    iou_threshold: float = 0.5,
+    max_occluded: float = DEFAULT_MAX_OCCLUDED,
+) -> AccuracyReport:
+    """Score ``predictions`` (one :class:`Detections` per frame, boxes in frame pixels) against
+    ``ground_truths`` (one :class:`GroundTruth` per frame, same order).
+
+    Predictions should be everything the detector reports for the frame (after NMS); a low
+    score threshold gives a fuller curve and a higher, truer AP, as with COCO's 0.001.
+    """
+    if len(predictions) != len(ground_truths):
+        raise FrameError(
+            f"need one prediction per ground truth, got {len(predictions)} and {len(ground_truths)}"
+        )
+    if num_classes < 1:
+        raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ConfigError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+    rows = [
+        _match_class(predictions, ground_truths, c, iou_threshold, max_occluded)
+        for c in range(num_classes)
+    ]
+    aps = tuple(row[0] for row in rows)
+    scored = [ap for ap in aps if not math.isnan(ap)]
+    return AccuracyReport(
+        map=float(np.mean(scored)) if scored else math.nan,
+        per_class_ap=aps,
+        recall=tuple(row[1] for row in rows),
+        num_ground_truth=tuple(row[2] for row in rows),
+        num_predictions=tuple(row[3] for row in rows),
+        iou_threshold=iou_threshold,
+    )
+
+
+def map50(
+    predictions: Sequence[Detections],
+    ground_truths: Sequence[GroundTruth],
+    num_classes: int,
+    *,
+    max_occluded: float = DEFAULT_MAX_OCCLUDED,
+) -> float:
+    """Mean AP at IoU 0.5 over classes with ground truth (NaN when none has any)."""
+    report = evaluate(
+        predictions, ground_truths, num_classes, iou_threshold=0.5, max_occluded=max_occluded
+    )
+    return report.map

@@ -1,0 +1,49 @@
+"""Where edgeloop keeps what it builds once and reuses: reference models, TensorRT engines,
+calibration caches.
+
+``$EDGELOOP_CACHE`` wins, then ``$XDG_CACHE_HOME/edgeloop``, then ``~/.cache/edgeloop``. Files
+are written whole or not at all (a temporary file in the same folder, then ``os.replace``), so
+a process killed mid-write, or two processes building the same thing, never leave a half file
+that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+ENV_VAR = "EDGELOOP_CACHE"
+
+
+def cache_root() -> Path:
+    """The cache's root folder (not created)."""
+    forced = os.environ.get(ENV_VAR)
+    if forced:
+        return Path(forced).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "edgeloop"
+
+
+def cache_dir(*parts: str) -> Path:
+    """``cache_root() / parts...``, created if missing."""
+    folder = cache_root().joinpath(*parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (readers see the old file or the whole new one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
