@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,bench,numba
+EXTRAS ?= dev,bench,numba,video
 # Debian packages the project needs: libturbojpeg (JPEG), tjbench (the JPEG reference in bench).
 DEB_PACKAGES := libturbojpeg0-dev libjpeg-turbo-progs
 NATIVE_SOURCES := $(wildcard native/*.pyx native/include/*.pxd native/src/*.c native/src/*.h) setup.py

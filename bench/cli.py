@@ -1,41 +1,52 @@
-"""Command line of ``python -m bench``.
+"""Command line of ``python -m bench``: a thin parser; the work is in the modules it names.
 
-``python -m bench``             the standard suite on embedded defaults (for now: every micro
-                                suite), tables on the terminal, a report folder on disk
-``python -m bench micro``       micro-benchmarks side by side (``--only ring,preprocess,jpeg,
-                                inference``)
+``python -m bench``                 the standard suite (:mod:`bench.standard`): environment, a
+                                    short micro summary, the pipeline flat out, paced and on a
+                                    quiet scene, the naive loop; a summary table and a report
+                                    folder (``--out``, default ``bench-report/``)
+``python -m bench micro``           every micro-benchmark (``--only ring,preprocess,jpeg,
+                                    inference``)
+``python -m bench pipeline``        one pipeline run and the naive loop (``--model``,
+                                    ``--source``, ``--streams``, ``--batch``, ``--backend``,
+                                    ``--duration``, ``--rate``, ``--config``)
+``python -m bench scenario NAME``   an MLPerf LoadGen scenario on the inference path
+                                    (:mod:`bench.scenario`)
+``python -m bench compare A B``     B against A (:mod:`bench.compare`)
 
-Every command takes ``--json PATH`` (the machine-readable report), ``--quick`` (short budgets, for
-smoke runs), ``--backend auto|onnxruntime|tensorrt`` and ``--threads 1,2`` (for the inference
-suite) and exits non-zero with a one-line cause on failure -- a ``--backend`` that cannot run here
-fails before anything is measured.
+Every command takes ``--json PATH`` (the machine-readable report) and ``--quiet`` (no
+progress), and exits non-zero with a one-line cause on failure: 1 for a failed run (or, for
+``compare``, a significant regression), 2 for a command line or input that cannot be used
+(argparse's own convention; ``compare`` also refuses different machines or models with 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from bench import env, report
+from bench import compare, env, report, scenario, standard
 from bench.micro import SUITES, MicroOptions, run_suite
+from bench.progress import ProgressBar
 from bench.timing import Budget
 from core.device import BACKENDS, choose_backend, probe
 
 DEFAULT_OUT = Path("bench-report")
 
 
-def _progress_printer(quiet: bool) -> Callable[[str], None]:
-    start = time.monotonic()
+class UsageError(ValueError):
+    """A command line that cannot be run (exit status 2)."""
 
-    def show(message: str) -> None:
-        if not quiet:
-            print(f"[{time.monotonic() - start:6.1f}s] {message}", file=sys.stderr, flush=True)
 
-    return show
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the cause and where help is) instead of the usage
+    block: a CI log then shows what went wrong in the line it prints."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _suites(only: str | None) -> list[str]:
@@ -62,88 +73,292 @@ def _threads(text: str | None) -> tuple[int, ...]:
     return values
 
 
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An argparse ``type`` for numbers > 0 (argparse then says which option is wrong)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            word = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {word} > 0, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE_INT = _positive(int)
+POSITIVE = _positive(float)
+
+
+def _bar(args: argparse.Namespace, phases: Sequence[tuple[str, float]]) -> ProgressBar:
+    return ProgressBar(phases, enabled=not args.quiet)
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
 def run_micro(args: argparse.Namespace) -> dict[str, Any]:
-    progress = _progress_printer(args.quiet)
     budget = Budget.quick() if args.quick else Budget(min_s=args.min_seconds)
     names = _suites(args.only)
     if "inference" in names and args.backend != "auto":
         choose_backend(args.backend, probe())  # fail now, in one line, not after other suites
+    bar = _bar(args, [(name, 1.0) for name in names])
     options = MicroOptions(
         budget=budget,
         quick=args.quick,
-        progress=progress,
+        progress=bar.message,
         backend=args.backend,
         threads=_threads(args.threads),
     )
-    progress("capturing the environment")
+    bar.message("capturing the environment")
     result = report.new_report(env.capture())
     result["micro"] = {}
     for i, name in enumerate(names, 1):
-        progress(f"[{i}/{len(names)}] micro suite {name}")
+        bar.phase(name, f"[{i}/{len(names)}] micro suite {name}")
         result["micro"][name] = run_suite(name, options)
+    bar.finish()
+    print(report.render_text(result))
     return result
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _suite_options(args: argparse.Namespace, **parts: bool) -> standard.SuiteOptions:
+    options = standard.SuiteOptions(
+        config_file=args.config,
+        model=args.model,
+        source=args.source,
+        streams=args.streams,
+        batch=args.batch,
+        backend=args.backend,
+        rate=getattr(args, "rate", None),
+        **parts,
+    )
+    if args.duration is not None:
+        options = dataclasses.replace(options, duration_s=args.duration)
+    return options.shortened() if args.quick else options
+
+
+def _run_suite(
+    args: argparse.Namespace, options: standard.SuiteOptions, out: Path | None
+) -> dict[str, Any]:
+    if options.backend not in (None, "auto"):
+        choose_backend(options.backend, probe())  # one line, before anything is measured
+    bar = _bar(args, options.phases())
+    run = standard.run_suite_parts(options, bar)
+    written = standard.write_folder(run, out, bar) if out is not None else []
+    bar.finish()
+    print(report.render_text(run.report))
+    if written:
+        print(f"report written to {out}/ ({', '.join(p.name for p in written)})")
+    return run.report
+
+
+def run_standard(args: argparse.Namespace) -> dict[str, Any]:
+    return _run_suite(args, _suite_options(args, micro=not args.no_micro), args.out)
+
+
+def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    options = _suite_options(args, micro=False, paced=False, quiet=False, naive=not args.no_naive)
+    return _run_suite(args, options, args.out)
+
+
+def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
+    from bench import verdict  # noqa: PLC0415
+
+    if args.backend != "auto":
+        choose_backend(args.backend, probe())
+    options = scenario.ScenarioOptions(
+        scenario=args.name,
+        model=args.model or "detector",
+        backend=args.backend,
+        threads=args.threads,
+        batch=args.batch or 8,
+        duration_s=args.duration if args.duration is not None else 5.0,
+        min_queries=args.min_queries,
+        samples=args.samples,
+        target_qps=args.target_qps,
+        target_latency_ms=args.target_latency_ms,
+        user_conf=args.user_conf,
+        log_dir=args.log_dir,
+    )
+    bar = _bar(args, [("scenario", 1.0)])
+    result = scenario.run_scenario(options, progress=bar.message)
+    bar.finish()
+    out = report.new_report(env.capture(result["model"]))
+    ok = result["result"] == verdict.VALID
+    why = result.get("invalid_reason") or result.get("early_stopping") or "see the LoadGen log"
+    out["verdict"] = {
+        "result": result["result"],
+        "reason": "LoadGen: VALID" if ok else f"LoadGen: {why}",
+    }
+    out["scenario"] = result
+    print(scenario.render(result) + f"\n{report.verdict_line(out)}")
+    return out
+
+
+def run_compare(args: argparse.Namespace) -> dict[str, Any]:
+    if args.max_regression < 0:
+        raise UsageError(f"--max-regression must be >= 0 percent, got {args.max_regression}")
+    try:
+        base, new = compare.load(args.base), compare.load(args.new)
+        result = compare.compare(base, new, max_regression=args.max_regression, force=args.force)
+    except compare.CompareRefused as exc:
+        raise UsageError(str(exc)) from None
+    print(compare.render(result))
+    return result
+
+
+# -- parser ----------------------------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report here")
-    parser.add_argument("--quick", action="store_true", help="short budgets (smoke test)")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _pipeline_options(parser: argparse.ArgumentParser, *, rate: bool) -> None:
     parser.add_argument(
+        "--model", metavar="PATH|NAME", help="ONNX file or reference model (classifier, detector)"
+    )
+    parser.add_argument(
+        "--source",
+        metavar="SRC",
+        help="synthetic (default), a video file, a folder, /dev/videoN, a URL",
+    )
+    parser.add_argument(
+        "--streams", type=POSITIVE_INT, metavar="N", help="streams of the source (default 1)"
+    )
+    parser.add_argument(
+        "--batch", type=POSITIVE_INT, metavar="N", help="inference batch size (default 1)"
+    )
+    parser.add_argument(
+        "--backend", choices=BACKENDS, help="inference backend (default: the config's, auto)"
+    )
+    parser.add_argument(
+        "--duration",
+        type=POSITIVE,
+        metavar="S",
+        help="measured seconds of the flat-out run (default 20)",
+    )
+    if rate:
+        parser.add_argument(
+            "--rate", type=POSITIVE, metavar="FPS", help="pace the sources at FPS frames/s in all"
+        )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="pipeline config (YAML)")
+    parser.add_argument("--quick", action="store_true", help="seconds, not minutes (smoke test)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m bench",
+        description="Measure edgeloop on this machine, side by side with the alternatives.",
+        epilog="With no command: the standard suite on the embedded defaults.",
+    )
+    _common(parser)
+    _pipeline_options(parser, rate=False)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"report folder (default {DEFAULT_OUT})",
+    )
+    parser.add_argument("--no-micro", action="store_true", help="skip the micro summary")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    micro = sub.add_parser("micro", help="micro-benchmarks: ring, preprocess, jpeg, inference")
+    _common(micro)
+    micro.add_argument("--quick", action="store_true", help="short budgets (smoke test)")
+    micro.add_argument(
         "--min-seconds",
         type=float,
         default=1.0,
         metavar="S",
         help="minimum measuring time per contender (default 1.0)",
     )
-    parser.add_argument(
+    micro.add_argument(
         "--only", metavar="SUITES", help=f"comma-separated micro suites ({', '.join(SUITES)})"
     )
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="auto",
-        help="inference backend (default auto: TensorRT on a GPU with TensorRT, else ONNX Runtime)",
-    )
-    parser.add_argument(
+    micro.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend")
+    micro.add_argument(
         "--threads", metavar="N[,N]", help="ONNX Runtime intra-op threads to measure (default 1,2)"
     )
 
+    pipe = sub.add_parser("pipeline", help="one pipeline run and the naive loop")
+    _common(pipe)
+    _pipeline_options(pipe, rate=True)
+    pipe.add_argument("--out", type=Path, metavar="DIR", help="also write a report folder")
+    pipe.add_argument("--no-naive", action="store_true", help="skip the naive loop")
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench",
-        description="Measure edgeloop on this machine, side by side with the alternatives.",
+    scen = sub.add_parser("scenario", help="an MLPerf LoadGen scenario on the inference path")
+    _common(scen)
+    scen.add_argument(
+        "name", choices=list(scenario.SCENARIOS), metavar="NAME", help=", ".join(scenario.SCENARIOS)
     )
-    _add_common(parser)
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        metavar="DIR",
-        help=f"report folder for the standard suite (default {DEFAULT_OUT})",
+    scen.add_argument("--model", metavar="PATH|NAME", help="default: detector")
+    scen.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend")
+    scen.add_argument(
+        "--threads", type=POSITIVE_INT, metavar="N", help="ONNX Runtime intra-op threads"
     )
-    sub = parser.add_subparsers(dest="command")
-    micro = sub.add_parser("micro", help="micro-benchmarks: ring, preprocess, jpeg, inference")
-    _add_common(micro)
+    scen.add_argument(
+        "--batch", type=POSITIVE_INT, metavar="N", help="largest batch the SUT runs (8)"
+    )
+    scen.add_argument("--duration", type=POSITIVE, metavar="S", help="LoadGen min_duration (5 s)")
+    scen.add_argument(
+        "--min-queries", type=POSITIVE_INT, metavar="N", help="LoadGen min_query_count"
+    )
+    scen.add_argument(
+        "--samples", type=POSITIVE_INT, default=64, metavar="N", help="QSL samples (64)"
+    )
+    scen.add_argument("--target-qps", type=POSITIVE, metavar="QPS", help="server: target rate")
+    scen.add_argument("--target-latency-ms", type=POSITIVE, metavar="MS", help="server: bound")
+    scen.add_argument("--user-conf", type=Path, metavar="FILE", help="LoadGen user.conf")
+    scen.add_argument("--log-dir", type=Path, metavar="DIR", help="keep LoadGen's logs here")
+
+    comp = sub.add_parser("compare", help="compare two report.json files")
+    _common(comp)
+    comp.add_argument("base", type=Path, metavar="BASE.json")
+    comp.add_argument("new", type=Path, metavar="NEW.json")
+    comp.add_argument(
+        "--max-regression",
+        type=float,
+        default=compare.DEFAULT_MAX_REGRESSION,
+        metavar="PCT",
+        help=f"tolerated change in percent (default {compare.DEFAULT_MAX_REGRESSION:g})",
+    )
+    comp.add_argument("--force", action="store_true", help="compare different machines/models")
     return parser
+
+
+COMMANDS: dict[str | None, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    None: run_standard,
+    "micro": run_micro,
+    "pipeline": run_pipeline,
+    "scenario": run_scenario,
+    "compare": run_compare,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        result = run_micro(args)
-        print(report.render_text(result))
-        if args.command is None:
-            report.write_folder(result, args.out)
-            print(f"report written to {args.out}/report.json and report.md")
+        result = COMMANDS[args.command](args)
         if args.json:
             report.write_json(result, args.json)
             print(f"JSON written to {args.json}")
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
+    except UsageError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # one line with the cause, non-zero exit
         print(f"bench: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "compare" and result["comparison"]["regressed"]:
         return 1
     return 0

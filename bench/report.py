@@ -92,33 +92,155 @@ def micro_sections(micro: dict[str, Any]) -> Iterable[tuple[str, list[str]]]:
             yield f"micro.{suite}.{case}", lines
 
 
+def _get(report: dict[str, Any], path: str) -> Any:
+    node: Any = report
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+SUMMARY = (
+    ("pipeline fps", "pipeline.fps", "frames/s", None),
+    ("bound_fps", "pipeline.bound_fps", "frames/s", None),
+    ("efficiency", "pipeline.efficiency", "fps / bound_fps", "efficiency"),
+    ("naive_fps", "pipeline.naive_fps", "frames/s", None),
+    ("speedup_vs_naive", "pipeline.speedup_vs_naive", "x", "speedup_vs_naive"),
+    ("frames", "pipeline.frames", "", None),
+    ("dropped", "pipeline.dropped", "frames", None),
+    ("e2e p50", "pipeline.e2e_latency_ms.p50", "ms", None),
+    ("e2e p99", "pipeline.e2e_latency_ms.p99", "ms", None),
+    ("e2e max", "pipeline.e2e_latency_ms.max", "ms", None),
+    ("paced rate", "pipeline.paced.rate", "frames/s", None),
+    ("paced e2e p99", "pipeline.paced.e2e_latency_ms.p99", "ms", "paced_p99"),
+    ("paced infer p99", "pipeline.paced.infer_p99_ms", "ms", None),
+    ("paced dropped", "pipeline.paced.dropped", "frames", "paced_drops"),
+    ("bytes raw", "pipeline.bytes.raw", "bytes", None),
+    ("bytes jpeg_all", "pipeline.bytes.jpeg_all", "bytes", None),
+    ("bytes sent", "pipeline.bytes.sent", "bytes", None),
+    ("map50", "pipeline.accuracy.map50", "", None),
+    ("relevant_recall", "pipeline.accuracy.relevant_recall", "", None),
+    ("quiet jpeg_all / sent", "pipeline.quiet.bytes.reduction_vs_jpeg_all", "x", "quiet_bytes"),
+    ("quiet relevant_recall", "pipeline.quiet.accuracy.relevant_recall", "", "quiet_recall"),
+)
+"""(label, key in report.json, unit, target name) of the summary table."""
+
+
+def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The headline figures with their keys and issue 4's targets (when the run measured them)."""
+    rows = []
+    for label, key, unit, target in SUMMARY:
+        value = _get(report, key)
+        if value is None:
+            continue
+        row: dict[str, Any] = {"figure": label, "value": value, "unit": unit, "target": ""}
+        goal = _get(report, f"targets.{target}") if target else None
+        if goal:
+            met = goal["met"]
+            row["target"] = (
+                f"{goal['target']} ({'met' if met else 'MISSED' if met is False else '?'})"
+            )
+        row["key"] = key
+        rows.append(row)
+    return rows
+
+
+def stage_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per pipeline stage: latency, busy fraction, service and CPU time alone."""
+    stages = _get(report, "pipeline.stages") or {}
+    keys = (
+        "workers",
+        "p50_ms",
+        "p99_ms",
+        "mean_ms",
+        "busy_frac",
+        "service_ms",
+        "cpu_ms",
+        "bound_fps",
+    )
+    return [{"stage": name, **{k: data.get(k) for k in keys}} for name, data in stages.items()]
+
+
+def verdict_line(report: dict[str, Any]) -> str | None:
+    verdict = report.get("verdict")
+    if not isinstance(verdict, dict):
+        return None
+    return f"verdict: {verdict.get('result')} -- {verdict.get('reason')}"
+
+
+def pipeline_sections(report: dict[str, Any]) -> Iterable[tuple[str, list[str]]]:
+    """(title, lines) of the pipeline summary and stage tables, when the report has them."""
+    if "pipeline" not in report:
+        return
+    yield "summary", table(summary_rows(report))
+    rows = stage_rows(report)
+    if rows:
+        limit = _get(report, "pipeline.bound.limit")
+        lines = table(rows)
+        if limit:
+            lines.append(f"bound_fps limited by: {limit}")
+        yield "pipeline stages", lines
+
+
 def render_text(report: dict[str, Any]) -> str:
     out: list[str] = []
-    for title, lines in micro_sections(report.get("micro", {})):
+    sections = [*pipeline_sections(report), *micro_sections(report.get("micro", {}))]
+    for title, lines in sections:
         out.append(f"\n== {title}")
         out.extend(lines)
+    line = verdict_line(report)
+    if line:
+        out.append("\n" + line)
     return "\n".join(out) + "\n"
 
 
 def render_markdown(report: dict[str, Any]) -> str:
     env = report.get("env", {})
     cpu = env.get("cpu", {})
+    model = env.get("model") or {}
     out = [
         "# edgeloop bench report",
         "",
         f"- schema: `{report.get('schema')}`",
         f"- host: `{env.get('host')}`, CPU: {cpu.get('model')} ({cpu.get('usable_cores')} usable "
-        f"cores), commit `{env.get('git_commit')}`",
+        f"cores), commit `{env.get('git_commit')}`{' (modified)' if env.get('git_dirty') else ''}",
         f"- kernels: {env.get('kernels')}",
     ]
+    if model:
+        out.append(f"- model: `{model.get('path')}` (sha256 `{str(model.get('sha256'))[:16]}`)")
+    line = verdict_line(report)
+    if line:
+        out += ["", f"**{line}**"]
+    for title, lines in pipeline_sections(report):
+        out += ["", f"## {title}", "", "```", *lines, "```"]
+    for name in report.get("plots", []):
+        out += ["", f"![{name}]({name})"]
     for title, lines in micro_sections(report.get("micro", {})):
         out += ["", f"## {title}", "", "```", *lines, "```"]
     return "\n".join(out) + "\n"
 
 
+def json_ready(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (strict JSON has neither: a dashboard's
+    parser would reject the file) and NumPy scalars as Python numbers.
+
+    >>> json_ready({"a": [1.0, float("nan")], "b": float("inf")})
+    {'a': [1.0, None], 'b': None}
+    """
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_json(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    text = json.dumps(json_ready(report), indent=2, sort_keys=False, allow_nan=False)
+    path.write_text(text + "\n")
 
 
 def write_folder(report: dict[str, Any], folder: Path) -> None:

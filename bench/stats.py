@@ -1,17 +1,31 @@
-"""Summaries of raw samples: the one place that turns nanoseconds into report figures.
+"""Summaries and tests of raw samples: the one place that turns nanoseconds into report figures.
 
 Latencies stay raw (int64 ns) until here; summaries carry their unit in every key
-(``median_ms``, ``p99_us``...) so a reader never guesses.
+(``median_ms``, ``p99_us``...) or in the key of the block that holds them
+(``e2e_latency_ms: {"p50": ...}``), so a reader never guesses.
+
+Comparing two runs (``bench compare``) needs more than two numbers: the change of a figure, an
+interval for it and a test of significance from the raw samples. :func:`bootstrap_change`
+resamples each run independently (percentile bootstrap); :func:`mann_whitney` asks whether one
+run's samples tend to be larger than the other's without assuming any distribution (latencies
+are skewed and heavy-tailed, so a t-test would be wrong). Reports keep at most a few thousand
+samples per figure: :func:`downsample` keeps evenly spaced order statistics, which preserves
+every percentile to within ``1 / max_n`` and makes the bootstrap interval wider, never narrower.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 _SCALE = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99_9": 99.9}
+Samples = Sequence[int] | Sequence[float] | np.ndarray
+Statistic = Callable[[np.ndarray], np.ndarray]
+"""Reduces the last axis of an array (a batch of resamples) to one value per row."""
 
 
 def to_unit(value_ns: float, unit: str) -> float:
@@ -19,31 +33,60 @@ def to_unit(value_ns: float, unit: str) -> float:
     return float(value_ns) / _SCALE[unit]
 
 
-def summarize(samples_ns: Sequence[int] | np.ndarray, unit: str = "ms") -> dict[str, float]:
-    """min, mean, median, p90..p99.9, max, coefficient of variation and count of ``samples_ns``.
+def _figures(samples_ns: Samples, unit: str) -> dict[str, float]:
+    """min, mean, p50..p99.9, max in ``unit``, then cv and n: the one computation behind both
+    summary styles."""
+    arr = np.asarray(samples_ns, dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError("no samples to summarise")
+    scale = _SCALE[unit]
+    out = {"min": float(arr.min() / scale), "mean": float(arr.mean() / scale)}
+    values = np.percentile(arr, list(PERCENTILES.values()))
+    out.update({name: float(v / scale) for name, v in zip(PERCENTILES, values, strict=True)})
+    out["max"] = float(arr.max() / scale)
+    out["cv"] = coefficient_of_variation(arr)
+    out["n"] = int(arr.size)
+    return out
+
+
+def summarize(samples_ns: Samples, unit: str = "ms") -> dict[str, float]:
+    """min, mean, median, p90..p99.9, max, coefficient of variation and count of ``samples_ns``,
+    every figure's key ending in its unit (the micro suites' row format).
 
     >>> s = summarize([1_000_000, 2_000_000, 3_000_000], unit="ms")
     >>> s["median_ms"], s["min_ms"], s["max_ms"], s["n"]
     (2.0, 1.0, 3.0, 3)
     """
-    arr = np.asarray(samples_ns, dtype=np.float64)
-    if arr.size == 0:
-        raise ValueError("no samples to summarise")
-    scale = _SCALE[unit]
-    out: dict[str, float] = {
-        f"min_{unit}": float(arr.min() / scale),
-        f"mean_{unit}": float(arr.mean() / scale),
-        f"median_{unit}": float(np.median(arr) / scale),
-    }
-    for name, q in PERCENTILES.items():
-        if name == "p50":
-            continue
-        out[f"{name}_{unit}"] = float(np.percentile(arr, q) / scale)
-    out[f"max_{unit}"] = float(arr.max() / scale)
-    mean = arr.mean()
-    out["cv"] = float(arr.std() / mean) if mean > 0 else 0.0
-    out["n"] = int(arr.size)
+    figures = _figures(samples_ns, unit)
+    out: dict[str, float] = {}
+    for key, value in figures.items():
+        if key in ("cv", "n"):
+            out[key] = value
+        else:
+            out[f"{'median' if key == 'p50' else key}_{unit}"] = value
     return out
+
+
+def latency_block(samples_ns: Samples, unit: str = "ms") -> dict[str, float]:
+    """The same figures keyed ``min, mean, p50, p90, p95, p99, p99_9, max, cv, n``: for a block
+    whose own key names the unit (``e2e_latency_ms``), as report.json's contract wants.
+
+    >>> b = latency_block([1_000_000, 2_000_000, 3_000_000, 4_000_000])
+    >>> b["p50"], b["p90"], b["max"], round(b["cv"], 4)
+    (2.5, 3.7, 4.0, 0.4472)
+    """
+    return _figures(samples_ns, unit)
+
+
+def coefficient_of_variation(values: Samples) -> float:
+    """Population standard deviation over mean (0.0 for a zero mean).
+
+    >>> coefficient_of_variation([2.0, 4.0, 6.0]) == (8 / 3) ** 0.5 / 4
+    True
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    mean = float(arr.mean()) if arr.size else 0.0
+    return float(arr.std() / mean) if mean > 0 else 0.0
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -53,9 +96,75 @@ def ratio(numerator: float, denominator: float) -> float | None:
     return float(numerator) / float(denominator)
 
 
+def window_rates(end_ns: Samples, window_s: float) -> list[tuple[float, float]]:
+    """Events per second in consecutive windows of ``window_s`` seconds: ``(t_s, rate)`` with
+    ``t_s`` the window's end since the first event. A trailing partial window is dropped (its
+    rate would be biased low).
+
+    >>> window_rates([0, 400_000_000, 900_000_000, 1_100_000_000, 1_500_000_000], 1.0)
+    [(1.0, 3.0)]
+    """
+    ends = np.asarray(end_ns, dtype=np.int64)
+    if ends.size == 0:
+        return []
+    elapsed = (ends - ends.min()) / 1e9
+    full = int(elapsed.max() // window_s)
+    counts = np.bincount((elapsed // window_s).astype(np.int64), minlength=full + 1)[:full]
+    return [((i + 1) * window_s, float(c) / window_s) for i, c in enumerate(counts)]
+
+
+def window_values(end_ns: Samples, values: Samples, window_s: float) -> list[tuple[float, float]]:
+    """The median of ``values`` per window of their events' ``end_ns`` (same windows as
+    :func:`window_rates`; empty windows are left out)."""
+    ends = np.asarray(end_ns, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.float64)
+    if ends.size == 0:
+        return []
+    index = ((ends - ends.min()) / 1e9 // window_s).astype(np.int64)
+    full = int((ends.max() - ends.min()) / 1e9 // window_s)
+    out = []
+    for i in range(full):
+        chosen = vals[index == i]
+        if chosen.size:
+            out.append(((i + 1) * window_s, float(np.median(chosen))))
+    return out
+
+
+def downsample(samples: Samples, max_n: int) -> np.ndarray:
+    """At most ``max_n`` evenly spaced order statistics of ``samples`` (sorted): every
+    percentile survives to within ``1 / max_n``; fewer samples come back unchanged (sorted).
+
+    >>> downsample([5, 1, 4, 2, 3], 10).tolist()
+    [1, 2, 3, 4, 5]
+    >>> downsample(list(range(1000)), 4).tolist()
+    [125, 375, 625, 875]
+    """
+    arr = np.sort(np.asarray(samples))
+    if arr.size <= max_n:
+        return arr
+    ranks = ((np.arange(max_n) + 0.5) * arr.size / max_n).astype(np.int64)
+    return arr[ranks]
+
+
+def _resample_blocks(
+    rng: np.random.Generator, n: int, rounds: int, budget: int = 4_000_000
+) -> Iterator[np.ndarray]:
+    """Index arrays ``(k, n)`` drawn with replacement, ``rounds`` rows in all, in blocks of at
+    most ``budget`` draws so memory stays bounded whatever ``n``."""
+    per_block = max(1, budget // max(1, n))
+    for start in range(0, rounds, per_block):
+        yield rng.integers(0, n, size=(min(per_block, rounds - start), n))
+
+
+def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1.0 - confidence) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def relative_difference_ci(
-    a_ns: Sequence[int] | np.ndarray,
-    b_ns: Sequence[int] | np.ndarray,
+    a_ns: Samples,
+    b_ns: Samples,
     *,
     confidence: float = 0.95,
     rounds: int = 2000,
@@ -77,12 +186,88 @@ def relative_difference_ci(
         raise ValueError(f"need paired samples of equal length, got {x.shape} and {y.shape}")
     point = float(np.median(x) / np.median(y) - 1.0)
     rng = np.random.default_rng(seed)
-    step = max(1, rounds * x.size // 4_000_000 + 1)  # bound memory: at most ~4 M draws a block
-    estimates = []
-    for block in np.array_split(np.arange(rounds), step):
-        idx = rng.integers(0, x.size, size=(block.size, x.size))
-        estimates.append(np.median(x[idx], axis=1) / np.median(y[idx], axis=1) - 1.0)
-    values = np.concatenate(estimates)
-    tail = (1.0 - confidence) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return point, float(low), float(high)
+    values = np.concatenate(
+        [
+            np.median(x[idx], axis=1) / np.median(y[idx], axis=1) - 1.0
+            for idx in _resample_blocks(rng, x.size, rounds)
+        ]
+    )
+    return (point, *_interval(values, confidence))
+
+
+def statistic(name: str) -> Statistic:
+    """A :data:`Statistic` by name: ``mean``, ``median`` or a percentile ``p90``, ``p99``,
+    ``p99_9``... (what ``bench compare`` computes per figure).
+
+    >>> statistic("p90")(np.arange(11.0)[None, :]).tolist(), statistic("mean")(np.ones((2, 3)))
+    ([9.0], array([1., 1.]))
+    """
+    if name == "mean":
+        return lambda x: np.asarray(np.mean(x, axis=-1))
+    if name == "median":
+        return lambda x: np.asarray(np.median(x, axis=-1))
+    match = re.fullmatch(r"p(\d+)(?:_(\d+))?", name)
+    if not match:
+        raise ValueError(f"unknown statistic {name!r}: use mean, median or pNN (p99, p99_9)")
+    q = float(f"{match[1]}.{match[2] or 0}")
+    return lambda x: np.asarray(np.percentile(x, q, axis=-1))
+
+
+def bootstrap_change(
+    base: Samples,
+    new: Samples,
+    reduce: Statistic | str = "mean",
+    *,
+    confidence: float = 0.95,
+    rounds: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``reduce(new) / reduce(base) - 1`` and its percentile-bootstrap interval, for two
+    independent runs (each resampled on its own, unlike :func:`relative_difference_ci`).
+
+    >>> base = [100.0, 101.0, 99.0, 100.5, 99.5] * 10
+    >>> point, low, high = bootstrap_change(base, [x * 0.9 for x in base])
+    >>> round(point, 3), low < -0.1 < high < 0
+    (-0.1, True)
+    """
+    x = np.asarray(base, dtype=np.float64)
+    y = np.asarray(new, dtype=np.float64)
+    if x.size == 0 or y.size == 0:
+        raise ValueError(f"need samples on both sides, got {x.size} and {y.size}")
+    fn = statistic(reduce) if isinstance(reduce, str) else reduce
+    point = float(fn(y[None, :])[0] / fn(x[None, :])[0] - 1.0)
+    rng = np.random.default_rng(seed)
+    stat_x = np.concatenate([fn(x[i]) for i in _resample_blocks(rng, x.size, rounds)])
+    stat_y = np.concatenate([fn(y[i]) for i in _resample_blocks(rng, y.size, rounds)])
+    return (point, *_interval(stat_y / stat_x - 1.0, confidence))
+
+
+def mann_whitney(a: Samples, b: Samples) -> tuple[float, float]:
+    """Mann-Whitney U of ``a`` (the count of pairs where ``a`` is larger, ties counting half)
+    and its two-sided p-value from the normal approximation with tie and continuity
+    corrections (as ``scipy.stats.mannwhitneyu(method="asymptotic")``; exact enough from
+    about 8 samples a side, and a comparison has hundreds).
+
+    >>> u, p = mann_whitney([1, 2, 3], [4, 5, 6])
+    >>> u, round(p, 4)
+    (0.0, 0.0809)
+    """
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    n1, n2 = x.size, y.size
+    if n1 == 0 or n2 == 0:
+        raise ValueError(f"need samples on both sides, got {n1} and {n2}")
+    both = np.concatenate([x, y])
+    _, inverse, counts = np.unique(both, return_inverse=True, return_counts=True)
+    first_rank = np.cumsum(counts) - counts + 1  # 1-based rank of each distinct value's first
+    average_rank = first_rank + (counts - 1) / 2.0
+    ranks = average_rank[inverse]
+    u = float(ranks[:n1].sum() - n1 * (n1 + 1) / 2.0)
+    n = n1 + n2
+    tie_term = float((counts**3 - counts).sum()) / (n * (n - 1)) if n > 1 else 0.0
+    variance = n1 * n2 / 12.0 * ((n + 1) - tie_term)
+    if variance <= 0:  # every value equal: no evidence either way
+        return u, 1.0
+    mean = n1 * n2 / 2.0
+    z = (abs(u - mean) - 0.5) / math.sqrt(variance)
+    return u, float(min(1.0, math.erfc(max(z, 0.0) / math.sqrt(2.0))))

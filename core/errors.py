@@ -78,3 +78,33 @@ class ModelNotFoundError(ModelError, FileNotFoundError):
 class BackendUnavailableError(EdgeloopError, RuntimeError):
     """The inference backend asked for cannot run here; the one-line message names what is
     missing (a module, a GPU, an execution provider) and how to get it."""
+
+
+class SourceError(EdgeloopError, IOError):
+    """A frame source cannot deliver: missing or unreadable file, undecodable stream, device
+    gone, connection refused. The message starts with the source's name and says the cause."""
+
+
+class SourceStalledError(SourceError, TimeoutError):
+    """A source delivered no frame within its ``timeout_s`` (a camera or network stream that
+    stopped sending): raised instead of blocking, so the pipeline never hangs on a source."""
+
+
+class SourceFrameError(SourceError, FrameError):
+    """One frame from a source is unusable (the wrong size for the stream, a corrupt image or
+    packet); the source itself goes on, and the next read moves past it."""
+
+
+class SinkError(EdgeloopError, IOError):
+    """A sink could not take a result (disk full, permission denied, broker gone); the message
+    names the path or endpoint and, for OS errors, the errno. The pipeline counts it, goes on."""
+
+
+class MetricsError(EdgeloopError, ValueError):
+    """A metric used against the registry's rules: a bad name, labels that do not match the
+    family, a counter going down, or labels of unbounded cardinality (a frame id)."""
+
+
+class PipelineError(EdgeloopError, RuntimeError):
+    """The pipeline could not start or run: a stage failed to start, a worker did not stop
+    within its timeout. Per-frame problems are counted, never raised."""

@@ -77,3 +77,29 @@ def identity_model(
 def random_images(shape: Sequence[int], seed: int = 0, dtype: type = np.float32) -> np.ndarray:
     """Inputs in 0..1, as preprocessed images are."""
     return np.random.default_rng(seed).random(tuple(shape)).astype(dtype)
+
+
+def nan_detector(path: Path, anchors: int = 16, classes: int = 5) -> Path:
+    """A "detector" with a YOLO-style output ``(N, anchors, 4 + classes)`` that is all NaN:
+    the input's mean times a NaN constant (so the output depends on the input and the batch)."""
+    nan = np.full((1, anchors, 4 + classes), np.nan, np.float32)
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["mean"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Reshape", ["mean", "shape"], ["mean3"]),
+        helper.make_node("Mul", ["mean3", "nan"], ["detections"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "nan_detector",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 64, 64])],
+        [
+            helper.make_tensor_value_info(
+                "detections", TensorProto.FLOAT, ["batch", anchors, 4 + classes]
+            )
+        ],
+        [
+            numpy_helper.from_array(nan, "nan"),
+            numpy_helper.from_array(np.array([-1, 1, 1], np.int64), "shape"),
+        ],
+    )
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)

@@ -129,6 +129,73 @@ def test_steady_state_calls_allocate_nothing(tmp_path: Path) -> None:
     assert peak - before < 2048, peak - before
 
 
+# -- input slots ------------------------------------------------------------------------------
+
+
+def test_input_slots_have_their_own_buffers_and_outputs(tmp_path: Path) -> None:
+    path = conv_model(tmp_path / "conv.onnx")
+    backend = cpu_backend(path, batch_size=3, input_slots=2)
+    assert backend.input_slots == 2 and backend.describe().input_slots == 2
+    a, b = backend.input_buffer(3, slot=0), backend.input_buffer(3, slot=1)
+    assert a.ctypes.data != b.ctypes.data  # distinct memory: fill one while the other runs
+    a[:] = random_images((3, 3, 32, 32), seed=1)
+    b[:] = random_images((3, 3, 32, 32), seed=2)
+    bare = bare_session(path)
+    out0 = backend.infer(3, slot=0)
+    out1 = backend.infer(3, slot=1)
+    assert out0[1] is not out1[1] and out0[1].base is not out1[1].base
+    # Running slot 1 left slot 0's outputs alone: both read back exactly as bare runs.
+    np.testing.assert_array_equal(out0[1], bare.run(["pooled"], {"images": a})[0])
+    np.testing.assert_array_equal(out1[1], bare.run(["pooled"], {"images": b})[0])
+    assert backend.infer(2, slot=1)[1] is backend.infer(2, slot=1)[1]  # views made at load
+
+
+def test_input_slots_of_a_fixed_batch_model(tmp_path: Path) -> None:
+    path = conv_model(tmp_path / "fixed2.onnx", (2, 3, 32, 32))
+    backend = cpu_backend(path, batch_size=3, input_slots=3)
+    images = random_images((3, 3, 3, 32, 32), seed=4)
+    for slot in range(3):
+        backend.input_buffer(3, slot=slot)[:] = images[slot]
+    bare = bare_session(path)
+    for slot in (2, 0, 1):  # any order: each slot runs its own bindings
+        (_, pooled) = backend.infer(3, slot=slot)
+        padded = np.concatenate([images[slot], np.zeros((1, 3, 32, 32), np.float32)])
+        expected = np.concatenate(
+            [bare.run(["pooled"], {"images": padded[i : i + 2]})[0] for i in (0, 2)]
+        )
+        np.testing.assert_array_equal(pooled, expected[:3])
+
+
+def test_slots_outside_the_range_are_refused(tmp_path: Path) -> None:
+    backend = cpu_backend(conv_model(tmp_path / "conv.onnx"), input_slots=2)
+    with pytest.raises(FrameError, match=r"input slot 2 does not exist.*input_slots"):
+        backend.infer(1, slot=2)
+    with pytest.raises(FrameError, match="input slot -1"):
+        backend.input_buffer(1, slot=-1)
+    with pytest.raises(ConfigError, match="input_slots must be an int >= 1"):
+        cpu_backend(conv_model(tmp_path / "conv.onnx"), input_slots=0)
+
+
+def test_slotted_steady_state_allocates_nothing(tmp_path: Path) -> None:
+    path = conv_model(tmp_path / "conv.onnx", ("batch", 3, 64, 64))
+    backend = cpu_backend(path, batch_size=2, input_slots=2)
+
+    def calls() -> None:
+        for i in range(200):
+            backend.input_buffer(2, slot=i % 2)
+            backend.infer(2, slot=i % 2)
+
+    tracemalloc.start()
+    try:
+        calls()
+        before, _ = tracemalloc.get_traced_memory()
+        calls()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 256, after - before
+
+
 # -- batch planning ---------------------------------------------------------------------------
 
 

@@ -47,3 +47,70 @@ def test_help_runs_as_a_module() -> None:
         check=False,
     )
     assert result.returncode == 0 and "--json" in result.stdout
+
+
+@pytest.mark.parametrize("command", [[], ["micro"], ["pipeline"], ["scenario"], ["compare"]])
+def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "--json" in out and "--quiet" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--nope"],
+        ["micro", "--threads"],
+        ["pipeline", "--streams", "two"],
+        ["pipeline", "--streams", "0"],
+        ["pipeline", "--duration", "0"],
+        ["--duration", "-5"],
+        ["scenario", "server", "--target-qps", "-1"],
+        ["pipeline", "--backend", "cuda"],
+        ["scenario", "offlne"],
+        ["scenario"],
+        ["compare", "only-one.json"],
+    ],
+)
+def test_bad_command_lines_fail_with_one_line_and_status_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error:" in err[0] and "--help" in err[0], err
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "words"),
+    [
+        (["pipeline", "--source", "/nonexistent.mp4", "--quiet"], 1, "no such file"),
+        (["scenario", "singlestream", "--model", "/nonexistent.onnx", "--quiet"], 1, "nonexistent"),
+        (["compare", "a.json", "b.json"], 2, "does not exist"),
+    ],
+)
+def test_runs_that_cannot_start_fail_in_one_line(
+    argv: list[str], status: int, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == status
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+
+
+def test_a_backend_that_cannot_run_fails_before_measuring(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from core.device import probe
+
+    if probe().has_gpu:
+        pytest.skip("this machine has a GPU")
+    for argv in (
+        ["--backend", "tensorrt", "--quiet"],
+        ["scenario", "offline", "--backend", "tensorrt"],
+    ):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "tensorrt" in err[0].lower(), err

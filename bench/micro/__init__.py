@@ -23,6 +23,15 @@ SUITES: dict[str, str] = {
 }
 
 
+SUMMARY_CASES = frozenset({"1080p", "letterbox640", "encode1080q85", "detector-s"})
+"""The standard suite's micro summary: one case per suite, the one its headline is about
+(``python -m bench micro`` runs them all)."""
+SUMMARY_BUDGET = Budget(warmup_s=0.01, warmup_count=2, min_s=0.05, min_count=5, max_count=1000)
+"""The summary's budget: a glance in about 7 s on two cores, not a measurement to quote
+(``python -m bench micro`` is)."""
+SUMMARY_THREADS = (1,)
+
+
 def _no_progress(message: str) -> None:
     del message
 
@@ -39,6 +48,13 @@ class MicroOptions:
     """``auto``, ``onnxruntime`` or ``tensorrt``."""
     threads: tuple[int, ...] = ()
     """Intra-op thread counts to measure (empty: the suite's default)."""
+    cases: frozenset[str] = frozenset()
+    """Only these cases of each suite (empty: every case); the standard suite's short summary
+    takes :data:`SUMMARY_CASES`."""
+
+    def wants(self, case: str) -> bool:
+        """Whether case ``case`` is to be measured."""
+        return not self.cases or case in self.cases
 
 
 def run_suite(name: str, options: MicroOptions) -> dict[str, Any]:

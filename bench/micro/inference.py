@@ -362,6 +362,8 @@ def run(options: MicroOptions) -> dict[str, Any]:
         "batches": list(BATCHES),
     }
     for model in MODELS:
+        if not options.wants(model):
+            continue
         try:
             path = reference_model_path(model)
         except EdgeloopError as exc:

@@ -412,7 +412,9 @@ def run(options: MicroOptions) -> dict[str, Any]:
     image = scene_image(HEIGHT, WIDTH)
     with tempfile.TemporaryDirectory(prefix="edgeloop-jpeg-") as tmp:
         folder = Path(tmp)
+        cases = {"encode1080q85": _encode_case, "decode1080": _decode_case}
         return {
-            "encode1080q85": _encode_case(image, folder, options),
-            "decode1080": _decode_case(image, folder, options),
+            name: case(image, folder, options)
+            for name, case in cases.items()
+            if options.wants(name)
         }

@@ -257,6 +257,8 @@ def run(options: MicroOptions) -> dict[str, Any]:
             vector_isa = kernels.load_implementation("cython").vector_isa
             result["vector_isa"] = cast(Callable[[], str], vector_isa)()
         for name, (spec, comparators) in cases.items():
+            if not options.wants(name):
+                continue
             extra = comparators() if cv2 is not None else []
             result[name] = _case(name, spec, extra, frame, options)
         return result

@@ -377,6 +377,8 @@ def run(options: MicroOptions) -> dict[str, Any]:
     options.progress("ring: the machine's wake-up floor")
     floor = _wake_floor(options)
     for case, shape in CASES.items():
+        if not options.wants(case):
+            continue
         frame = scene_image(shape[0], shape[1], seed=1)
         rows = []
         for kind in CONTENDERS:

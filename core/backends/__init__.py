@@ -15,7 +15,8 @@
 
 ``open_backend`` takes a model path (or a reference model's name, see :mod:`core.models`) and
 a backend name -- ``auto`` asks :mod:`core.device` -- and returns a loaded, warmed-up
-:class:`Backend`: ``input_buffer(n)``, ``infer(n)``, ``describe()``, ``timings``. See
+:class:`Backend`: ``input_buffer(n, slot=0)``, ``infer(n, slot=0)``, ``describe()``,
+``timings``. See
 :mod:`core.backends.base` for the contract, :mod:`core.backends.onnxruntime` and
 :mod:`core.backends.tensorrt` for each runtime.
 """
@@ -69,16 +70,22 @@ def open_backend(
     batch_size: int = 1,
     input_size: tuple[int, int] | int | None = None,
     warmup_runs: int = 3,
+    input_slots: int = 1,
+    spinning: bool = True,
     device: DeviceProbe | None = None,
     **options: Any,
 ) -> Backend:
     """Load ``model`` on ``backend`` (``auto``, ``onnxruntime`` or ``tensorrt``), warmed up.
 
     ``threads`` sets ONNX Runtime's intra-op threads (TensorRT ignores it); ``input_size``
-    (height, width) is for models whose input size is dynamic (default 640); ``options`` go
-    to the backend's constructor (``providers``, ``dla_core``, ``calibration_frames``...).
-    Raises :class:`~core.errors.BackendUnavailableError` (one line: what is missing) when the
-    backend cannot run here, :class:`~core.errors.ModelError` for a model it cannot use.
+    (height, width) is for models whose input size is dynamic (default 640); ``input_slots``
+    sets of input and output buffers let a pipeline fill one while another runs
+    (``input_buffer(n, slot)``, ``infer(n, slot)``); ``spinning=False`` keeps ONNX Runtime's
+    idle intra-op threads from spinning (TensorRT ignores it, as it does ``threads``);
+    ``options`` go to the backend's constructor (``providers``, ``dla_core``,
+    ``calibration_frames``...). Raises :class:`~core.errors.BackendUnavailableError` (one
+    line: what is missing) when the backend cannot run here, :class:`~core.errors.ModelError`
+    for a model it cannot use.
     """
     choice = choose_backend(backend, device if device is not None else probe())
     path = resolve_model(model)
@@ -87,6 +94,7 @@ def open_backend(
         "precision": precision,
         "input_size": input_size,
         "warmup_runs": warmup_runs,
+        "input_slots": input_slots,
     }
     if choice.backend == "tensorrt":
         from core.backends.tensorrt import TensorRTBackend  # noqa: PLC0415 - optional stack
@@ -95,4 +103,4 @@ def open_backend(
     from core.backends.onnxruntime import OnnxRuntimeBackend  # noqa: PLC0415
 
     options.setdefault("providers", choice.providers)
-    return OnnxRuntimeBackend(path, threads=threads, **common, **options)
+    return OnnxRuntimeBackend(path, threads=threads, spinning=spinning, **common, **options)

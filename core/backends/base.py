@@ -7,6 +7,12 @@ views of the output arrays -- valid until the next call. Nothing is copied betwe
 preprocessing and inference and, once loaded, a call allocates nothing: every view an ``infer``
 or ``input_buffer`` call returns was made at load time.
 
+**Input slots.** Opened with ``input_slots=k``, a backend holds ``k`` such sets of input and
+output buffers: ``input_buffer(n, slot=s)`` and ``infer(n, slot=s)``. A pipeline preprocesses
+batch ``i + 1`` into one slot while batch ``i`` runs from the other (the preprocess kernels and
+the runtimes release the GIL, so the two overlap on two cores), and reads a slot's outputs
+until it runs that slot again. ``infer`` calls themselves must not overlap (one caller thread).
+
 Models come with a fixed batch or a dynamic one. :class:`BatchPlan` says how a batch of ``n``
 images maps onto runs of the model: one run of ``n`` for a dynamic batch; for a fixed batch
 ``b``, ``ceil(n / b)`` runs over consecutive slices of the buffer, the last one padded with
@@ -18,7 +24,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -94,6 +100,8 @@ class BackendInfo:
     threads: int | None
     extra: dict[str, Any] = field(default_factory=dict)
     """Backend-specific facts: engine cache file, DLA core, unified memory..."""
+    input_slots: int = 1
+    """Sets of input and output buffers (``input_buffer(n, slot)``, ``infer(n, slot)``)."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tensor specs as ``{"name", "shape", "dtype"}``)."""
@@ -165,6 +173,7 @@ class Backend(abc.ABC):
         outputs: tuple[TensorSpec, ...],
         batch_size: int,
         input_size: tuple[int, int] | int | None,
+        input_slots: int = 1,
     ) -> None:
         from core.backends.model_file import (  # noqa: PLC0415 - model_file imports this module
             fixed_batch,
@@ -177,10 +186,14 @@ class Backend(abc.ABC):
         self.input_spec = image_input(inputs, model_path)
         self.input_size = resolve_input_size(self.input_spec, input_size)
         self.plan = BatchPlan(fixed_batch(self.input_spec), batch_size)
+        if isinstance(input_slots, bool) or not isinstance(input_slots, int) or input_slots < 1:
+            raise ConfigError(f"input_slots must be an int >= 1, got {input_slots!r}")
+        self.input_slots = input_slots
+        """How many sets of input and output buffers this backend holds (see the module)."""
         self._sha256: str | None = None
-        self._input = np.empty(0)
-        self._input_views: list[np.ndarray] = []
-        self._results: list[Outputs] = []
+        self._input = np.empty(0)  # slot 0's whole input array (describe(), dtype)
+        self._input_views: list[list[np.ndarray]] = []  # [slot][n - 1]
+        self._results: list[list[Outputs]] = []  # [slot][n - 1]
         self._timings: LoadTimings | None = None
 
     # -- what the pipeline calls ------------------------------------------------------------
@@ -202,22 +215,25 @@ class Backend(abc.ABC):
             raise RuntimeError(f"{type(self).__name__} has not finished loading")
         return self._timings
 
-    def input_buffer(self, n: int | None = None) -> np.ndarray:
-        """The first ``n`` images (default: all) of the preallocated input, ``(n, 3, H, W)``.
+    def input_buffer(self, n: int | None = None, slot: int = 0) -> np.ndarray:
+        """The first ``n`` images (default: all) of input slot ``slot``, ``(n, 3, H, W)``.
 
-        Write image ``i`` with ``preprocess_into(frame, buffer[i], spec)``; then ``infer(n)``.
+        Write image ``i`` with ``preprocess_into(frame, buffer[i], spec)``; then
+        ``infer(n, slot)``.
         """
-        return self._input_views[self._count(n) - 1]
+        return self._input_views[self._slot(slot)][self._count(n) - 1]
 
-    def infer(self, n: int | None = None) -> Outputs:
-        """Run the model on the first ``n`` images of the input buffer (default: all).
+    def infer(self, n: int | None = None, slot: int = 0) -> Outputs:
+        """Run the model on the first ``n`` images of input slot ``slot`` (default: all).
 
         Returns one array per model output (in ``describe().outputs`` order), each a view of
-        its first ``n`` rows of a preallocated array: overwritten by the next call.
+        its first ``n`` rows of the slot's preallocated array: overwritten by the next call on
+        the same slot.
         """
         count = self._count(n)
-        self._run(count)
-        return self._results[count - 1]
+        index = self._slot(slot)
+        self._run(count, index)
+        return self._results[index][count - 1]
 
     def preprocess_spec(self, base: PreprocessSpec) -> PreprocessSpec:
         """``base`` (the model's recipe: ``PreprocessSpec.imagenet()``, ``.yolo()``...) with
@@ -227,10 +243,13 @@ class Backend(abc.ABC):
     def warmup(self, runs: int = 3) -> float:
         """Run ``runs`` full batches (and a batch of one, when the capacity is larger): seconds."""
         start = time.perf_counter()
-        for _ in range(runs):
-            self.infer(self.capacity)
+        for run in range(runs):
+            slot = run % self.input_slots
+            self.infer(self.capacity, slot)
             if self.capacity > 1:
-                self.infer(1)
+                self.infer(1, slot)
+        for slot in range(runs, self.input_slots):  # every slot's buffers run at least once
+            self.infer(self.capacity, slot)
         return time.perf_counter() - start
 
     @abc.abstractmethod
@@ -265,15 +284,30 @@ class Backend(abc.ABC):
             )
         return count
 
-    @abc.abstractmethod
-    def _run(self, n: int) -> None:
-        """Run the model over ``plan.chunks(n)``, writing into the output arrays."""
+    def _slot(self, slot: int) -> int:
+        if not 0 <= slot < self.input_slots:
+            raise FrameError(
+                f"input slot {slot} does not exist: this backend has {self.input_slots} "
+                f"(0..{self.input_slots - 1}; open_backend(..., input_slots=k) for more)"
+            )
+        return slot
 
-    def _adopt_buffers(self, input_array: np.ndarray, outputs: list[np.ndarray]) -> None:
-        """Take the allocated buffers and make every view ``infer``/``input_buffer`` returns."""
-        self._input = input_array
-        self._input_views = [input_array[:n] for n in range(1, self.capacity + 1)]
-        self._results = [tuple(o[:n] for o in outputs) for n in range(1, self.capacity + 1)]
+    @abc.abstractmethod
+    def _run(self, n: int, slot: int) -> None:
+        """Run the model over ``plan.chunks(n)`` of input slot ``slot``, writing into that
+        slot's output arrays."""
+
+    def _adopt_buffers(
+        self, inputs: Sequence[np.ndarray], outputs: Sequence[Sequence[np.ndarray]]
+    ) -> None:
+        """Take the allocated buffers -- one input array and one list of output arrays per
+        input slot -- and make every view ``infer``/``input_buffer`` returns."""
+        if len(inputs) != self.input_slots or len(outputs) != self.input_slots:
+            raise RuntimeError(f"{type(self).__name__} allocated buffers for the wrong slots")
+        self._input = inputs[0]
+        sizes = range(1, self.capacity + 1)
+        self._input_views = [[array[:n] for n in sizes] for array in inputs]
+        self._results = [[tuple(o[:n] for o in outs) for n in sizes] for outs in outputs]
 
     def _info(
         self,
@@ -295,10 +329,11 @@ class Backend(abc.ABC):
             inputs=self.inputs,
             outputs=self.outputs,
             input_shape=tuple(self._input.shape),
-            output_shapes=tuple(tuple(o.shape) for o in self._results[-1]),
+            output_shapes=tuple(tuple(o.shape) for o in self._results[0][-1]),
             model_batch=self.plan.model_batch,
             threads=threads,
             extra=extra,
+            input_slots=self.input_slots,
         )
 
     def _finish_loading(

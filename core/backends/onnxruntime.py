@@ -2,9 +2,10 @@
 nothing and the input the preprocess kernels wrote is the input the session reads.
 
 Every run size the backend can see (each ``n`` for a dynamic batch, each chunk of a fixed one)
-gets its own ``IOBinding`` at load time, bound to ``OrtValue``\\ s that wrap slices of the
-NumPy buffers (``OrtValue.ortvalue_from_numpy`` shares their memory). ``infer(n)`` is then one
-``run_with_iobinding`` per chunk and returns views made at load time. With CUDA or TensorRT
+of every input slot gets its own ``IOBinding`` at load time, bound to ``OrtValue``\\ s that
+wrap slices of that slot's NumPy buffers (``OrtValue.ortvalue_from_numpy`` shares their
+memory). ``infer(n, slot)`` is then one ``run_with_iobinding`` per chunk and returns views made
+at load time. With CUDA or TensorRT
 execution providers the buffers stay in host memory and ONNX Runtime copies them to and from
 the device inside the run.
 
@@ -56,8 +57,14 @@ def import_onnxruntime() -> Any:
     return onnxruntime
 
 
-def session_options(threads: int | None = None, inter_op_threads: int | None = None) -> Any:
-    """The ``SessionOptions`` this backend uses (bench gives the same to a bare session)."""
+def session_options(
+    threads: int | None = None, inter_op_threads: int | None = None, *, spinning: bool = True
+) -> Any:
+    """The ``SessionOptions`` this backend uses (bench gives the same to a bare session).
+
+    ``spinning=False`` stops the intra-op threads from spinning while they wait for work
+    (``session.intra_op.allow_spinning``): a spinning thread holds a core the pipeline's other
+    stages need; a lone inference benchmark is a little faster with it."""
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     for name, value in (("threads", threads), ("inter_op_threads", inter_op_threads)):
@@ -68,6 +75,8 @@ def session_options(threads: int | None = None, inter_op_threads: int | None = N
     if inter_op_threads is not None:
         options.inter_op_num_threads = inter_op_threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
@@ -138,6 +147,8 @@ class OnnxRuntimeBackend(Backend):
         input_size: tuple[int, int] | int | None = None,
         warmup_runs: int = 3,
         device_id: int = 0,
+        input_slots: int = 1,
+        spinning: bool = True,
     ) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -150,7 +161,8 @@ class OnnxRuntimeBackend(Backend):
             providers, ort.get_available_providers(), precision, device_id
         )
         start = time.perf_counter()
-        options = session_options(threads, inter_op_threads)
+        options = session_options(threads, inter_op_threads, spinning=spinning)
+        self.spinning = spinning
         try:
             self.session = ort.InferenceSession(
                 str(path), sess_options=options, providers=self.provider_chain
@@ -166,14 +178,15 @@ class OnnxRuntimeBackend(Backend):
             outputs=tensor_specs(self.session.get_outputs()),
             batch_size=batch_size,
             input_size=input_size,
+            input_slots=input_slots,
         )
         self._keep: list[Any] = []  # OrtValues bound in the bindings: alive as long as we are
-        self._runs: list[tuple[Any, ...]] = []
+        self._runs: list[list[tuple[Any, ...]]] = []  # [slot][n - 1]: bindings to run
         first_inference: Callable[[], object] = self._first_inference
         shapes = self._declared_output_rows()
         if shapes is not None:  # buffers and bindings now: the first inference is just that
             self._allocate(shapes)
-            first_inference = partial(self.infer, 1)
+            first_inference = partial(self.infer, 1, 0)
         load_s = time.perf_counter() - start
         self._finish_loading(load_s, first_inference, warmup_runs)
 
@@ -195,13 +208,18 @@ class OnnxRuntimeBackend(Backend):
         return rows
 
     def _allocate(self, rows: list[tuple[tuple[int, ...], np.dtype[Any]]]) -> None:
-        """The input and output buffers, then one binding per run size."""
+        """The input and output buffers of every slot, then one binding per slot and run size."""
         height, width = self.input_size
         total = self.plan.rows
-        input_array = np.zeros((total, 3, height, width), np.dtype(self.input_spec.dtype))
-        outputs = [np.zeros((total, *shape), dtype) for shape, dtype in rows]
-        self._adopt_buffers(input_array, outputs)
-        self._bind_runs(input_array, outputs)
+        dtype = np.dtype(self.input_spec.dtype)
+        inputs = [np.zeros((total, 3, height, width), dtype) for _ in range(self.input_slots)]
+        outputs = [
+            [np.zeros((total, *shape), dt) for shape, dt in rows] for _ in range(self.input_slots)
+        ]
+        self._adopt_buffers(inputs, outputs)
+        self._runs = [
+            self._bind_runs(array, outs) for array, outs in zip(inputs, outputs, strict=True)
+        ]
 
     def _first_inference(self) -> None:
         """For outputs whose sizes the model leaves open: run one image (one model batch, if
@@ -245,25 +263,27 @@ class OnnxRuntimeBackend(Backend):
                 binding.bind_ortvalue_output(name, value)
         return binding
 
-    def _bind_runs(self, input_array: np.ndarray, outputs: list[np.ndarray]) -> None:
+    def _bind_runs(
+        self, input_array: np.ndarray, outputs: list[np.ndarray]
+    ) -> list[tuple[Any, ...]]:
+        """One slot's bindings: for each ``n``, the bindings ``infer(n)`` runs in order."""
         arrays = [input_array, *outputs]
         if self.plan.model_batch is None:
-            self._runs = [(self._bind(arrays, 0, n),) for n in range(1, self.capacity + 1)]
-            return
+            return [(self._bind(arrays, 0, n),) for n in range(1, self.capacity + 1)]
         chunk_bindings = {
             start: self._bind(arrays, start, size)
             for start, size in self.plan.chunks(self.capacity)
         }
-        self._runs = [
+        return [
             tuple(chunk_bindings[start] for start, _ in self.plan.chunks(n))
             for n in range(1, self.capacity + 1)
         ]
 
     # -- the contract -------------------------------------------------------------------------
 
-    def _run(self, n: int) -> None:
+    def _run(self, n: int, slot: int) -> None:
         run = self.session.run_with_iobinding
-        for binding in self._runs[n - 1]:
+        for binding in self._runs[slot][n - 1]:
             run(binding)
 
     def describe(self) -> BackendInfo:
@@ -274,7 +294,7 @@ class OnnxRuntimeBackend(Backend):
             provider=providers[0],
             precision="fp16" if float16 else self.precision,
             threads=self.threads,
-            extra={"providers": providers, "io_binding": True},
+            extra={"providers": providers, "io_binding": True, "spinning": self.spinning},
         )
 
     def close(self) -> None:

@@ -17,6 +17,10 @@ Written against the TensorRT >= 8.6 tensor API (``num_io_tensors``, ``set_input_
   padded (:class:`~core.backends.base.BatchPlan`).
 * **Jetson**: on an integrated GPU the buffers are host memory mapped into the GPU
   (``DEVICEMAP``): the preprocess kernels write where the engine reads, no copy at all.
+* **Input slots** (``input_slots=k``): every slot has its own pinned (or mapped) host input
+  and outputs; ``infer(n, slot)`` copies from that slot's input and into that slot's outputs.
+  The device buffers are shared (calls are serialised on the one stream); mapped buffers are
+  per slot, since there the host buffer *is* the device buffer.
   ``dla_core`` runs the engine on a DLA (fp16 or int8), with GPU fallback for layers it lacks.
 """
 
@@ -71,6 +75,11 @@ def import_tensorrt() -> tuple[Any, Any]:
     if missing:
         raise BackendUnavailableError("tensorrt backend cannot run here: " + "; ".join(missing))
     return modules[0], modules[1]
+
+
+def _device_pointer(host: Any) -> int:
+    """The GPU address of a mapped (``DEVICEMAP``) pinned host array."""
+    return int(host.base.get_device_pointer())
 
 
 def _load_frame(path: Path) -> np.ndarray:
@@ -142,6 +151,7 @@ class TensorRTBackend(Backend):
         cache_folder: Path | None = None,
         workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
         unified_memory: bool | None = None,
+        input_slots: int = 1,
     ) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -160,7 +170,12 @@ class TensorRTBackend(Backend):
         self.device_id = device_id
         inputs, outputs = onnx_io_specs(path)
         super().__init__(
-            path, inputs=inputs, outputs=outputs, batch_size=batch_size, input_size=input_size
+            path,
+            inputs=inputs,
+            outputs=outputs,
+            batch_size=batch_size,
+            input_size=input_size,
+            input_slots=input_slots,
         )
         self.profile = profile_shapes(
             self.input_spec, batch_size=batch_size, input_size=self.input_size, opt_batch=opt_batch
@@ -169,7 +184,7 @@ class TensorRTBackend(Backend):
         can_map = bool(self._device.get_attribute(cuda.device_attribute.CAN_MAP_HOST_MEMORY))
         self.unified = (integrated and can_map) if unified_memory is None else unified_memory
         self._allocations: list[Any] = []
-        self._steps: list[list[tuple[str, Any, Any]]] = []
+        self._steps: list[list[list[tuple[str, Any, Any]]]] = []  # [slot][n - 1]
         with self._active():
             self._stream = cuda.Stream()
             build_s = self._load_engine(
@@ -182,7 +197,7 @@ class TensorRTBackend(Backend):
             self._context = self._engine.create_execution_context()
             self._allocate()
         load_s = time.perf_counter() - start
-        self._finish_loading(load_s, lambda: self.infer(1), warmup_runs, build_s)
+        self._finish_loading(load_s, lambda: self.infer(1, 0), warmup_runs, build_s)
 
     # -- engine -------------------------------------------------------------------------------
 
@@ -326,23 +341,35 @@ class TensorRTBackend(Backend):
             tensors.append((name, is_input, tuple(context.get_tensor_shape(name)), dtype))
         plan = plan_buffers(tensors, rows=self.plan.rows, unified=self.unified)
         flags = cuda.host_alloc_flags.DEVICEMAP if self.unified else 0
-        hosts: dict[str, np.ndarray] = {}
-        devices: dict[str, int] = {}
-        for buf in plan:
-            host = cuda.pagelocked_zeros(buf.shape, np.dtype(buf.dtype), mem_flags=flags)
-            if self.unified:
-                devices[buf.name] = int(host.base.get_device_pointer())
-            else:
+        shared: dict[str, int] = {}  # device buffers, shared by the slots unless mapped
+        if not self.unified:
+            for buf in plan:
                 allocation = cuda.mem_alloc(buf.nbytes)
                 self._allocations.append(allocation)
-                devices[buf.name] = int(allocation)
-            hosts[buf.name] = host
+                shared[buf.name] = int(allocation)
+        slot_hosts: list[dict[str, np.ndarray]] = []
+        slot_devices: list[dict[str, int]] = []
+        for _ in range(self.input_slots):
+            hosts: dict[str, np.ndarray] = {}
+            for buf in plan:
+                hosts[buf.name] = cuda.pagelocked_zeros(
+                    buf.shape, np.dtype(buf.dtype), mem_flags=flags
+                )
+            slot_hosts.append(hosts)
+            slot_devices.append(
+                {name: _device_pointer(host) for name, host in hosts.items()}
+                if self.unified
+                else shared
+            )
         self.buffers = plan
         order = [o.name for o in self.outputs]
-        outputs = [hosts[name] for name in order]
-        self._adopt_buffers(hosts[self.input_spec.name], outputs)
+        self._adopt_buffers(
+            [hosts[self.input_spec.name] for hosts in slot_hosts],
+            [[hosts[name] for name in order] for hosts in slot_hosts],
+        )
         self._steps = [
-            self._plan_steps(n, plan, hosts, devices) for n in range(1, self.capacity + 1)
+            [self._plan_steps(n, plan, hosts, devices) for n in range(1, self.capacity + 1)]
+            for hosts, devices in zip(slot_hosts, slot_devices, strict=True)
         ]
 
     def _plan_steps(
@@ -373,11 +400,11 @@ class TensorRTBackend(Backend):
 
     # -- the contract -------------------------------------------------------------------------
 
-    def _run(self, n: int) -> None:
+    def _run(self, n: int, slot: int) -> None:
         cuda, context, stream = self._cuda, self._context, self._stream
         self._cuda_context.push()  # not a context manager: the hot path makes no generator
         try:
-            for op, a, b in self._steps[n - 1]:
+            for op, a, b in self._steps[slot][n - 1]:
                 if op == "h2d":
                     cuda.memcpy_htod_async(a, b, stream)
                 elif op == "execute":

@@ -101,3 +101,24 @@ def test_int8_calibrates_from_sample_frames(classifier: Path, tmp_path: Path) ->
     (logits,) = backend.infer(4)
     assert np.isfinite(logits).all() and logits.shape == (4, 1000)
     assert list(tmp_path.glob("*.calibration"))
+
+
+def test_input_slots_keep_their_own_inputs_and_outputs(tmp_path: Path) -> None:
+    from core.backends.tensorrt import TensorRTBackend
+
+    path = conv_model(tmp_path / "conv.onnx")
+    images = random_images((2, 3, 3, 32, 32), seed=5)
+    ort_backend = OnnxRuntimeBackend(path, providers=CPU, batch_size=3)
+    trt_backend = TensorRTBackend(path, batch_size=3, cache_folder=tmp_path, input_slots=2)
+    assert trt_backend.describe().input_slots == 2
+    for slot in range(2):
+        trt_backend.input_buffer(3, slot=slot)[:] = images[slot]
+    results = [tuple(o.copy() for o in trt_backend.infer(3, slot=s)) for s in (1, 0)]
+    for got, slot in zip(results, (1, 0), strict=True):
+        ort_backend.input_buffer(3)[:] = images[slot]
+        for a, b in zip(got, ort_backend.infer(3), strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-3, rtol=1e-3)
+    # slot 0's outputs were not touched by running slot 1 again
+    kept = trt_backend.infer(3, slot=0)[1].copy()
+    trt_backend.infer(3, slot=1)
+    np.testing.assert_array_equal(trt_backend.infer(3, slot=0)[1], kept)

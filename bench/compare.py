@@ -1,0 +1,307 @@
+"""``python -m bench compare BASE.json NEW.json``: did NEW regress against BASE?
+
+Per figure, the change ``new / base - 1`` computed from the raw samples both reports keep
+(``*.samples``: per-window fps, end-to-end latencies downsampled to order statistics), a 95 %
+percentile-bootstrap interval for it (each run resampled on its own), and a Mann-Whitney
+two-sided p-value (does one run's distribution sit above the other's?).
+
+A figure **regressed** when both hold:
+
+* it moved the wrong way by more than ``--max-regression`` percent (default 5): fps down,
+  latency up;
+* the change is statistically significant: its 95 % interval lies entirely on the wrong side
+  of zero, and the Mann-Whitney test agrees (p < 0.05). Both, because samples within a run come
+  in bursts (one stall delays many frames): an interval from resampling them is narrower than
+  the variation between runs, most of all for a tail percentile, while the rank test asks
+  whether the whole distribution moved.
+
+The exit status is 1 only then -- a noisy run whose interval straddles zero, or a significant
+change smaller than the threshold, is reported and passes. Gated: the pipeline's fps and the
+paced run's end-to-end p50 and p99. Shown, never gated: the flat-out latencies (queueing in the
+rings, not the code's speed), the naive loop's fps (a control: the same code in both runs, so
+when it moved as much as edgeloop's the machine changed, not the code), and figures without
+samples (efficiency, speedup, scenario results: points without an interval).
+
+A report whose verdict is INVALID is compared all the same, with a warning: its intervals are
+wide when its run was noisy, which is the honest answer.
+
+Reports of different machines (:func:`bench.env.machine_fingerprint`: CPU model and cores,
+cgroup quota, GPUs, Jetson model and power mode) or different models (SHA-256) are refused
+with exit status 2 unless ``--force``; so are files that are not ``edgeloop.bench/1`` reports.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import SCHEMA
+from bench.env import machine_fingerprint
+from bench.stats import bootstrap_change, mann_whitney
+
+DEFAULT_MAX_REGRESSION = 5.0
+"""Percent."""
+CONFIDENCE = 0.95
+ALPHA = 0.05
+"""Mann-Whitney significance level."""
+REGRESSED, IMPROVED, SAME, NOT_SIGNIFICANT = "REGRESSION", "improved", "same", "not significant"
+
+
+class CompareRefused(ValueError):
+    """The two reports cannot be compared honestly (another machine, model or schema)."""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure to compare: where its value and its raw samples sit in a report."""
+
+    name: str
+    value: str
+    """Dotted path of the reported value (``pipeline.fps``)."""
+    samples: str | None
+    """Dotted path of its raw samples, or None (point only)."""
+    statistic: str
+    """How the samples give the figure: ``mean``, ``median``, ``p99``..."""
+    higher_is_better: bool
+    gated: bool = True
+    """False: shown, never a regression (controls, points without samples)."""
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("pipeline fps", "pipeline.fps", "pipeline.samples.fps_windows", "mean", True),
+    Figure(
+        "paced e2e p50 ms",
+        "pipeline.paced.e2e_latency_ms.p50",
+        "pipeline.paced.samples.e2e_latency_ms",
+        "median",
+        False,
+    ),
+    Figure(
+        "paced e2e p99 ms",
+        "pipeline.paced.e2e_latency_ms.p99",
+        "pipeline.paced.samples.e2e_latency_ms",
+        "p99",
+        False,
+    ),
+    # Flat out, latency is queueing in the rings (how full the back-pressure window happens to
+    # run), not the code's speed: shown, not gated.
+    Figure(
+        "flat-out e2e p50 ms",
+        "pipeline.e2e_latency_ms.p50",
+        "pipeline.samples.e2e_latency_ms",
+        "median",
+        False,
+        gated=False,
+    ),
+    Figure(
+        "flat-out e2e p99 ms",
+        "pipeline.e2e_latency_ms.p99",
+        "pipeline.samples.e2e_latency_ms",
+        "p99",
+        False,
+        gated=False,
+    ),
+    Figure(
+        "naive fps (control)",
+        "pipeline.naive_fps",
+        "naive.samples.fps_windows",
+        "mean",
+        True,
+        gated=False,
+    ),
+    Figure("pipeline efficiency", "pipeline.efficiency", None, "mean", True, gated=False),
+    Figure("speedup vs naive", "pipeline.speedup_vs_naive", None, "mean", True, gated=False),
+    Figure("scenario p90 ms", "scenario.p90_ms", None, "p90", False, gated=False),
+    Figure("scenario p99 ms", "scenario.p99_ms", None, "p99", False, gated=False),
+    Figure("scenario samples/s", "scenario.samples_per_second", None, "mean", True, gated=False),
+)
+
+
+def lookup(report: dict[str, Any], path: str) -> Any:
+    """The value at dotted ``path`` of ``report``, or None where any part is missing.
+
+    >>> lookup({"a": {"b": 2}}, "a.b"), lookup({"a": {}}, "a.b.c")
+    (2, None)
+    """
+    node: Any = report
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def load(path: Path) -> dict[str, Any]:
+    """A report file, checked to be an ``edgeloop.bench/1`` report."""
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CompareRefused(f"{path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise CompareRefused(f"{path} is not a readable JSON report: {exc}") from None
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+        found = report.get("schema") if isinstance(report, dict) else type(report).__name__
+        raise CompareRefused(f"{path} is not an {SCHEMA} report (schema: {found!r})")
+    return report
+
+
+def check_comparable(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Why the two reports should not be compared (empty: they may be)."""
+    problems = []
+    a, b = machine_fingerprint(base.get("env", {})), machine_fingerprint(new.get("env", {}))
+    differ = [f"{k}: {a[k]!r} vs {b[k]!r}" for k in a if a[k] != b[k]]
+    if differ:
+        problems.append("different machines (" + "; ".join(differ) + ")")
+    model_a = lookup(base, "env.model.sha256")
+    model_b = lookup(new, "env.model.sha256")
+    if model_a != model_b:
+        problems.append(f"different models (sha256 {model_a!s:.12} vs {model_b!s:.12})")
+    return problems
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _samples(report: dict[str, Any], path: str | None) -> list[float] | None:
+    values = lookup(report, path) if path else None
+    if not isinstance(values, list) or len(values) < 2:
+        return None
+    return [float(v) for v in values]
+
+
+def compare_figure(
+    figure: Figure,
+    base: dict[str, Any],
+    new: dict[str, Any],
+    max_regression: float,
+    *,
+    rounds: int = 2000,
+) -> dict[str, Any] | None:
+    """The comparison row of one figure, or None when either report lacks it."""
+    base_value, new_value = _number(lookup(base, figure.value)), _number(lookup(new, figure.value))
+    if base_value is None or new_value is None:
+        return None
+    row: dict[str, Any] = {
+        "figure": figure.name,
+        "key": figure.value,
+        "base": base_value,
+        "new": new_value,
+        "gated": figure.gated,
+    }
+    a, b = _samples(base, figure.samples), _samples(new, figure.samples)
+    if a is None or b is None:
+        row["change"] = new_value / base_value - 1.0 if base_value else None
+        row.update(ci95=None, p_value=None, verdict="point only")
+        return row
+    change, low, high = bootstrap_change(
+        a, b, figure.statistic, confidence=CONFIDENCE, rounds=rounds
+    )
+    _, p_value = mann_whitney(b, a)
+    row.update(
+        change=change,
+        ci95=[low, high],
+        p_value=p_value,
+        statistic=figure.statistic,
+        n=[len(a), len(b)],
+        verdict=_verdict(figure, change, (low, high), p_value, max_regression),
+    )
+    return row
+
+
+def _verdict(
+    figure: Figure,
+    change: float,
+    ci: tuple[float, float],
+    p_value: float,
+    max_regression: float,
+) -> str:
+    """What a figure's change means: significant only when the interval excludes zero *and*
+    the Mann-Whitney test agrees (p < :data:`ALPHA`) -- within one run, samples come in bursts
+    (a stall delays many frames), so an interval from resampled samples alone is narrower than
+    run-to-run variation, most of all for a tail percentile."""
+    sign = -1.0 if figure.higher_is_better else 1.0  # > 0: worse
+    worse = sign * change
+    worse_low, worse_high = sorted((sign * ci[0], sign * ci[1]))
+    if p_value >= ALPHA or worse_low <= 0 <= worse_high:
+        return NOT_SIGNIFICANT
+    if worse_high < 0:
+        return IMPROVED
+    if worse * 100 <= max_regression:
+        return "worse (small)"
+    return REGRESSED if figure.gated else "worse (not gated)"
+
+
+def compare(
+    base: dict[str, Any],
+    new: dict[str, Any],
+    *,
+    max_regression: float = DEFAULT_MAX_REGRESSION,
+    force: bool = False,
+    figures: Sequence[Figure] = FIGURES,
+) -> dict[str, Any]:
+    """Every figure both reports have; ``regressed`` lists the gated regressions."""
+    problems = check_comparable(base, new)
+    if problems and not force:
+        raise CompareRefused(
+            "refusing to compare " + " and ".join(problems) + "; --force compares anyway"
+        )
+    rows = [r for f in figures if (r := compare_figure(f, base, new, max_regression))]
+    regressed = [r["figure"] for r in rows if r["verdict"] == REGRESSED]
+    invalid = [
+        f"{name} report is {v.get('result')}: {v.get('reason')}"
+        for name, report in (("base", base), ("new", new))
+        if isinstance(v := report.get("verdict"), dict) and v.get("result") not in (None, "VALID")
+    ]
+    return {
+        "schema": SCHEMA,
+        "comparison": {
+            "max_regression_pct": max_regression,
+            "confidence": CONFIDENCE,
+            "forced_past": problems if force else [],
+            "invalid_runs": invalid,
+            "figures": rows,
+            "regressed": regressed,
+            "result": "REGRESSION" if regressed else "OK",
+        },
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:+.1f} %"
+
+
+def render(result: dict[str, Any]) -> str:
+    """The comparison as a terminal table and a closing line."""
+    from bench.report import table  # noqa: PLC0415 - report imports this module's siblings
+
+    comparison = result["comparison"]
+    rows = []
+    for r in comparison["figures"]:
+        ci = r.get("ci95")
+        rows.append(
+            {
+                "figure": r["figure"],
+                "base": r["base"],
+                "new": r["new"],
+                "change": _pct(r.get("change")),
+                "ci95": f"[{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "-",
+                "p_value": r.get("p_value"),
+                "verdict": r["verdict"],
+            }
+        )
+    lines = table(rows) if rows else ["no figure in common"]
+    for problem in comparison["forced_past"]:
+        lines.append(f"warning (--force): {problem}")
+    for problem in comparison["invalid_runs"]:
+        lines.append(f"warning: the {problem}")
+    threshold = comparison["max_regression_pct"]
+    if comparison["regressed"]:
+        names = ", ".join(comparison["regressed"])
+        lines.append(f"REGRESSION beyond {threshold:g} % and significant: {names}")
+    else:
+        lines.append(f"no significant regression beyond {threshold:g} %")
+    return "\n".join(lines)

@@ -1,0 +1,299 @@
+"""The loop a user writes without edgeloop: the baseline of ``speedup_vs_naive``.
+
+One thread, every frame: **read** (the same synthetic stream the pipeline reads -- a new array
+per frame, as ``cv2.VideoCapture.read()`` returns; a file or URL through ``cv2.VideoCapture``),
+**preprocess** with OpenCV (letterbox: ``cv2.resize`` + ``cv2.copyMakeBorder`` +
+``cv2.cvtColor``, then ``/ 255`` and a transpose to NCHW float32; a classifier: resize and
+ImageNet normalisation), **infer** with ``onnxruntime.InferenceSession.run`` (default session
+options: what a user gets), **post-process** in NumPy (score threshold, boxes back through the
+letterbox, greedy per-class NMS; a classifier: softmax top-5) and **encode** the whole frame
+with ``cv2.imencode(".jpg")`` at the pipeline's JPEG quality -- the upload a user sends for
+every frame because nothing told them which frames matter.
+
+It is measured like everything else (:mod:`bench.timing`'s rules): warm-up bounded by time and
+count, then frames until both the minimum duration and the minimum count are met; model load
+and first inference are timed apart from the steady state; each frame's latency (read start to
+JPEG done) is kept raw, in ns, with the time spent in each step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from bench.stats import window_rates, window_values
+from bench.timing import Budget
+from core.errors import BackendUnavailableError, ModelError
+
+STEPS = ("read", "preprocess", "infer", "postprocess", "encode")
+PAD = 114
+"""Letterbox padding grey, as YOLO users write it."""
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+DEFAULT_BUDGET = Budget(warmup_s=1.0, warmup_count=5, min_s=10.0, min_count=100, max_count=100_000)
+
+
+class StreamSpec(Protocol):
+    """What the naive loop reads of a source's configuration (``core.sources.SourceConfig``
+    has these fields; so may any object)."""
+
+    kind: str
+    uri: str | None
+    width: int
+    height: int
+    fps: float
+    seed: int
+    quiet_fraction: float | None
+    max_objects: int
+
+
+@dataclass
+class NaiveResult:
+    """Figures and raw samples of one naive run (``as_dict`` is its report block)."""
+
+    fps: float
+    frames: int
+    duration_s: float
+    latency_ns: np.ndarray
+    end_ns: np.ndarray
+    step_ns: dict[str, np.ndarray]
+    load_s: float
+    first_inference_s: float
+    warmup_frames: int
+    jpeg_bytes: int
+    model: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _cv2() -> Any:
+    try:
+        import cv2  # noqa: PLC0415 - in the bench extra, not a runtime dependency
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "the naive loop needs OpenCV: pip install opencv-python-headless "
+            "(or pip install -e '.[bench]')"
+        ) from exc
+    return cv2
+
+
+def _reader(stream: StreamSpec) -> Callable[[int], np.ndarray]:
+    """Frame ``i`` of the stream as a new array."""
+    if stream.kind == "synthetic":
+        from core.synthetic import SceneConfig, SyntheticCamera  # noqa: PLC0415
+
+        camera = SyntheticCamera(
+            SceneConfig(
+                width=stream.width,
+                height=stream.height,
+                fps=stream.fps,
+                seed=stream.seed,
+                quiet_fraction=stream.quiet_fraction,
+                max_objects=stream.max_objects,
+            )
+        )
+        return lambda i: camera.frame(i)[0]
+    cv2 = _cv2()
+    capture = cv2.VideoCapture(stream.uri)
+    if not capture.isOpened():
+        raise ModelError(f"cv2.VideoCapture cannot open {stream.uri!r}")
+
+    def read(i: int) -> np.ndarray:
+        ok, frame = capture.read()
+        if not ok:  # loop a file, as the pipeline's benchmark sources do
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = capture.read()
+        if not ok:
+            raise ModelError(f"cv2.VideoCapture gives no frame from {stream.uri!r}")
+        return np.asarray(frame)
+
+    return read
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Greedy NMS as found in countless repositories: best first, drop overlaps."""
+    order = scores.argsort()[::-1]
+    keep: list[int] = []
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        x1 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        y1 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        x2 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        y2 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        union = area[i] + area[rest] - inter
+        order = rest[inter / np.maximum(union, 1e-9) <= iou]
+    return keep
+
+
+class _Model:
+    """The model as a naive user drives it: ORT session, OpenCV preprocessing, NumPy decoding."""
+
+    def __init__(self, path: Path, score_threshold: float, iou_threshold: float) -> None:
+        import onnxruntime as ort  # noqa: PLC0415
+
+        self.cv2 = _cv2()
+        start = time.perf_counter()
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.load_s = time.perf_counter() - start
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        height, width = inp.shape[2], inp.shape[3]
+        self.size = (
+            height if isinstance(height, int) else 640,
+            width if isinstance(width, int) else 640,
+        )
+        self.detector = len(self.session.get_outputs()[0].shape) == 3
+        self.score_threshold = score_threshold
+        self.iou_threshold = iou_threshold
+        self.letterbox: tuple[float, int, int] = (1.0, 0, 0)
+
+    def preprocess(self, frame: np.ndarray) -> np.ndarray:
+        cv2 = self.cv2
+        height, width = self.size
+        if not self.detector:
+            image = cv2.cvtColor(cv2.resize(frame, (width, height)), cv2.COLOR_BGR2RGB)
+            image = (image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+            return np.ascontiguousarray(image.transpose(2, 0, 1)[None])
+        h, w = frame.shape[:2]
+        r = min(height / h, width / w)
+        nh, nw = round(h * r), round(w * r)
+        top, left = (height - nh) // 2, (width - nw) // 2
+        resized = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        padded = cv2.copyMakeBorder(
+            resized,
+            top,
+            height - nh - top,
+            left,
+            width - nw - left,
+            cv2.BORDER_CONSTANT,
+            value=(PAD, PAD, PAD),
+        )
+        self.letterbox = (r, left, top)
+        rgb = cv2.cvtColor(padded, cv2.COLOR_BGR2RGB)
+        return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+
+    def infer(self, blob: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.session.run(None, {self.input_name: blob})[0]
+        return out
+
+    def postprocess(self, raw: np.ndarray) -> list[dict[str, Any]]:
+        if not self.detector:
+            logits = raw[0] - raw[0].max()
+            prob = np.exp(logits) / np.exp(logits).sum()
+            top = prob.argsort()[::-1][:5]
+            return [{"class": int(c), "score": float(prob[c])} for c in top]
+        rows = raw[0]
+        scores = rows[:, 4:]
+        classes = scores.argmax(axis=1)
+        conf = scores.max(axis=1)
+        chosen = conf >= self.score_threshold
+        boxes, conf, classes = rows[chosen, :4].copy(), conf[chosen], classes[chosen]
+        r, left, top = self.letterbox
+        boxes[:, [0, 2]] = (boxes[:, [0, 2]] - left) / r
+        boxes[:, [1, 3]] = (boxes[:, [1, 3]] - top) / r
+        found = []
+        for c in np.unique(classes):
+            idx = np.flatnonzero(classes == c)
+            for k in _nms(boxes[idx], conf[idx], self.iou_threshold):
+                j = idx[k]
+                found.append({"class": int(c), "score": float(conf[j]), "box": boxes[j].tolist()})
+        return found
+
+
+def run_naive(
+    model: str | Path,
+    stream: StreamSpec,
+    budget: Budget = DEFAULT_BUDGET,
+    *,
+    score_threshold: float = 0.25,
+    iou_threshold: float = 0.45,
+    jpeg_quality: int = 85,
+    window_s: float = 1.0,
+    progress: Callable[[float], None] | None = None,
+) -> NaiveResult:
+    """Run the naive loop on ``stream`` with ``model`` (a path or a reference model's name)
+    and measure it; ``progress`` receives the measured phase's elapsed fraction."""
+    from core.backends import resolve_model  # noqa: PLC0415 - loads the models on demand
+
+    path = resolve_model(str(model))
+    net = _Model(path, score_threshold, iou_threshold)
+    cv2 = net.cv2
+    read = _reader(stream)
+    encode_args = [int(cv2.IMWRITE_JPEG_QUALITY), jpeg_quality]
+    clock = time.perf_counter_ns
+
+    def one(index: int, marks: list[int]) -> int:
+        marks[0] = clock()
+        frame = read(index)
+        marks[1] = clock()
+        blob = net.preprocess(frame)
+        marks[2] = clock()
+        raw = net.infer(blob)
+        marks[3] = clock()
+        net.postprocess(raw)
+        marks[4] = clock()
+        ok, data = cv2.imencode(".jpg", frame, encode_args)
+        marks[5] = clock()
+        return len(data) if ok else 0
+
+    marks = [0] * 6
+    first = net.preprocess(read(0))
+    start = time.perf_counter()
+    net.infer(first)
+    first_inference_s = time.perf_counter() - start
+    index = 1
+    start_ns = clock()
+    while index - 1 < budget.warmup_count or clock() - start_ns < budget.warmup_s * 1e9:
+        one(index, marks)
+        index += 1
+    warmup_frames = index - 1
+    rows: list[list[int]] = []
+    jpeg_bytes = 0
+    start_ns = clock()
+    while len(rows) < budget.max_count:
+        jpeg_bytes += one(index, marks)
+        rows.append(list(marks))
+        index += 1
+        elapsed = clock() - start_ns
+        if progress is not None and len(rows) % 8 == 0:
+            progress(min(1.0, elapsed / (budget.min_s * 1e9)))
+        if len(rows) >= budget.min_count and elapsed >= budget.min_s * 1e9:
+            break
+    times = np.asarray(rows, dtype=np.int64)
+    duration_s = (times[-1, 5] - start_ns) / 1e9
+    return NaiveResult(
+        fps=len(rows) / duration_s,
+        frames=len(rows),
+        duration_s=duration_s,
+        latency_ns=times[:, 5] - times[:, 0],
+        end_ns=times[:, 5],
+        step_ns={step: times[:, i + 1] - times[:, i] for i, step in enumerate(STEPS)},
+        load_s=net.load_s,
+        first_inference_s=first_inference_s,
+        warmup_frames=warmup_frames,
+        jpeg_bytes=jpeg_bytes,
+        model=str(path),
+        extra={
+            "window_s": window_s,
+            "intra_op_threads": "onnxruntime default",
+            "jpeg_quality": jpeg_quality,
+        },
+    )
+
+
+def fps_windows(result: NaiveResult) -> list[tuple[float, float]]:
+    """``(t_s, fps)`` per window of the measured phase."""
+    return window_rates(result.end_ns, float(result.extra["window_s"]))
+
+
+def latency_windows(result: NaiveResult) -> list[tuple[float, float]]:
+    """``(t_s, median latency ms)`` per window of the measured phase."""
+    return window_values(result.end_ns, result.latency_ns / 1e6, float(result.extra["window_s"]))

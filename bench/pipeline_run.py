@@ -1,0 +1,554 @@
+"""Measuring the whole pipeline: configuration from the command line, the runs, their blocks.
+
+``bench`` drives :class:`core.pipeline.Pipeline` through its public API only
+(``Pipeline(config).stage_costs()``, ``.run(...) -> PipelineReport``) and turns the report into
+``report.json``'s ``pipeline`` block. Three runs make the standard suite:
+
+* **flat out** (``pipeline``): every source as fast as the pipeline takes frames. Gives
+  ``fps``, latencies, stage figures, ``bound_fps`` and ``efficiency``.
+* **paced** (``pipeline.paced``): the same configuration with every source paced so that the
+  total is :data:`PACED_FRACTION` (80 %) of the flat-out fps. Gives the latency a live camera
+  sees: end to end against the inference stage's own p99, and drops.
+* **quiet** (``pipeline.quiet``): a mostly static synthetic scene (objects in
+  :data:`QUIET_FRACTION` of the frames) for :data:`QUIET_CYCLES` of the scene's quiet cycles.
+  Gives what the filter saves (bytes sent against every frame as JPEG) and what it must not
+  lose (``relevant_recall``).
+
+``bound_fps`` is what the stages allow, from each stage's mean service time per frame measured
+alone in the same process (``Pipeline.stage_costs``)::
+
+    bound_fps = min( min over stages s of workers_s / service_s ,  cores / sum over s of cpu_s )
+
+-- the slowest stage's throughput with its workers, capped by the CPU all stages together
+need per frame on the cores this process may use (affinity, cgroup quota). ``efficiency`` is
+``fps / bound_fps``: how much of that the running pipeline achieves (overlap, hand-offs,
+scheduling).
+
+Measuring follows :mod:`bench.verdict`: a warm-up bounded by time and count (at least
+``warmup_s`` and long enough for :data:`WARMUP_FRAMES` frames at the bound's rate), a
+measured phase long enough for both the minimum duration and the minimum frame count at the
+bound's rate, then the checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import verdict as checks
+from bench.stats import downsample, latency_block
+
+PACED_FRACTION = 0.8
+QUIET_FRACTION = 0.05
+QUIET_CYCLES = 2
+"""The quiet run covers this many of the synthetic scene's quiet cycles (one episode with
+objects each, :data:`core.synthetic.QUIET_CYCLE_S` seconds of scene time apiece)."""
+WARMUP_S = 2.0
+WARMUP_FRAMES = 30
+MIN_FRAMES = 300
+STAGE_COST_FRAMES = 50
+SAMPLES_KEPT = 4096
+"""Latency samples a report keeps per run (evenly spaced order statistics beyond that)."""
+DURATION_TOLERANCE = 0.99
+"""A run stopped by its timer may end a scheduler tick early: 1 % short still counts."""
+TEST_SPIN_ENV = "EDGELOOP_BENCH_SOURCE_SPIN_US"
+"""**Test-only.** Microseconds of busy CPU added to every frame the sources deliver in the
+bench's pipeline runs (not the naive loop's): a slowdown of known size for ``bench compare``'s
+regression test. A spin, not a sleep: it costs CPU like slower code would, so a pipeline that is
+source- or CPU-bound (the defaults on a 2-core machine) loses ``spin / frame period`` of its
+fps: ``1e6 / (9 * fps)`` microseconds make a 10 % slowdown. Recorded in the report's ``suite``
+block and announced on stderr."""
+NETWORK_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "srt://")
+Progress = Callable[[float, str], None]
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    del fraction, message
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def source_config(text: str, **fields: Any) -> Any:
+    """``--source`` as a :class:`core.sources.SourceConfig`: ``synthetic``, a stream URL
+    (``rtsp://...``, ``http://...``), a V4L2 device (``/dev/video0``), a folder of images or a
+    video file (looped: a benchmark must not run out of frames)."""
+    from core.sources import SourceConfig  # noqa: PLC0415 - heavy, on demand
+
+    if text == "synthetic":
+        return SourceConfig(kind="synthetic", **fields)
+    if text.startswith(NETWORK_SCHEMES):
+        return SourceConfig(kind="rtsp", uri=text, **fields)
+    if text.startswith("/dev/video"):
+        return SourceConfig(kind="v4l2", uri=text, **fields)
+    path = Path(text)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"--source {text}: no such file or folder (use synthetic, a video file, a folder "
+            "of images, /dev/videoN or a stream URL)"
+        )
+    if path.is_dir():
+        return SourceConfig(kind="images", uri=str(path), loop=True, **fields)
+    return SourceConfig(kind="file", uri=str(path), loop=True, **fields)
+
+
+def build_config(
+    *,
+    config_file: Path | None = None,
+    model: str | None = None,
+    source: str | None = None,
+    streams: int | None = None,
+    batch: int | None = None,
+    backend: str | None = None,
+    rate: float | None = None,
+) -> Any:
+    """A :class:`core.pipeline.PipelineConfig`: the file's (``--config``) or the defaults,
+    with each option given on the command line replacing its part."""
+    from core import config as loader  # noqa: PLC0415
+    from core.pipeline import PipelineConfig  # noqa: PLC0415
+
+    if config_file is not None:
+        if not config_file.is_file():
+            raise FileNotFoundError(f"--config {config_file} does not exist")
+        config = loader.load(PipelineConfig, config_file)
+    else:
+        config = PipelineConfig()
+    model_changes: dict[str, Any] = {}
+    if model is not None:
+        model_changes["model"] = model
+    if backend is not None:
+        model_changes["backend"] = backend
+    if batch is not None:
+        model_changes["batch_size"] = batch
+    if model_changes:
+        config = dataclasses.replace(
+            config, model=dataclasses.replace(config.model, **model_changes)
+        )
+    sources = tuple(config.sources)
+    if source is not None:
+        sources = (source_config(source),)
+    if streams is not None:
+        if streams < 1:
+            raise ValueError(f"--streams must be >= 1, got {streams}")
+        template = sources[0]
+        sources = tuple(
+            dataclasses.replace(template, seed=template.seed + i)
+            if template.kind == "synthetic"
+            else template
+            for i in range(streams)
+        )
+    config = dataclasses.replace(config, sources=sources)
+    if rate is not None:
+        if rate <= 0:
+            raise ValueError(f"--rate must be > 0 frames/s, got {rate}")
+        config = dataclasses.replace(config, rate=rate / len(sources))
+    return config
+
+
+def quiet_config(config: Any) -> Any:
+    """``config`` with every synthetic source made a quiet scene (objects in 5 % of frames)."""
+    return dataclasses.replace(
+        config,
+        rate=None,
+        sources=tuple(
+            dataclasses.replace(s, quiet_fraction=QUIET_FRACTION) if s.kind == "synthetic" else s
+            for s in config.sources
+        ),
+    )
+
+
+def paced_config(config: Any, total_fps: float) -> Any:
+    """``config`` with the sources paced at :data:`PACED_FRACTION` of ``total_fps`` in all."""
+    return dataclasses.replace(config, rate=PACED_FRACTION * total_fps / len(config.sources))
+
+
+def available_cores(env: Mapping[str, Any] | None = None) -> float:
+    """Cores this process may use: its affinity, capped by the cgroup's CPU quota."""
+    cores = float(len(os.sched_getaffinity(0)))
+    quota = ((env or {}).get("cgroup") or {}).get("cpu_quota_cores")
+    return min(cores, float(quota)) if quota else cores
+
+
+# -- the runs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """How one run is bounded: by time (``duration_s``, with a warm-up before it) or, with
+    ``duration_s`` None, by ``max_frames`` read in all (no warm-up: it would take frames)."""
+
+    duration_s: float | None
+    min_frames: int = MIN_FRAMES
+    max_frames: int | None = None
+    warmup_s: float = WARMUP_S
+    stage_costs: bool = True
+    """Measure each stage alone first (for ``bound_fps``)."""
+    label: str = "pipeline"
+
+
+@dataclass
+class Measured:
+    """One pipeline run: what was asked, what was planned, and what came back."""
+
+    config: Any
+    spec: RunSpec
+    report: Any
+    """:class:`core.pipeline.PipelineReport`."""
+    costs: dict[str, Any] | None
+    """``Pipeline.stage_costs()``, when the spec asked for them."""
+    warmup_s: float
+    duration_s: float | None
+    """The measured phase as planned (the spec's, or longer for the minimum count)."""
+
+
+def bound(costs: Mapping[str, Any], cores: float) -> dict[str, Any]:
+    """``bound_fps`` (module docstring) with each stage's own bound and what limits.
+
+    >>> from types import SimpleNamespace as Cost
+    >>> costs = {"infer": Cost(service_ns=4e6, cpu_ns=7e6, workers=1),
+    ...          "preprocess": Cost(service_ns=2e6, cpu_ns=2e6, workers=1)}
+    >>> b = bound(costs, cores=2.0)
+    >>> b["bound_fps"], b["limit"], b["cpu_bound_fps"]
+    (222.22222222222223, 'cpu', 222.22222222222223)
+    """
+    per_stage = {
+        name: c.workers / (c.service_ns / 1e9) if c.service_ns > 0 else math.inf
+        for name, c in costs.items()
+    }
+    cpu_total_s = sum(c.cpu_ns for c in costs.values()) / 1e9
+    cpu_bound = cores / cpu_total_s if cpu_total_s > 0 else math.inf
+    slowest = min(per_stage, key=lambda k: per_stage[k])
+    limit = "cpu" if cpu_bound < per_stage[slowest] else slowest
+    return {
+        "bound_fps": min(per_stage[slowest], cpu_bound),
+        "limit": limit,
+        "stage_bound_fps": per_stage,
+        "cpu_bound_fps": cpu_bound,
+        "cpu_ms_per_frame": cpu_total_s * 1e3,
+        "cores": cores,
+    }
+
+
+def _plan(
+    spec: RunSpec, costs: Mapping[str, Any] | None, cores: float
+) -> tuple[float, float | None]:
+    """(warm-up s, measured s): at least the spec's, and long enough for the warm-up count
+    and the minimum count at the bound's rate."""
+    if spec.duration_s is None:
+        return 0.0, None
+    rate = bound(costs, cores)["bound_fps"] if costs else math.inf
+    if not math.isfinite(rate) or rate <= 0:
+        return spec.warmup_s, spec.duration_s
+    return (
+        max(spec.warmup_s, WARMUP_FRAMES / rate),
+        max(spec.duration_s, 1.2 * spec.min_frames / rate),
+    )
+
+
+def test_spin_us() -> float:
+    """:data:`TEST_SPIN_ENV` in microseconds (0.0 when unset); a bad value is an error."""
+    raw = os.environ.get(TEST_SPIN_ENV, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{TEST_SPIN_ENV} must be a number of microseconds, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{TEST_SPIN_ENV} must be >= 0 microseconds, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SpinningSources:
+    """A ``source_factory`` whose sources burn ``spin_us`` of CPU after every frame they
+    deliver (see :data:`TEST_SPIN_ENV`); a module-level class, so a source process can unpickle
+    it."""
+
+    spin_us: float
+
+    def __call__(self, config: Any, stream_id: int) -> Any:
+        from core.sources import open_source  # noqa: PLC0415
+
+        source = open_source(config, stream_id)
+        read_into = source.read_into
+        spin_ns = int(self.spin_us * 1000)
+
+        def spinning_read_into(out: np.ndarray) -> Any:
+            frame = read_into(out)
+            end = time.perf_counter_ns() + spin_ns
+            while time.perf_counter_ns() < end:
+                pass
+            return frame
+
+        setattr(source, "read_into", spinning_read_into)  # noqa: B010 - an instance's own
+        return source
+
+
+def _pipeline(config: Any) -> Any:
+    """The pipeline for ``config`` (with the test-only spinning sources when asked for)."""
+    from core.pipeline import Pipeline  # noqa: PLC0415 - the runtime, on demand
+
+    spin = test_spin_us()
+    if spin:
+        return Pipeline(config, source_factory=SpinningSources(spin))
+    return Pipeline(config)
+
+
+def run(
+    config: Any, spec: RunSpec, *, cores: float | None = None, progress: Progress = _no_progress
+) -> Measured:
+    """One run of ``config`` as ``spec`` says: stage costs first (when asked), then warm-up
+    and measurement; the model is released at the end."""
+    cores = cores if cores is not None else available_cores()
+    label = spec.label
+    with _pipeline(config) as pipeline:
+        costs = None
+        if spec.stage_costs:
+            progress(0.0, f"{label}: each stage alone ({STAGE_COST_FRAMES} frames)")
+            costs = pipeline.stage_costs(frames=STAGE_COST_FRAMES)
+        warmup_s, duration_s = _plan(spec, costs, cores)
+        total = (duration_s or 0.0) + warmup_s
+
+        def on_progress(state: Any) -> None:
+            if duration_s is not None:
+                fraction = state.elapsed_s / total
+            else:
+                fraction = state.frames / spec.max_frames if spec.max_frames else 0.0
+            phase = "warming up" if state.warming_up else f"{state.frames} frames"
+            progress(min(1.0, fraction), f"{label}: {phase}, {state.fps:.0f} fps")
+
+        bounded = f"{duration_s:.1f} s" if duration_s is not None else f"{spec.max_frames} frames"
+        progress(0.0, f"{label}: warm-up {warmup_s:.1f} s, then {bounded}")
+        report = pipeline.run(
+            duration_s=duration_s,
+            max_frames=spec.max_frames,
+            warmup_s=warmup_s,
+            progress=on_progress,
+        )
+    return Measured(config, spec, report, costs, warmup_s, duration_s)
+
+
+# -- report blocks -----------------------------------------------------------------------------
+
+
+def _window_s(timeline: Sequence[tuple[float, float]]) -> float | None:
+    """The length of a timeline's windows (their ends are ``(t_s, value)``'s ``t_s``)."""
+    if len(timeline) >= 2:
+        return timeline[1][0] - timeline[0][0]
+    return timeline[0][0] if timeline else None
+
+
+def _ms_samples(samples_ns: np.ndarray) -> list[float]:
+    return [round(float(v) / 1e6, 4) for v in downsample(samples_ns, SAMPLES_KEPT)]
+
+
+def _windows(timeline: Sequence[tuple[float, float]]) -> list[float]:
+    """A timeline's values; windows without a value (no frame finished: NaN) left out."""
+    return [float(v) for _, v in timeline if math.isfinite(v)]
+
+
+def _e2e(report: Any) -> dict[str, float] | None:
+    samples = np.asarray(report.e2e_ns)
+    return latency_block(samples) if samples.size else None
+
+
+def _samples_block(report: Any) -> dict[str, Any]:
+    samples = np.asarray(report.e2e_ns)
+    return {
+        "e2e_latency_ms": _ms_samples(samples) if samples.size else [],
+        "e2e_latency_n": int(samples.size),
+        "e2e_latency_method": (
+            f"evenly spaced order statistics, at most {SAMPLES_KEPT} (every percentile kept to "
+            f"within 1/{SAMPLES_KEPT})"
+        ),
+        "fps_windows": _windows(report.fps_timeline),
+        "latency_windows_p50_ms": _windows(report.latency_timeline),
+    }
+
+
+def _measurement_checks(measured: Measured, *, judge_latency: bool) -> list[checks.Check]:
+    """The run's checks (:mod:`bench.verdict`). Latency stability is judged on paced runs only:
+    flat out, each window's latency is how full the rings happened to run (nearly empty or at
+    the back-pressure window), which flips with the scene's load, while its fps is the figure."""
+    report = measured.report
+    found: list[checks.Check] = []
+    if measured.duration_s is not None:
+        found += checks.minimums(
+            measured_s=report.duration_s,
+            count=report.frames,
+            min_s=measured.duration_s * DURATION_TOLERANCE,
+            min_count=measured.spec.min_frames,
+        )
+        fps_windows = _windows(report.fps_timeline)
+        latency_windows = _windows(report.latency_timeline) if judge_latency else []
+        window_s = _window_s(report.fps_timeline)
+        found.append(checks.stability(fps_windows, latency_windows, window_s=window_s))
+        found.append(checks.drift(fps_windows))
+    else:
+        wanted = measured.spec.max_frames or measured.spec.min_frames
+        found.append(
+            checks.Check(
+                "min_count",
+                report.frames >= wanted,
+                f"measured {report.frames} frames, minimum {wanted}",
+            )
+        )
+    found.append(checks.no_errors(report.errors))
+    return found
+
+
+def _accuracy(report: Any) -> dict[str, Any] | None:
+    """``map50`` of the inferred frames with ground truth, ``relevant_recall`` of the filter."""
+    if not report.truths and not report.relevant_frames:
+        return None
+    from core.accuracy import map50  # noqa: PLC0415
+    from core.synthetic import CLASS_NAMES  # noqa: PLC0415 - ground truth is synthetic's
+
+    score = map50(report.predictions, report.truths, len(CLASS_NAMES)) if report.truths else None
+    return {
+        "map50": None if score is None or math.isnan(score) else float(score),
+        "relevant_recall": report.relevant_recall,
+        "frames_with_truth": len(report.truths),
+        "relevant_frames": report.relevant_frames,
+        "relevant_delivered": report.relevant_delivered,
+    }
+
+
+def _bytes(report: Any) -> dict[str, Any]:
+    totals = dict(report.bytes)
+    sent = totals.get("sent") or 0
+    totals["reduction_vs_jpeg_all"] = totals["jpeg_all"] / sent if sent else None
+    return totals
+
+
+def _stages(
+    report: Any, costs: Mapping[str, Any] | None, stage_bounds: Mapping[str, float]
+) -> dict[str, Any]:
+    stages: dict[str, Any] = {}
+    for name, samples in report.stage_ns.items():
+        arr = np.asarray(samples)
+        block: dict[str, Any] = {
+            "p50_ms": float(np.percentile(arr, 50)) / 1e6 if arr.size else None,
+            "p99_ms": float(np.percentile(arr, 99)) / 1e6 if arr.size else None,
+            "mean_ms": float(arr.mean()) / 1e6 if arr.size else None,
+            "busy_frac": report.busy_frac.get(name),
+            "workers": report.workers.get(name),
+            "n": int(arr.size),
+        }
+        if costs and name in costs:
+            block["service_ms"] = costs[name].service_ns / 1e6
+            block["cpu_ms"] = costs[name].cpu_ns / 1e6
+            block["bound_fps"] = stage_bounds.get(name)
+        stages[name] = block
+    return stages
+
+
+def _common(measured: Measured) -> dict[str, Any]:
+    report = measured.report
+    return {
+        "fps": report.fps,
+        "frames": report.frames,
+        "dropped": int(sum(report.dropped.values())),
+        "dropped_by": dict(report.dropped),
+        "errors": dict(report.errors),
+        "duration_s": report.duration_s,
+        "e2e_latency_ms": _e2e(report),
+    }
+
+
+def flat_out_block(measured: Measured, cores: float) -> dict[str, Any]:
+    """``report.json``'s ``pipeline`` block, before the naive figures join it."""
+    report = measured.report
+    limits = bound(measured.costs, cores) if measured.costs else None
+    block = _common(measured)
+    block.update(
+        stages=_stages(report, measured.costs, limits["stage_bound_fps"] if limits else {}),
+        bound_fps=limits["bound_fps"] if limits else None,
+        efficiency=block["fps"] / limits["bound_fps"] if limits else None,
+        bound=limits,
+        naive_fps=None,
+        speedup_vs_naive=None,
+        bytes=_bytes(report),
+    )
+    accuracy = _accuracy(report)
+    if accuracy is not None:
+        block["accuracy"] = accuracy
+    timings = report.timings
+    block["model_load"] = {
+        "load_ms": timings.load_s * 1e3,
+        "first_inference_ms": timings.first_inference_s * 1e3,
+        "warmup_ms": timings.warmup_s * 1e3,
+    }
+    block["backend"] = {
+        "name": report.backend.name,
+        "provider": report.backend.provider,
+        "precision": report.backend.precision,
+        "model": report.backend.model,
+    }
+    block["run"] = _run_settings(measured)
+    block["samples"] = _samples_block(report)
+    paced = measured.config.rate is not None  # ``bench pipeline --rate``
+    block["verdict"] = checks.verdict(_measurement_checks(measured, judge_latency=paced))
+    return block
+
+
+def _run_settings(measured: Measured) -> dict[str, Any]:
+    from core.config import to_mapping  # noqa: PLC0415
+
+    return {
+        "duration_s": measured.duration_s,
+        "warmup_s": measured.warmup_s,
+        "min_frames": measured.spec.min_frames,
+        "max_frames": measured.spec.max_frames,
+        "config": to_mapping(measured.config),
+    }
+
+
+def paced_block(measured: Measured) -> dict[str, Any]:
+    """``pipeline.paced``: latency below capacity, against the inference stage's p99."""
+    report = measured.report
+    block = _common(measured)
+    infer = np.asarray(report.stage_ns.get("infer", ()))
+    infer_p99 = float(np.percentile(infer, 99)) / 1e6 if infer.size else None
+    e2e = block["e2e_latency_ms"]
+    block.update(
+        rate=measured.config.rate * len(measured.config.sources),
+        rate_per_stream=measured.config.rate,
+        infer_p99_ms=infer_p99,
+        e2e_p99_over_infer_p99_ms=e2e["p99"] - infer_p99 if e2e and infer_p99 else None,
+        run=_run_settings(measured),
+        samples=_samples_block(report),
+        verdict=checks.verdict(_measurement_checks(measured, judge_latency=True)),
+    )
+    return block
+
+
+def quiet_block(measured: Measured) -> dict[str, Any]:
+    """``pipeline.quiet``: bytes sent against every frame as JPEG, and relevant recall."""
+    report = measured.report
+    block = _common(measured)
+    block.update(
+        quiet_fraction=QUIET_FRACTION,
+        bytes=_bytes(report),
+        accuracy=_accuracy(report),
+        run=_run_settings(measured),
+        verdict=checks.verdict(_measurement_checks(measured, judge_latency=False)),
+    )
+    return block
+
+
+def quiet_frames(config: Any) -> int:
+    """Frames per stream for :data:`QUIET_CYCLES` quiet cycles of scene time."""
+    from core.synthetic import QUIET_CYCLE_S  # noqa: PLC0415
+
+    fps = max(float(s.fps) for s in config.sources)
+    return math.ceil(QUIET_CYCLES * QUIET_CYCLE_S * fps) * len(config.sources)

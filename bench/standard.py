@@ -1,0 +1,327 @@
+"""The standard suite (``python -m bench``) and the pipeline command (``python -m bench
+pipeline``): one orchestration, two selections of its parts.
+
+The standard suite, in order: environment capture; a short micro summary (one case per suite
+on a token budget, :data:`bench.micro.SUMMARY_CASES`); the pipeline flat out (after its stages
+measured alone, for ``bound_fps``); the pipeline paced at 80 % of the measured fps; the quiet
+scene; the naive loop on the same stream and model; then the verdict, the summary table, and
+the report folder (``report.json``, ``report.md``, three PNG plots). About two minutes on two
+cores; ``--quick`` takes seconds (a smoke test: its figures mean little).
+
+``python -m bench pipeline`` runs one pipeline measurement (flat out, or paced with
+``--rate``) and the naive loop, with the pipeline options of the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import env, naive, pipeline_run, plots, report
+from bench import verdict as checks
+from bench.micro import (
+    SUITES,
+    SUMMARY_BUDGET,
+    SUMMARY_CASES,
+    SUMMARY_THREADS,
+    MicroOptions,
+    run_suite,
+)
+from bench.progress import ProgressBar
+from bench.stats import downsample, latency_block
+from bench.timing import Budget
+
+NAIVE_WARMUP = Budget(warmup_s=1.0, warmup_count=5, min_s=0.0, min_count=0)
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """What to run and for how long; the pipeline fields override the embedded defaults."""
+
+    config_file: Path | None = None
+    model: str | None = None
+    source: str | None = None
+    streams: int | None = None
+    batch: int | None = None
+    backend: str | None = None
+    rate: float | None = None
+    duration_s: float = 20.0
+    paced_s: float = 12.0
+    naive_s: float = 10.0
+    quiet_frames: int | None = None
+    """None: two quiet cycles of scene time (:func:`bench.pipeline_run.quiet_frames`)."""
+    min_frames: int = pipeline_run.MIN_FRAMES
+    warmup_s: float = pipeline_run.WARMUP_S
+    naive_min_frames: int = 100
+    micro: bool = True
+    paced: bool = True
+    quiet: bool = True
+    naive: bool = True
+    quick: bool = False
+
+    def shortened(self) -> SuiteOptions:
+        """``--quick``: seconds, not minutes (a smoke test of the whole path)."""
+        return dataclasses.replace(
+            self,
+            duration_s=min(self.duration_s, 2.0),
+            paced_s=min(self.paced_s, 1.5),
+            naive_s=min(self.naive_s, 1.0),
+            quiet_frames=min(self.quiet_frames or 120, 120),
+            min_frames=min(self.min_frames, 20),
+            warmup_s=min(self.warmup_s, 0.5),
+            naive_min_frames=min(self.naive_min_frames, 10),
+            quick=True,
+        )
+
+    def phases(self) -> list[tuple[str, float]]:
+        """(phase, expected seconds) for the progress bar."""
+        phases = [("environment", 1.0)]
+        if self.micro:
+            phases.append(("micro", 7.0))
+        phases.append(("pipeline", self.duration_s + 6.0))
+        if self.paced:
+            phases.append(("paced", self.paced_s + 3.0))
+        if self.quiet:
+            phases.append(("quiet", 12.0 if not self.quick else 3.0))
+        if self.naive:
+            phases.append(("naive", self.naive_s + 2.0))
+        phases.append(("report", 3.0))
+        return phases
+
+
+@dataclass
+class SuiteRun:
+    """A finished suite: the report, and the raw runs the plots draw from."""
+
+    report: dict[str, Any]
+    flat: pipeline_run.Measured
+    paced: pipeline_run.Measured | None
+    naive: naive.NaiveResult | None
+
+
+def micro_summary(bar: ProgressBar) -> dict[str, Any]:
+    """One case per micro suite on :data:`~bench.micro.SUMMARY_BUDGET`."""
+    options = MicroOptions(
+        budget=SUMMARY_BUDGET,
+        quick=True,
+        progress=bar.message,
+        threads=SUMMARY_THREADS,
+        cases=SUMMARY_CASES,
+    )
+    out = {}
+    for i, name in enumerate(SUITES):
+        bar.update(i / len(SUITES), f"micro summary: {name}")
+        out[name] = run_suite(name, options)
+    return out
+
+
+def naive_block(result: naive.NaiveResult, budget: Budget) -> dict[str, Any]:
+    """``report.json``'s ``naive`` block, with its own verdict and raw samples for compare."""
+    fps_values = [v for _, v in naive.fps_windows(result)]
+    latency_values = [v for _, v in naive.latency_windows(result)]
+    latency = latency_block(result.latency_ns)
+    verdict = checks.verdict(
+        [
+            *checks.minimums(
+                measured_s=result.duration_s,
+                count=result.frames,
+                min_s=budget.min_s,
+                min_count=budget.min_count,
+            ),
+            checks.stability(fps_values, latency_values, window_s=result.extra["window_s"]),
+            checks.drift(fps_values),
+        ]
+    )
+    return {
+        "fps": result.fps,
+        "frames": result.frames,
+        "duration_s": result.duration_s,
+        "latency_ms": latency,
+        "steps_mean_ms": {k: float(v.mean()) / 1e6 for k, v in result.step_ns.items()},
+        "load_ms": result.load_s * 1e3,
+        "first_inference_ms": result.first_inference_s * 1e3,
+        "warmup_frames": result.warmup_frames,
+        "jpeg_bytes_per_frame": result.jpeg_bytes / result.frames,
+        "model": result.model,
+        "settings": {**result.extra, "min_s": budget.min_s, "min_count": budget.min_count},
+        "samples": {
+            "fps_windows": fps_values,
+            "latency_windows_p50_ms": latency_values,
+            "latency_ms": [round(float(v) / 1e6, 4) for v in downsample(result.latency_ns, 4096)],
+        },
+        "verdict": verdict,
+    }
+
+
+def targets(pipeline: dict[str, Any]) -> dict[str, Any]:
+    """Issue 4's targets against the measured figures (``met`` None: not measured)."""
+
+    def target(text: str, measured: Any, met: bool | None) -> dict[str, Any]:
+        return {"target": text, "measured": measured, "met": met}
+
+    out = {}
+    eff = pipeline.get("efficiency")
+    out["efficiency"] = target(">= 0.95", eff, eff >= 0.95 if eff is not None else None)
+    speedup = pipeline.get("speedup_vs_naive")
+    out["speedup_vs_naive"] = target(
+        ">= 1.7", speedup, speedup >= 1.7 if speedup is not None else None
+    )
+    paced = pipeline.get("paced")
+    if paced and paced.get("e2e_latency_ms") and paced.get("infer_p99_ms") is not None:
+        p99, infer = paced["e2e_latency_ms"]["p99"], paced["infer_p99_ms"]
+        out["paced_p99"] = target("p99 e2e <= p99 infer + 5 ms", p99, p99 <= infer + 5.0)
+        out["paced_drops"] = target("0 dropped", paced["dropped"], paced["dropped"] == 0)
+    quiet = pipeline.get("quiet")
+    if quiet:
+        reduction = quiet["bytes"].get("reduction_vs_jpeg_all")
+        out["quiet_bytes"] = target(
+            "jpeg_all / sent >= 100", reduction, reduction >= 100 if reduction else None
+        )
+        recall = (quiet.get("accuracy") or {}).get("relevant_recall")
+        out["quiet_recall"] = target(
+            "relevant_recall >= 0.99", recall, recall >= 0.99 if recall is not None else None
+        )
+    return out
+
+
+def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
+    """Run what ``options`` selects; the report with every block and the combined verdict."""
+    started = time.monotonic()
+    from core.backends import resolve_model  # noqa: PLC0415 - heavy, on demand
+
+    config = pipeline_run.build_config(
+        config_file=options.config_file,
+        model=options.model,
+        source=options.source,
+        streams=options.streams,
+        batch=options.batch,
+        backend=options.backend,
+        rate=options.rate,
+    )
+    model_path = resolve_model(config.model.model)
+    spin = pipeline_run.test_spin_us()
+    if spin:
+        print(
+            f"bench: warning: {pipeline_run.TEST_SPIN_ENV}={spin:g}: test-only slowdown of "
+            "every source frame",
+            file=sys.stderr,
+        )
+    bar.phase("environment", "capturing the environment")
+    result = report.new_report(env.capture(model_path))
+    cores = pipeline_run.available_cores(result["env"])
+    if options.micro:
+        bar.phase("micro", "micro summary")
+        result["micro"] = micro_summary(bar)
+    bar.phase("pipeline", "pipeline")
+    flat = pipeline_run.run(
+        config,
+        pipeline_run.RunSpec(
+            options.duration_s,
+            min_frames=options.min_frames,
+            warmup_s=options.warmup_s,
+            label="pipeline paced" if config.rate else "pipeline",
+        ),
+        cores=cores,
+        progress=bar.update,
+    )
+    block = pipeline_run.flat_out_block(flat, cores)
+    runs = {"pipeline": block["verdict"]}
+    paced = None
+    if options.paced and config.rate is None:
+        bar.phase("paced", "pipeline paced")
+        paced = pipeline_run.run(
+            pipeline_run.paced_config(config, block["fps"]),
+            pipeline_run.RunSpec(
+                options.paced_s,
+                min_frames=options.min_frames // 2,
+                warmup_s=options.warmup_s,
+                stage_costs=False,
+                label="paced at 80 %",
+            ),
+            cores=cores,
+            progress=bar.update,
+        )
+        block["paced"] = pipeline_run.paced_block(paced)
+        runs["paced"] = block["paced"]["verdict"]
+    if options.quiet and any(s.kind == "synthetic" for s in config.sources):
+        bar.phase("quiet", "quiet scene")
+        quiet_cfg = pipeline_run.quiet_config(config)
+        frames = options.quiet_frames or pipeline_run.quiet_frames(quiet_cfg)
+        quiet = pipeline_run.run(
+            quiet_cfg,
+            pipeline_run.RunSpec(None, max_frames=frames, stage_costs=False, label="quiet scene"),
+            cores=cores,
+            progress=bar.update,
+        )
+        block["quiet"] = pipeline_run.quiet_block(quiet)
+        runs["quiet"] = block["quiet"]["verdict"]
+    naive_result = None
+    if options.naive:
+        bar.phase("naive", "naive loop")
+        budget = dataclasses.replace(
+            NAIVE_WARMUP, min_s=options.naive_s, min_count=options.naive_min_frames
+        )
+        naive_result = naive.run_naive(
+            model_path,
+            config.sources[0],
+            budget,
+            score_threshold=config.filter.score_threshold,
+            iou_threshold=config.model.iou_threshold,
+            jpeg_quality=config.filter.jpeg_quality,
+            window_s=min(1.0, max(0.1, options.naive_s / 10)),  # the pipeline's windows
+            progress=lambda f: bar.update(f, f"naive loop: {f * options.naive_s:.0f} s"),
+        )
+        result["naive"] = naive_block(naive_result, budget)
+        runs["naive"] = result["naive"]["verdict"]
+        block["naive_fps"] = naive_result.fps
+        block["speedup_vs_naive"] = block["fps"] / naive_result.fps if naive_result.fps else None
+    result["verdict"] = checks.combine(runs)
+    result["pipeline"] = block
+    result["targets"] = targets(block)
+    result["suite"] = {
+        "quick": options.quick,
+        "test_source_spin_us": pipeline_run.test_spin_us() or None,
+        "wall_s": time.monotonic() - started,
+        "options": {
+            k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()
+        },
+    }
+    # Keys in the contract's order: schema, env, verdict, pipeline, then the rest.
+    ordered = {k: result.pop(k) for k in ("schema", "env", "verdict", "pipeline")}
+    ordered.update(result)
+    return SuiteRun(ordered, flat, paced, naive_result)
+
+
+def draw(run: SuiteRun, folder: Path) -> list[Path]:
+    """The report folder's plots from the raw runs."""
+    flat = run.flat.report
+    fps: dict[str, plots.Series] = {"pipeline, flat out": flat.fps_timeline}
+    latency: dict[str, plots.Series] = {"pipeline, flat out": flat.latency_timeline}
+    if run.paced is not None:
+        fps["pipeline, paced at 80 %"] = run.paced.report.fps_timeline
+        latency["pipeline, paced at 80 %"] = run.paced.report.latency_timeline
+    if run.naive is not None:
+        fps["naive loop"] = naive.fps_windows(run.naive)
+        latency["naive loop"] = naive.latency_windows(run.naive)
+    return plots.draw_all(
+        folder,
+        stage_ns=flat.stage_ns,
+        e2e_ns=flat.e2e_ns,
+        fps=fps,
+        latency=latency,
+        bound_fps=run.report["pipeline"].get("bound_fps"),
+    )
+
+
+def write_folder(run: SuiteRun, folder: Path, bar: ProgressBar | None = None) -> list[Path]:
+    """``report.json``, ``report.md`` and the plots in ``folder``."""
+    if bar is not None:
+        bar.phase("report", f"writing {folder}")
+    pictures = draw(run, folder)
+    run.report["plots"] = [p.name for p in pictures]
+    report.write_folder(run.report, folder)
+    return [folder / "report.json", folder / "report.md", *pictures]

@@ -1,0 +1,197 @@
+"""Batches across streams, like DeepStream's nvstreammux: frames join the open batch in the
+order they arrive, whatever their stream; a batch goes to inference when it holds
+``batch_size`` frames or ``batch_timeout`` after its first frame, whichever comes first.
+
+Each batch owns one of the backend's *input slots* (``Backend.input_buffer(n, slot)``): ingest
+workers preprocess straight into the slot's rows while the inference worker runs another slot,
+and the slot returns to the pool when the post-processing worker has decoded its outputs. Three
+slots keep the three apart (filling, inferring, decoding); with no free slot an ingest worker
+waits -- that is the back-pressure on the rings.
+
+Frames that need no inference (the motion gate found nothing new) still travel in a batch, as
+items without a row, so that every stream's frames leave in the order they came: a batch with
+no rows goes at once, without waiting for its timeout.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from core.errors import PipelineError
+
+
+class WorkItem:
+    """One frame on its way through the pipeline (slot indices and results, never pixels
+    copied: ``frame`` is the ring's view). A plain ``__slots__`` class: one is made per frame."""
+
+    __slots__ = (
+        "capture_ns",
+        "decision",
+        "detections",
+        "frame",
+        "images",
+        "index",
+        "motion_passed",
+        "row",
+        "seq",
+        "stream_id",
+        "transform",
+        "truth",
+    )
+
+    def __init__(  # noqa: PLR0917 - one per frame: positional is the cheap call
+        self, frame: Any, stream_id: int, seq: int, index: int, capture_ns: int, truth: Any
+    ) -> None:
+        self.frame = frame
+        self.stream_id = stream_id
+        self.seq = seq
+        self.index = index
+        self.capture_ns = capture_ns
+        self.truth = truth
+        self.motion_passed = True
+        self.row = -1  # row of the batch's input slot; -1: not inferred
+        self.transform: Any = None  # set when preprocessing succeeded
+        self.detections: Any = None
+        self.decision: Any = None
+        self.images: tuple[Any, ...] = ()
+
+
+class Batch:
+    """Items in arrival order; ``rows`` of them are in input slot ``slot`` (-1: no rows)."""
+
+    __slots__ = ("done", "first_ns", "items", "rows", "sealed", "slot")
+
+    def __init__(self, slot: int, first_ns: int) -> None:
+        self.slot = slot
+        self.first_ns = first_ns
+        self.items: list[WorkItem] = []
+        self.rows = 0  # rows reserved
+        self.done = 0  # rows written (or given up)
+        self.sealed = False
+
+    @property
+    def ready(self) -> bool:
+        return self.sealed and self.done == self.rows
+
+
+class Batcher:
+    """The meeting point of the ingest workers (many) and the inference worker (one).
+
+    Batches queue in the order they were opened and leave in that order; the last one may be
+    *open* (taking rows). A batch is *sealed* when full or timed out, and *ready* once every
+    row it reserved was written.
+    """
+
+    def __init__(
+        self,
+        buffer: Callable[[int], np.ndarray],
+        batch_size: int,
+        timeout_s: float,
+        slots: int,
+    ) -> None:
+        self._buffer = buffer  # slot -> that slot's (batch_size, 3, H, W) input
+        self.batch_size = batch_size
+        self.timeout_ns = int(timeout_s * 1e9)
+        self._free = list(range(slots - 1, -1, -1))
+        self._queue: deque[Batch] = deque()
+        self._open: Batch | None = None
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)  # ingest workers wait for a free slot
+        self._work = threading.Condition(self._lock)  # the inference worker waits for a batch
+        self._closed = False
+        self.batches = 0
+        self.partial = 0  # batches with rows that went before they were full
+
+    def reserve(self, item: WorkItem, timeout: float) -> tuple[Batch, np.ndarray]:
+        """A row for ``item`` in the open batch (opening one when needed, waiting up to
+        ``timeout`` s for a free input slot): the batch, and the row to preprocess into."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            batch = self._open
+            while batch is None:
+                if self._closed:
+                    raise PipelineError("the batcher is closed")
+                if self._free:
+                    batch = Batch(self._free.pop(), time.monotonic_ns())
+                    self._queue.append(batch)
+                    self._open = batch
+                    if self.batch_size > 1:
+                        self._work.notify()  # its timeout starts now
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._space.wait(remaining):
+                    raise TimeoutError(f"no free input slot within {timeout} s")
+                batch = self._open
+            item.row = batch.rows
+            batch.rows += 1
+            batch.items.append(item)
+            if batch.rows == self.batch_size:
+                batch.sealed = True  # full: it goes as soon as its rows are written
+                self._open = None
+            return batch, self._buffer(batch.slot)[item.row]
+
+    def written(self, batch: Batch) -> None:
+        """A reserved row was written (or its preprocessing failed: the row is then ignored)."""
+        with self._lock:
+            batch.done += 1
+            if batch.ready and self._queue[0] is batch:
+                self._work.notify()
+
+    def skip(self, item: WorkItem) -> None:
+        """``item`` needs no inference: it joins the last queued batch, so it leaves after the
+        frames that came before it, or goes at once when nothing is queued."""
+        with self._lock:
+            if self._queue:
+                self._queue[-1].items.append(item)
+                return
+            batch = Batch(-1, time.monotonic_ns())
+            batch.items.append(item)
+            batch.sealed = True
+            self._queue.append(batch)
+            self._work.notify()
+
+    def next_batch(self, poll_s: float = 0.1) -> Batch | None:
+        """The next batch for inference, in order; None once closed and drained."""
+        with self._lock:
+            while True:
+                now = time.monotonic_ns()
+                open_batch = self._open
+                if open_batch is not None and (
+                    self._closed or now - open_batch.first_ns >= self.timeout_ns
+                ):
+                    open_batch.sealed = True  # goes once its reserved rows are written
+                    self._open = None
+                    open_batch = None
+                if self._queue and self._queue[0].ready:
+                    batch = self._queue.popleft()
+                    self.batches += 1
+                    if 0 < batch.rows < self.batch_size:
+                        self.partial += 1
+                    return batch
+                if self._closed and not self._queue:
+                    return None
+                wait_s = poll_s
+                if open_batch is not None:
+                    wait_s = min(wait_s, (open_batch.first_ns + self.timeout_ns - now) / 1e9)
+                self._work.wait(max(wait_s, 0.0))
+
+    def free(self, slot: int) -> None:
+        """The batch in ``slot`` was decoded: the slot takes a new batch."""
+        if slot < 0:
+            return
+        with self._lock:
+            self._free.append(slot)
+            self._space.notify()
+
+    def close(self) -> None:
+        """No more frames: the open batch goes as it is; waiting workers wake up."""
+        with self._lock:
+            self._closed = True
+            self._space.notify_all()
+            self._work.notify_all()

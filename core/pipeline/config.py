@@ -1,0 +1,128 @@
+"""The pipeline's typed configuration: one schema, loaded from YAML plus ``key=value``
+overrides by :func:`core.config.load`, validated before anything starts (errors name the key).
+
+Every default runs on a 2-core machine with no GPU: the reference detector on ONNX Runtime,
+one synthetic 1080p stream, the motion gate on, crops for what the filter sends, a null sink.
+
+A complete YAML file (every key optional)::
+
+    sources:                    # one item per stream (core.sources.SourceConfig)
+      - kind: synthetic
+        quiet_fraction: 0.05
+      - kind: file
+        uri: clips/gate.mp4
+        loop: true
+    model:
+      model: detector           # a reference model's name or an ONNX path
+      backend: auto             # auto | onnxruntime | tensorrt
+      threads: 1                # ONNX Runtime intra-op threads (null: the pipeline's choice)
+      batch_size: 4             # frames per inference, across streams
+      batch_timeout_ms: 5       # a partial batch goes after this long
+    filter:                     # core.filter.FilterConfig
+      transmission: crops
+    sink:                       # core.sinks.SinkConfig
+      kind: file
+      path: results
+    ring_slots: 8
+    rate: 25                    # pace every source (frames/s); null: as fast as it goes
+    source_workers: thread      # thread | process
+
+>>> config = load_pipeline_config(overrides=["model.batch_size=4", "rate=20"])
+>>> config.model.batch_size, config.rate, config.sources[0].kind
+(4, 20.0, 'synthetic')
+>>> load_pipeline_config(overrides=["model.batch_size=0"])
+Traceback (most recent call last):
+...
+core.errors.ConfigError: model.batch_size: must be between 1 and 256, got 0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from core.config import checked, in_range, load, positive, validate
+from core.errors import ConfigError
+from core.filter import FilterConfig
+from core.sinks import SinkConfig
+from core.sources import SourceConfig
+
+__all__ = ["ModelConfig", "PipelineConfig", "load_pipeline_config"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The model and how inference runs.
+
+    ``threads``: ONNX Runtime's intra-op threads; ``None`` lets the pipeline choose -- one
+    on the CPU provider, where the other core is busy rendering, gating and preprocessing
+    the next frames (measured faster than two threads that fight for it; see the README's
+    Pipeline section). ``batch_size`` frames go to one inference, taken across streams in
+    arrival order; a partial batch goes ``batch_timeout_ms`` after its first frame
+    (nvstreammux's ``batched-push-timeout``). ``score_floor`` and ``iou_threshold`` are the
+    decoder's (what the filter sees at most); the filter's ``score_threshold`` decides what is
+    sent.
+    """
+
+    model: str = "detector"
+    backend: Literal["auto", "onnxruntime", "tensorrt"] = "auto"
+    threads: int | None = checked(None, in_range(1, 256))
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    batch_size: int = checked(1, in_range(1, 256))
+    batch_timeout_ms: float = checked(5.0, in_range(0.0, 60_000.0))
+    score_floor: float = checked(0.25, in_range(0.0, 1.0))
+    iou_threshold: float = checked(0.45, in_range(0.0, 1.0))
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Streams, model, filter, sink, and how the runtime runs them.
+
+    ``ring_slots``: frames each stream's ring holds (1080p: 6.2 MB a slot); frames in flight
+    per stream are bounded by it, so it is the back-pressure window -- keep it at least
+    ``2 * batch_size + 4``. ``rate`` paces every source at that many frames/s (sleeping, never
+    spinning); ``None`` reads as fast as back-pressure allows. ``source_workers``: a source
+    runs in a thread of this process (``thread``, the default: measured as fast or faster here,
+    see the README) or in a process of its own writing into the shared-memory ring
+    (``process``: its decoding never competes for the GIL). ``compress_workers`` threads encode
+    JPEG (the encoder releases the GIL); results still reach the sink in order.
+    ``source_error_limit`` consecutive failed reads (errors or stalls) end a stream as failed.
+    ``stop_timeout_s`` bounds how long stopping waits for each worker.
+    """
+
+    sources: tuple[SourceConfig, ...] = (SourceConfig(),)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    sink: SinkConfig = field(default_factory=SinkConfig)
+    ring_slots: int = checked(8, in_range(2, 1024))
+    rate: float | None = checked(None, positive)
+    source_workers: Literal["thread", "process"] = "thread"
+    compress_workers: int = checked(1, in_range(1, 16))
+    source_error_limit: int = checked(10, in_range(1, 1_000_000))
+    stop_timeout_s: float = checked(5.0, positive)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if not self.sources:
+            raise ConfigError("sources: at least one source is needed")
+        if len(self.sources) > MAX_STREAMS:
+            raise ConfigError(f"sources: at most {MAX_STREAMS} streams, got {len(self.sources)}")
+
+
+MAX_STREAMS = 64
+"""Streams one pipeline takes (each has a ring, a source worker and an ingest thread)."""
+
+
+def load_pipeline_config(
+    path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()
+) -> PipelineConfig:
+    """Defaults, then the YAML file ``path``, then ``key.path=value`` overrides, validated.
+
+    ``sources[0].kind`` style overrides are not supported (lists are replaced whole:
+    ``sources=[{kind: synthetic}, {kind: synthetic, seed: 1}]``).
+    """
+    return load(PipelineConfig, Path(path) if path is not None else None, overrides)

@@ -1,0 +1,168 @@
+"""``Pipeline.stage_costs``: every stage alone, single-threaded, on the pipeline's own work.
+
+The bench divides each stage's workers by its mean service time per frame and caps the result
+by the cores over the stages' total CPU per frame (``bound_fps``); the running pipeline's fps
+over that bound is its efficiency. So the stages here do exactly the work they do in the
+pipeline, on consecutive frames of the first configured source, one call at a time with
+nothing else running, each call timed on its own (wall and process CPU):
+
+* ``source``: ``read_into`` a buffer;
+* ``preprocess``: the motion gate, and ``preprocess_into`` a row of the backend's input for
+  the frames it lets through;
+* ``infer``: one call per batch of ``batch_size`` gated-in frames (the last may be partial);
+* ``postprocess``: decoding each inferred frame; ``filter``: every frame's decision;
+* ``compress``: the JPEGs the decisions ask for, plus the ledger's full-frame sample every
+  ``sample_every`` frames;
+* ``sink``: emitting the records to the configured sink kind (a file sink writes into a
+  temporary folder; a sink given to the pipeline is not measured: the null sink stands in).
+
+A stage's service time per frame is its total over the frames (so the motion gate's skipped
+inferences cost the infer stage nothing, as in the pipeline). CPU is the whole process's
+(``time.process_time_ns``): a runtime's thread pool counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from core import jpeg
+from core.errors import PipelineError
+from core.filter import MotionGate, ResultFilter
+from core.ledger import BandwidthLedger
+from core.pipeline.batcher import WorkItem
+from core.pipeline.report import StageCost
+from core.pipeline.stages import (
+    STAGES,
+    CompressStage,
+    FilterStage,
+    PostprocessStage,
+    PreprocessStage,
+    SinkStage,
+    model_class_names,
+    stage_workers,
+)
+from core.pipeline.stats import preprocess_test_delay_s
+from core.preprocess import PreprocessSpec
+from core.sinks import NullSink, Sink, open_sink
+
+if TYPE_CHECKING:
+    from core.pipeline.runtime import Pipeline
+
+WARMUP_FRAMES = 3
+"""Frames run through every stage before timing (lazy allocations, caches, first frame)."""
+
+
+class _Frame:
+    """Stands in for a ring frame: ``data`` and a no-op ``release``."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+
+    def release(self) -> None:
+        pass
+
+
+class _Clock:
+    """Wall and process-CPU ns per stage, summed over calls."""
+
+    def __init__(self) -> None:
+        self.wall = dict.fromkeys(STAGES, 0)
+        self.cpu = dict.fromkeys(STAGES, 0)
+        self.on = False
+
+    def time(self, stage: str, work: Callable[..., Any], *args: Any) -> Any:
+        wall, cpu = time.perf_counter_ns(), time.process_time_ns()
+        result = work(*args)
+        if self.on:
+            self.wall[stage] += time.perf_counter_ns() - wall
+            self.cpu[stage] += time.process_time_ns() - cpu
+        return result
+
+
+def measure_stage_costs(pipeline: Pipeline, frames: int) -> dict[str, StageCost]:
+    """See the module docstring."""
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    config = pipeline.config
+    backend = pipeline.backend
+    m = config.model
+    workers = stage_workers(len(config.sources), config.compress_workers)
+    class_names = model_class_names(backend)
+    spec = backend.preprocess_spec(PreprocessSpec.yolo())
+    pre = PreprocessStage(MotionGate(config.filter.motion), spec, preprocess_test_delay_s())
+    post = PostprocessStage(class_names, m.score_floor, m.iou_threshold)
+    result_filter = ResultFilter(config.filter, class_names)
+    filt = FilterStage(result_filter)
+    compress = CompressStage(result_filter)
+    ledger = BandwidthLedger()
+    quality = config.filter.jpeg_quality
+    clock = _Clock()
+    source = pipeline.source_factory(config.sources[0], 0)
+    with tempfile.TemporaryDirectory(prefix="edgeloop-costs-") as folder:
+        sink = SinkStage(_measured_sink(pipeline, Path(folder)))
+        sink.on_start()
+        try:
+            height, width = source.open()
+            spare = [np.empty((height, width, 3), np.uint8) for _ in range(m.batch_size + 1)]
+            batch: list[WorkItem] = []
+            number = 0
+
+            def finish(item: WorkItem) -> None:
+                nonlocal number
+                clock.time("filter", filt.process, item)
+                clock.time("compress", compress.process, item)
+                if ledger.wants_sample(number):
+                    clock.time("compress", partial(jpeg.encode, quality=quality), item.frame.data)
+                number += 1
+                clock.time("sink", sink.process, item)
+                spare.append(item.frame.data)
+
+            def run_batch() -> None:
+                outputs = clock.time("infer", backend.infer, len(batch), 0)
+                for item in batch:
+                    clock.time("postprocess", post.process, (item, outputs[0][item.row]))
+                    finish(item)
+                batch.clear()
+
+            for i in range(WARMUP_FRAMES + frames):
+                clock.on = i >= WARMUP_FRAMES
+                data = spare.pop()
+                got = clock.time("source", source.read_into, data)
+                if got is None:
+                    raise PipelineError(f"{source.name} ended after {i} frames")
+                item = WorkItem(_Frame(data), 0, i + 1, got.index, got.capture_ns, got.truth)
+                if not clock.time("preprocess", pre.gate, item):
+                    finish(item)
+                    continue
+                item.row = len(batch)
+                row = backend.input_buffer(m.batch_size, 0)[item.row]
+                clock.time("preprocess", pre.process, (item, row))
+                batch.append(item)
+                if len(batch) == m.batch_size:
+                    run_batch()
+            if batch:
+                run_batch()
+        finally:
+            source.close()
+            sink.on_stop()
+    return {
+        name: StageCost(clock.wall[name] / frames, clock.cpu[name] / frames, workers[name])
+        for name in STAGES
+    }
+
+
+def _measured_sink(pipeline: Pipeline, folder: Path) -> Sink:
+    config = pipeline.config.sink
+    if pipeline._sink is not None:
+        return NullSink()
+    if config.kind == "file":
+        return open_sink(dataclasses.replace(config, path=folder))
+    return open_sink(config)

@@ -1,0 +1,117 @@
+"""What a pipeline run returns: :class:`PipelineReport` (raw figures for the bench and the
+tests), :class:`StreamReport` per stream, :class:`StageCost` per stage (``stage_costs``) and the
+:class:`PipelineProgress` a progress callback receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from core.backends import BackendInfo, LoadTimings
+from core.detections import Detections, GroundTruth
+
+
+@dataclass(frozen=True)
+class StageCost:
+    """One stage measured alone, single-threaded, in this process: mean wall time
+    (``service_ns``) and CPU time of the whole process (``cpu_ns``, so a runtime's own thread
+    pool counts) per frame, and how many workers the pipeline gives the stage. The bench's
+    ``bound_fps`` is ``min(workers / service)`` over the stages, capped by
+    ``cores / sum(cpu)``."""
+
+    service_ns: float
+    cpu_ns: float
+    workers: int
+
+
+@dataclass(frozen=True)
+class PipelineProgress:
+    """What a ``progress`` callback gets, a few times a second."""
+
+    elapsed_s: float
+    """Since the run started (warm-up included)."""
+    frames: int
+    """Frames delivered since the warm-up ended (0 while warming up)."""
+    fps: float
+    """Frames per second over the last window."""
+    dropped: int
+    errors: int
+    warming_up: bool
+
+
+@dataclass(frozen=True)
+class StreamReport:
+    """One stream's account: ``produced == delivered + sum(dropped)`` for a run without
+    warm-up (frames in flight when the warm-up ends are counted on both sides of it)."""
+
+    stream_id: int
+    name: str
+    policy: str
+    """The ring's: ``block`` or ``drop_oldest``."""
+    state: str
+    """``ended`` (end of stream or ``max_frames``), ``failed`` (too many failed reads),
+    ``stalled`` (a read hung past its timeout; the worker was abandoned) or ``stopped``."""
+    message: str
+    """The end's cause, or the last read error."""
+    produced: int
+    """Frames the source put into the ring."""
+    delivered: int
+    """Frames that went through every stage."""
+    dropped: dict[str, int]
+    """By reason: ``overwritten`` (a drop_oldest ring replaced a frame nobody took yet),
+    ``shutdown`` (in flight when a stuck worker was abandoned)."""
+    read_errors: int
+    stalls: int
+    occupancy_end: int
+    """Ring occupancy after the run drained, before the ring closed (0: no slot leaked)."""
+
+
+@dataclass
+class PipelineReport:
+    """Everything one run measured, raw (the bench summarises; latencies are int64 ns).
+
+    ``stage_ns["infer"]`` holds one sample per batch (an inference call); every other stage
+    one per frame. ``busy_frac`` is a stage's busy time over the run's wall time and its
+    workers. ``bytes`` is :meth:`core.ledger.BandwidthLedger.totals`. ``predictions`` and
+    ``truths`` pair the detections of every inferred frame that had ground truth (for
+    :func:`core.accuracy.map50`); ``relevant_frames`` counts frames with a visible
+    ground-truth object, ``relevant_delivered`` those whose objects the filter delivered (sent
+    now, or within the cooldown: decision ``sent`` or ``cooldown``; a frame the motion gate
+    skipped inherits the answer of its stream's last gated-in frame, since nothing moved).
+    """
+
+    frames: int
+    dropped: dict[str, int]
+    errors: dict[str, int]
+    duration_s: float
+    e2e_ns: npt.NDArray[np.int64]
+    stage_ns: dict[str, npt.NDArray[np.int64]]
+    busy_frac: dict[str, float]
+    workers: dict[str, int]
+    fps_timeline: list[tuple[float, float]]
+    latency_timeline: list[tuple[float, float]]
+    bytes: dict[str, Any]
+    predictions: list[Detections]
+    truths: list[GroundTruth]
+    relevant_frames: int
+    relevant_delivered: int
+    backend: BackendInfo
+    timings: LoadTimings
+    streams: list[StreamReport] = field(default_factory=list)
+    batches: int = 0
+    partial_batches: int = 0
+    """Batches with rows that went before they were full (batch timeout, or the end)."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """The metrics registry's snapshot at the end of the run."""
+
+    @property
+    def fps(self) -> float:
+        """Frames delivered per second of the measured phase."""
+        return self.frames / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def relevant_recall(self) -> float | None:
+        return self.relevant_delivered / self.relevant_frames if self.relevant_frames else None

@@ -1,0 +1,576 @@
+"""The pipeline: sources → rings → preprocess → infer → postprocess → filter → compress → sink.
+
+>>> from core.pipeline import Pipeline, load_pipeline_config
+>>> config = load_pipeline_config(overrides=[
+...     "sources=[{kind: synthetic, width: 320, height: 180}]", "model.backend=onnxruntime"])
+>>> with Pipeline(config) as pipeline:
+...     report = pipeline.run(max_frames=20)
+>>> report.frames, report.streams[0].state, report.streams[0].occupancy_end
+(20, 'ended', 0)
+
+How it runs (the workers are described in :mod:`core.pipeline.workers`, the stages in
+:mod:`core.pipeline.stages`):
+
+* one :class:`~core.ring.FrameRing` per stream, sized from the source's first ``open``; the
+  source writes frames into its slots (a thread, or a process with ``source_workers:
+  process``); only slot indices and results move between workers after that;
+* one ingest thread per stream (motion gate, then preprocessing straight into a row of the
+  backend's input), batches across streams (:mod:`core.pipeline.batcher`), one inference
+  thread, one output thread (decode, filter, compress, sink);
+* the calling thread monitors: warm-up, duration, sources that ended or hang, metrics,
+  progress. Stopping stops the sources first and lets everything in flight drain, within
+  ``stop_timeout_s``; a worker that does not stop is abandoned and reported, never waited on.
+
+Per-frame problems (a bad read, a frame that cannot be preprocessed, NaN model outputs, a
+failing sink) are counted by stage and logged; :meth:`Pipeline.run` raises only for what
+prevents a run (a model or sink that cannot open, a worker that crashed on a bug), and even
+then only after every worker was stopped and every ring closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from core.backends import Backend, open_backend
+from core.errors import PipelineError
+from core.filter import MotionGate, ResultFilter
+from core.ledger import BandwidthLedger
+from core.metrics import MetricsRegistry
+from core.pipeline.batcher import Batcher
+from core.pipeline.config import PipelineConfig
+from core.pipeline.report import PipelineProgress, PipelineReport, StageCost, StreamReport
+from core.pipeline.stages import (
+    STAGES,
+    CompressStage,
+    FilterStage,
+    InferStage,
+    PostprocessStage,
+    PreprocessStage,
+    SinkStage,
+    model_class_names,
+    source_policy,
+    stage_workers,
+)
+from core.pipeline.stats import preprocess_test_delay_s
+from core.pipeline.streams import (
+    FAILED,
+    RUNNING,
+    STATE_NAMES,
+    ProcessSourceWorker,
+    SourceLoopSettings,
+    SourceWorker,
+    StreamBlock,
+    ThreadSourceWorker,
+)
+from core.pipeline.telemetry import PipelineMetrics
+from core.pipeline.workers import InferWorker, IngestWorker, OutputWorker, RunState
+from core.preprocess import PreprocessSpec
+from core.ring import FrameRing, RingConsumer
+from core.sinks import Sink, open_sink
+from core.sources import Source, SourceConfig, open_source
+
+log = logging.getLogger("edgeloop.pipeline")
+
+INPUT_SLOTS = 3
+"""Backend input slots: one filling, one inferring, one being decoded."""
+DEFAULT_THREADS = 1
+"""ONNX Runtime intra-op threads when ``model.threads`` is None (see :class:`ModelConfig`)."""
+STALL_GRACE_S = 1.0
+"""A read running this long past its source's ``timeout_s`` counts as hung."""
+TICK_S = 0.02
+METRICS_EVERY_S = 0.25
+PROGRESS_EVERY_S = 0.5
+SourceFactory = Callable[[SourceConfig, int], Source]
+
+
+def _quotas(max_frames: int | None, streams: int) -> list[int | None]:
+    """``max_frames`` split over the streams (the first ones take the remainder)."""
+    if max_frames is None:
+        return [None] * streams
+    base, extra = divmod(max_frames, streams)
+    return [base + (1 if i < extra else 0) for i in range(streams)]
+
+
+class Pipeline:
+    """A configured pipeline; :meth:`run` it (as often as wanted), :meth:`stage_costs` for the
+    bench, :meth:`close` (or ``with``) to release the model.
+
+    ``sink`` replaces the configured one (the outbox/MQTT sink plugs in here); ``registry``
+    receives the metrics (a new one otherwise: :attr:`registry`); ``source_factory`` makes
+    each stream's source from its config (default :func:`core.sources.open_source`; tests pass
+    doubles; with ``source_workers: process`` it must be picklable).
+    """
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        *,
+        sink: Sink | None = None,
+        registry: MetricsRegistry | None = None,
+        source_factory: SourceFactory = open_source,
+    ) -> None:
+        if not isinstance(config, PipelineConfig):
+            raise TypeError(f"config must be a PipelineConfig, got {type(config).__name__}")
+        self.config = config
+        self.registry = registry if registry is not None else MetricsRegistry()
+        self.source_factory = source_factory
+        self._sink = sink
+        self._backend: Backend | None = None
+        self._metrics = PipelineMetrics(self.registry)
+
+    @property
+    def backend(self) -> Backend:
+        """The loaded, warmed-up model (loaded on first use, kept until :meth:`close`)."""
+        if self._backend is None:
+            m = self.config.model
+            self._backend = open_backend(
+                m.model,
+                m.backend,
+                threads=m.threads if m.threads is not None else DEFAULT_THREADS,
+                precision=m.precision,
+                batch_size=m.batch_size,
+                input_slots=INPUT_SLOTS,
+                spinning=False,  # a spinning pool thread would hold a core the stages need
+            )
+            info = self._backend.describe()
+            self._metrics.model_info(m.model, info.model_sha256[:12], info.name)
+        return self._backend
+
+    def run(
+        self,
+        *,
+        duration_s: float | None = None,
+        max_frames: int | None = None,
+        warmup_s: float = 0.0,
+        progress: Callable[[PipelineProgress], None] | None = None,
+    ) -> PipelineReport:
+        """Run until ``duration_s`` of measurement (after ``warmup_s``), ``max_frames`` read
+        in all (split evenly over the streams), or every source ended -- whichever comes
+        first; then stop every worker and return the report (see the module docstring)."""
+        if duration_s is not None and duration_s <= 0:
+            raise ValueError(f"duration_s must be > 0, got {duration_s}")
+        if max_frames is not None and max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+        if warmup_s < 0:
+            raise ValueError(f"warmup_s must be >= 0, got {warmup_s}")
+        run = _Run(self, duration_s, max_frames, warmup_s, progress)
+        return run.execute()
+
+    def stage_costs(self, frames: int = 50) -> dict[str, StageCost]:
+        """Each stage alone, single-threaded, on ``frames`` frames of the first source: mean
+        service time and CPU per frame (see :mod:`core.pipeline.costs`)."""
+        from core.pipeline.costs import measure_stage_costs  # noqa: PLC0415 - bench only
+
+        return measure_stage_costs(self, frames)
+
+    def make_sink(self) -> Sink:
+        return self._sink if self._sink is not None else open_sink(self.config.sink)
+
+    def close(self) -> None:
+        """Release the model."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _Run:
+    """One run: setup, monitor, stop, report, close (see :meth:`Pipeline.run`)."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        duration_s: float | None,
+        max_frames: int | None,
+        warmup_s: float,
+        progress: Callable[[PipelineProgress], None] | None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.config = pipeline.config
+        self.duration_s = duration_s
+        self.max_frames = max_frames
+        self.warmup_s = warmup_s
+        self.progress = progress
+        self.sources: list[SourceWorker] = []
+        self.rings: list[FrameRing] = []
+        self.blocks: list[StreamBlock] = []
+        self.consumers: list[RingConsumer] = []
+        self.ingest: list[IngestWorker] = []
+        self.stuck: dict[int, str] = {}
+        self.forced = False
+        self.window_s = 1.0 if duration_s is None else min(1.0, max(0.1, duration_s / 10))
+        self.windows: list[tuple[int, int, int]] = []  # (t ns, delivered, e2e calls)
+
+    # -- setup ------------------------------------------------------------------------------
+
+    def _open_sources(self) -> None:
+        cfg = self.config
+        for stream_id, source_config in enumerate(cfg.sources):
+            worker: SourceWorker
+            if cfg.source_workers == "process":
+                worker = ProcessSourceWorker(source_config, stream_id, self.pipeline.source_factory)
+            else:
+                source = self.pipeline.source_factory(source_config, stream_id)
+                worker = ThreadSourceWorker(source, source_config)
+            self.sources.append(worker)
+
+    def _make_rings(self) -> None:
+        for worker in self.sources:
+            height, width = worker.shape
+            ring = FrameRing.create(
+                shape=(height, width, 3),
+                slots=self.config.ring_slots,
+                policy=source_policy(worker.config),
+            )
+            self.rings.append(ring)
+            self.blocks.append(StreamBlock(f"{ring.name}.meta", ring.slots, create=True))
+            self.consumers.append(ring.consumer("pipeline"))
+
+    def execute(self) -> PipelineReport:
+        backend = self.pipeline.backend
+        cfg = self.config
+        class_names = model_class_names(backend)
+        result_filter = ResultFilter(cfg.filter, class_names)
+        spec = backend.preprocess_spec(PreprocessSpec.yolo())
+        sink_stage = SinkStage(self.pipeline.make_sink())
+        try:
+            self._open_sources()
+            self._make_rings()
+            sink_stage.on_start()  # a sink that cannot open fails the run before it starts
+        except BaseException:
+            self._close()
+            raise
+        raw_bytes = [int(np.prod(w.shape)) * 3 for w in self.sources]
+        state = self.state = RunState(len(self.sources), BandwidthLedger(), raw_bytes)
+        m = cfg.model
+        self.batcher = Batcher(
+            lambda slot: backend.input_buffer(m.batch_size, slot),
+            m.batch_size,
+            m.batch_timeout_ms / 1e3,
+            INPUT_SLOTS,
+        )
+        outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.output = OutputWorker(
+            outbox,
+            self.batcher,
+            post=PostprocessStage(class_names, m.score_floor, m.iou_threshold),
+            filt=FilterStage(result_filter),
+            compress=CompressStage(result_filter),
+            sink=sink_stage,
+            state=state,
+            compress_workers=cfg.compress_workers,
+            quality=cfg.filter.jpeg_quality,
+        )
+        self.infer = InferWorker(InferStage(backend), self.batcher, outbox, state)
+        delay_s = preprocess_test_delay_s()
+        for stream_id, (consumer, block) in enumerate(
+            zip(self.consumers, self.blocks, strict=True)
+        ):
+            stage = PreprocessStage(MotionGate(cfg.filter.motion), spec, delay_s)
+            self.ingest.append(
+                IngestWorker(stream_id, consumer, block, stage, batcher=self.batcher, state=state)
+            )
+        for block in self.blocks:
+            state.group("source").add(block.stats)
+        quotas = _quotas(self.max_frames, len(self.sources))
+        self.start_ns = time.monotonic_ns()
+        if self.warmup_s <= 0:
+            self._mark(self.start_ns)  # before the first frame, so every one is counted
+        try:
+            for thread in self._threads():
+                thread.start()
+            for worker, ring, block, quota in zip(
+                self.sources, self.rings, self.blocks, quotas, strict=True
+            ):
+                settings = SourceLoopSettings(
+                    worker.stream_id, cfg.rate, quota, cfg.source_error_limit
+                )
+                worker.start(ring, block, settings)
+            self._monitor()
+        finally:
+            self._stop()
+        try:
+            report = self._report(backend)
+        finally:
+            self._close()
+        if state.crash is not None:
+            raise PipelineError(f"a pipeline worker crashed: {state.crash!r}") from state.crash
+        return report
+
+    # -- monitoring -------------------------------------------------------------------------
+
+    def _mark(self, now_ns: int) -> None:
+        state = self.state
+        for group in state.groups.values():
+            group.mark()
+        self.e2e_mark = state.e2e.calls
+        self.delivered_mark = list(state.delivered)
+        self.produced_mark = [b.produced for b in self.blocks]
+        self.dropped_mark = [self._overwritten(i) for i in range(len(self.rings))]
+        self.relevant_mark = list(state.relevant)
+        state.predictions.clear()
+        state.truths.clear()
+        self.ledger_warmup = state.ledger
+        state.ledger = BandwidthLedger()
+        self.batches_mark = (self.batcher.batches, self.batcher.partial)
+        self.measure_start_ns = now_ns
+        self.windows = [(now_ns, sum(state.delivered), state.e2e.calls)]
+
+    def _overwritten(self, stream: int) -> int:
+        consumer = self.consumers[stream]
+        try:
+            return int(consumer.dropped)
+        except Exception:
+            return 0
+
+    def _sources_done(self, now_ns: int) -> bool:
+        done = True
+        for i, (worker, block) in enumerate(zip(self.sources, self.blocks, strict=True)):
+            if block.state != RUNNING:
+                continue
+            if not worker.alive():
+                block.set_state(FAILED, "the source worker exited unexpectedly")
+                log.error("stream %s (%s): its worker exited unexpectedly", i, worker.name)
+                continue
+            limit = worker.config.timeout_s + STALL_GRACE_S
+            if block.reading_for_s(now_ns) > limit:
+                if i not in self.stuck:
+                    self.stuck[i] = (
+                        f"read_into has not returned for more than {limit:.1f} s "
+                        f"(timeout_s {worker.config.timeout_s})"
+                    )
+                    log.error("stream %s (%s): %s", i, worker.name, self.stuck[i])
+                continue
+            done = False
+        return done
+
+    def _monitor(self) -> None:
+        state = self.state
+        start_ns = self.start_ns
+        marked = self.warmup_s <= 0
+        next_metrics = next_progress = 0
+        while True:
+            if state.crash_event.wait(TICK_S):
+                return
+            now = time.monotonic_ns()
+            if not marked and now - start_ns >= self.warmup_s * 1e9:
+                self._mark(now)
+                marked = True
+            measured_ns = now - self.measure_start_ns if marked else 0
+            if self.duration_s is not None and measured_ns >= self.duration_s * 1e9:
+                return
+            if marked and now - self.windows[-1][0] >= self.window_s * 1e9:
+                self.windows.append((now, sum(state.delivered), state.e2e.calls))
+            if now >= next_metrics:
+                self._update_metrics(now - start_ns)
+                next_metrics = now + int(METRICS_EVERY_S * 1e9)
+            if self.progress is not None and now >= next_progress:
+                self._report_progress(now, start_ns, marked)
+                next_progress = now + int(PROGRESS_EVERY_S * 1e9)
+            if self._sources_done(now):
+                return
+
+    def _report_progress(self, now: int, start_ns: int, marked: bool) -> None:
+        assert self.progress is not None
+        state = self.state
+        frames = sum(state.delivered) - sum(self.delivered_mark) if marked else 0
+        fps = 0.0
+        if marked and len(self.windows) >= 2:
+            (t0, d0, _), (t1, d1, _) = self.windows[-2], self.windows[-1]
+            fps = (d1 - d0) / ((t1 - t0) / 1e9) if t1 > t0 else 0.0
+        errors = sum(g.errors for g in state.groups.values()) if marked else 0
+        dropped = sum(self._overwritten(i) for i in range(len(self.rings)))
+        self.progress(
+            PipelineProgress((now - start_ns) / 1e9, frames, fps, dropped, errors, not marked)
+        )
+
+    def _update_metrics(self, wall_ns: int) -> None:
+        state = self.state
+        streams = [
+            (
+                i,
+                block.produced,
+                state.delivered[i],
+                {"overwritten": self._overwritten(i)},
+                ring.occupancy() if not ring.closed else 0,
+            )
+            for i, (block, ring) in enumerate(zip(self.blocks, self.rings, strict=True))
+        ]
+        self.pipeline._metrics.update(
+            state.groups,
+            state.e2e,
+            wall_s=wall_ns / 1e9,
+            workers=self._workers(),
+            streams=streams,
+            bandwidth=state.ledger.totals(),
+            batches=(self.batcher.batches, self.batcher.partial),
+        )
+
+    def _workers(self) -> dict[str, int]:
+        return stage_workers(len(self.sources), self.config.compress_workers)
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def _stop(self) -> None:
+        """Stop the sources, let what is in flight drain, stop the rest: all within
+        ``stop_timeout_s``; a worker that does not stop is abandoned (and reported)."""
+        deadline = time.monotonic() + self.config.stop_timeout_s
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        for worker in self.sources:
+            worker.stop()
+        for i, worker in enumerate(self.sources):
+            if not worker.join(left()):
+                what = worker.abandon()
+                self.stuck.setdefault(i, "the source did not stop")
+                self.stuck[i] += f"; {what}"
+                log.error("stream %s (%s): %s", i, worker.name, self.stuck[i])
+        for ingest in self.ingest:
+            ingest.stop.set()
+        for ingest in self.ingest:
+            ingest.thread.join(left())
+        self.batcher.close()
+        for thread in (self.infer.thread, *self.output.threads()):
+            if thread.ident is not None:
+                thread.join(left())
+        alive = [t.name for t in self._threads() if t.is_alive()]
+        if alive:
+            self.forced = True
+            log.error(
+                "pipeline workers %s did not stop within stop_timeout_s=%s s: abandoned",
+                ", ".join(alive),
+                self.config.stop_timeout_s,
+            )
+
+    def _threads(self) -> list[threading.Thread]:
+        """The in-process workers, in start order: the downstream ones first."""
+        return [*self.output.threads(), self.infer.thread, *(w.thread for w in self.ingest)]
+
+    # -- the report -------------------------------------------------------------------------
+
+    def _report(self, backend: Backend) -> PipelineReport:
+        state = self.state
+        end_ns = time.monotonic_ns()
+        if not hasattr(self, "measure_start_ns"):  # stopped before the warm-up ended
+            self._mark(end_ns)
+        self._update_metrics(end_ns - self.measure_start_ns)
+        duration_s = (end_ns - self.measure_start_ns) / 1e9
+        workers = self._workers()
+        streams = [self._stream_report(i) for i in range(len(self.sources))]
+        dropped: dict[str, int] = {}
+        for stream in streams:
+            for reason, count in stream.dropped.items():
+                dropped[reason] = dropped.get(reason, 0) + count
+        errors = {name: state.group(name).errors for name in STAGES}
+        busy = {
+            name: (state.group(name).busy_ns / 1e9) / duration_s / workers[name]
+            if duration_s > 0
+            else 0.0
+            for name in STAGES
+        }
+        batches, partial = self.batcher.batches, self.batcher.partial
+        report = PipelineReport(
+            frames=sum(s.delivered for s in streams),
+            dropped=dropped,
+            errors=errors,
+            duration_s=duration_s,
+            e2e_ns=state.e2e.samples_since(self.e2e_mark),
+            stage_ns={name: state.group(name).samples() for name in STAGES},
+            busy_frac=busy,
+            workers=workers,
+            fps_timeline=self._fps_timeline(),
+            latency_timeline=self._latency_timeline(),
+            bytes=dict(state.ledger.totals()),
+            predictions=list(state.predictions),
+            truths=list(state.truths),
+            relevant_frames=state.relevant[0] - self.relevant_mark[0],
+            relevant_delivered=state.relevant[1] - self.relevant_mark[1],
+            backend=backend.describe(),
+            timings=backend.timings,
+            streams=streams,
+            batches=batches - self.batches_mark[0],
+            partial_batches=partial - self.batches_mark[1],
+        )
+        report.metrics = self.pipeline.registry.snapshot()
+        return report
+
+    def _stream_report(self, i: int) -> StreamReport:
+        block, worker, ring = self.blocks[i], self.sources[i], self.rings[i]
+        produced = block.produced - self.produced_mark[i]
+        delivered = self.state.delivered[i] - self.delivered_mark[i]
+        overwritten = self._overwritten(i) - self.dropped_mark[i]
+        dropped = {"overwritten": overwritten} if overwritten else {}
+        lost = produced - delivered - overwritten
+        if lost > 0 and (self.forced or i in self.stuck):
+            dropped["shutdown"] = lost
+        state_name = STATE_NAMES.get(block.state, "unknown")
+        message = block.message
+        if i in self.stuck:
+            state_name, message = "stalled", self.stuck[i]
+        elif block.state == RUNNING:
+            state_name = "stopped"
+        return StreamReport(
+            stream_id=i,
+            name=worker.name,
+            policy=ring.policy,
+            state=state_name,
+            message=message,
+            produced=produced,
+            delivered=delivered,
+            dropped=dropped,
+            read_errors=block.errors,
+            stalls=block.stalls,
+            occupancy_end=ring.occupancy(),
+        )
+
+    def _fps_timeline(self) -> list[tuple[float, float]]:
+        out = []
+        for (t0, d0, _), (t1, d1, _) in zip(self.windows, self.windows[1:], strict=False):
+            seconds = (t1 - t0) / 1e9
+            out.append(((t1 - self.measure_start_ns) / 1e9, (d1 - d0) / seconds))
+        return out
+
+    def _latency_timeline(self) -> list[tuple[float, float]]:
+        out = []
+        e2e = self.state.e2e
+        for (_, _, c0), (t1, _, c1) in zip(self.windows, self.windows[1:], strict=False):
+            samples = e2e.samples_since(c0)[: c1 - c0]
+            p50 = float(np.percentile(samples, 50)) / 1e6 if samples.size else float("nan")
+            out.append(((t1 - self.measure_start_ns) / 1e9, p50))
+        return out
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def _close(self) -> None:
+        """Close consumers, rings and blocks (unlinking them), and the sources."""
+        for consumer in self.consumers:
+            consumer.close()
+        for ring in self.rings:
+            ring.close()
+        for block in self.blocks:
+            block.close()
+        for worker in self.sources:
+            try:
+                worker.close()
+            except Exception as exc:
+                log.warning("closing source %s: %s", worker.name, exc)

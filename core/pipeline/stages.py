@@ -1,0 +1,265 @@
+"""The stages between the rings and the sink, each with a lifecycle and a declared policy.
+
+======== ================================================================ ===========
+stage    what it does for a frame                                          runs in
+======== ================================================================ ===========
+source   reads into a ring slot (:mod:`core.pipeline.streams`)             source worker
+preprocess  motion gate, then letterbox straight into the backend's input  ingest worker
+infer    one backend call per batch (input slot ``s``: ``infer(n, s)``)    inference worker
+postprocess decodes the slot's output rows into detections (NMS)           output worker
+filter   score, allow-list, cooldown, transmission level                   output worker
+compress JPEG crops / frame from the ring slot's view (only what is sent)  output worker
+sink     the :class:`~core.sinks.ResultRecord` to the sink                 output worker
+======== ================================================================ ===========
+
+A stage is started (``on_start``), processes work (``process``) and is stopped (``on_stop``)
+by its worker; a ``process`` that raises is counted in the stage's errors, logged with its
+cause, and the frame goes on (without detections, decision or images, as the case may be).
+``policy`` says what the stage does when the next one is slower: ``block`` waits
+(back-pressure, which reaches the source through the ring), ``drop_oldest`` lets the ring
+overwrite the oldest frame nobody took yet (live cameras). Only the ring in front of the
+pipeline drops; every later stage blocks, and frames in flight are bounded by the ring's slots.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import time
+from collections.abc import Sequence
+from typing import ClassVar, Generic, Literal, TypeVar
+
+import numpy as np
+
+from core.backends import Backend, Outputs
+from core.errors import FrameError, ModelError
+from core.filter import FilterDecision, MotionGate, ResultFilter
+from core.pipeline.batcher import Batch, WorkItem
+from core.postprocess import decode_detections
+from core.preprocess import PreprocessSpec, preprocess_into
+from core.sinks import ResultRecord, Sink
+from core.sources import SourceConfig
+
+Policy = Literal["block", "drop_oldest"]
+STAGES = ("source", "preprocess", "infer", "postprocess", "filter", "compress", "sink")
+"""Every stage, in order (the report's and the metrics' names)."""
+LIVE_KINDS = ("v4l2", "rtsp")
+METADATA_KEY = "edgeloop"
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+def stage_workers(streams: int, compress_workers: int) -> dict[str, int]:
+    """Workers per stage: a source and an ingest (preprocess) thread per stream, one inference
+    thread, one output thread for postprocess, filter and sink, ``compress_workers`` JPEG
+    encoders (the output thread itself when 1)."""
+    return {
+        "source": streams,
+        "preprocess": streams,
+        "infer": 1,
+        "postprocess": 1,
+        "filter": 1,
+        "compress": compress_workers,
+        "sink": 1,
+    }
+
+
+def source_policy(config: SourceConfig) -> Policy:
+    """A live camera never waits for the pipeline (``drop_oldest``); a file, a folder or the
+    synthetic camera waits for it (``block``): nothing is lost, the pipeline sets the pace."""
+    return "drop_oldest" if config.kind in LIVE_KINDS else "block"
+
+
+class Stage(abc.ABC, Generic[In, Out]):
+    """A pipeline stage: ``on_start``, ``process`` (per frame or batch), ``on_stop``."""
+
+    name: ClassVar[str]
+    policy: ClassVar[Policy] = "block"
+
+    def on_start(self) -> None:
+        """Before the first ``process``, in the worker that runs the stage."""
+
+    @abc.abstractmethod
+    def process(self, work: In) -> Out:
+        """Do the stage's work; raising counts an error for this frame (the pipeline goes on)."""
+
+    def on_stop(self) -> None:
+        """After the last ``process`` (also after an error)."""
+
+
+class PreprocessStage(Stage[tuple[WorkItem, np.ndarray], None]):
+    """Motion gate (:meth:`gate`), then ``preprocess_into`` the backend's input row."""
+
+    name = "preprocess"
+
+    def __init__(self, gate: MotionGate, spec: PreprocessSpec, delay_s: float = 0.0) -> None:
+        self.motion = gate
+        self.spec = spec
+        self.delay_s = delay_s  # test-only slowdown (stats.TEST_DELAY_ENV)
+
+    def gate(self, item: WorkItem) -> bool:
+        """Whether the frame moved enough to be inferred (recorded on the item)."""
+        result = self.motion.check(item.stream_id, item.frame.data)
+        item.motion_passed = passed = self.motion.passes(result)
+        return passed
+
+    def process(self, work: tuple[WorkItem, np.ndarray]) -> None:
+        item, row = work
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        item.transform = preprocess_into(item.frame.data, row, self.spec)
+
+
+class InferStage(Stage[Batch, Outputs]):
+    """One ``backend.infer(rows, slot)`` per batch (ONNX Runtime and TensorRT release the GIL)."""
+
+    name = "infer"
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def process(self, work: Batch) -> Outputs:
+        return self.backend.infer(work.rows, work.slot)
+
+
+class PostprocessStage(Stage[tuple[WorkItem, np.ndarray], None]):
+    """Decode one row of a detector's output (``(A, 4 + C)``) into frame-pixel detections.
+
+    A row holding NaN or infinite values (a broken model, an fp16 overflow) is counted as an
+    error of this stage with the number of bad candidates; the finite ones are kept.
+    """
+
+    name = "postprocess"
+
+    def __init__(
+        self, class_names: Sequence[str], score_floor: float, iou_threshold: float
+    ) -> None:
+        self.class_names = tuple(class_names)
+        self.score_floor = score_floor
+        self.iou_threshold = iou_threshold
+
+    def process(self, work: tuple[WorkItem, np.ndarray]) -> None:
+        item, raw = work
+        if item.transform is None:
+            return  # its preprocessing failed (counted there): nothing to decode
+        detections = decode_detections(
+            raw,
+            item.transform,
+            score_threshold=self.score_floor,
+            iou_threshold=self.iou_threshold,
+            class_names=self.class_names,
+        )
+        item.detections = detections
+        if detections.nonfinite:
+            raise FrameError(
+                f"stream {item.stream_id} frame {item.index}: the model output "
+                f"{detections.nonfinite} non-finite candidates (NaN/inf), left out"
+            )
+
+
+class FilterStage(Stage[WorkItem, None]):
+    """:meth:`core.filter.ResultFilter.decide` for the frame."""
+
+    name = "filter"
+
+    def __init__(self, result_filter: ResultFilter) -> None:
+        self.filter = result_filter
+        self._nothing = result_filter.decide(0, 0, None, motion_passed=False)
+
+    def process(self, work: WorkItem) -> None:
+        work.decision = self._nothing  # what stands if decide raises
+        work.decision = self.filter.decide(
+            work.stream_id, work.capture_ns, work.detections, work.motion_passed
+        )
+
+    @property
+    def nothing(self) -> FilterDecision:
+        """The decision that sends nothing (for frames whose filtering failed)."""
+        return self._nothing
+
+
+class CompressStage(Stage[WorkItem, None]):
+    """JPEG what the decision sends (crops or the frame), straight from the ring slot's view:
+    nothing is encoded for a frame that is not sent."""
+
+    name = "compress"
+
+    def __init__(self, result_filter: ResultFilter) -> None:
+        self.filter = result_filter
+
+    def process(self, work: WorkItem) -> None:
+        decision: FilterDecision = work.decision
+        if decision.send and decision.level in ("crops", "frame"):
+            work.images = self.filter.encode(work.frame.data, decision)
+
+
+class SinkStage(Stage[WorkItem, int]):
+    """Make the frame's :class:`ResultRecord` and emit it; returns the bytes sent (0 when the
+    filter sent nothing). Record ``seq`` numbers count records per stream."""
+
+    name = "sink"
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self._seq: dict[int, int] = {}
+
+    def on_start(self) -> None:
+        self.sink.open()
+
+    def process(self, work: WorkItem) -> int:
+        decision: FilterDecision = work.decision
+        if not decision.send:
+            return 0
+        seq = self._seq.get(work.stream_id, 0) + 1
+        self._seq[work.stream_id] = seq
+        record = ResultRecord(
+            work.stream_id,
+            seq,
+            work.index,
+            work.capture_ns,
+            time.monotonic_ns(),
+            decision.level,
+            decision.detections,
+            work.images,
+        )
+        self.sink.emit(record)
+        return record.payload_bytes
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+    def on_stop(self) -> None:
+        self.sink.close()
+
+
+def model_class_names(backend: Backend) -> tuple[str, ...]:
+    """Class names of a detector: its ``edgeloop`` ONNX metadata, else ``"0"``, ``"1"``...
+
+    Refuses (:class:`~core.errors.ModelError`) a model whose first output is not a detector's
+    ``(batch, anchors, 4 + classes)``: the pipeline decodes detections.
+    """
+    info = backend.describe()
+    shape = info.output_shapes[0]
+    if len(shape) != 3 or shape[2] < 5:
+        raise ModelError(
+            f"{backend.model_path.name}: the pipeline runs detectors whose first output is "
+            f"(batch, anchors, 4 + classes); {info.outputs[0]} is not"
+        )
+    count = shape[2] - 4
+    names: list[str] = []
+    try:
+        import onnx  # noqa: PLC0415 - only to read the model's metadata
+
+        model = onnx.load(str(backend.model_path), load_external_data=False)
+        props = {p.key: p.value for p in model.metadata_props}
+        names = list(json.loads(props.get(METADATA_KEY, "{}")).get("class_names", []))
+    except Exception:
+        names = []
+    if len(names) != count:
+        names = [str(i) for i in range(count)]
+    return tuple(names)
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message``, the cause a log line and a report give."""
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,472 @@
+"""Source workers: each stream's source reads frames straight into its FrameRing's slots, in a
+thread of the pipeline's process or in a process of its own.
+
+What travels with a frame besides the ring's own metadata (sequence number, stream id, capture
+time) lives in a small per-stream block beside the ring -- shared memory in both modes, so one
+code path serves both: the frame index goes in the ring's ``flags``; the ground truth (synthetic
+sources) in a per-slot sidecar written before the slot is published and read after it is taken,
+so the ring's own protocol orders the two. The block also carries the stream's status (state,
+counts, the last error) and the source stage's timings, which the parent reads.
+
+Pacing: with ``rate`` set, a worker sleeps until the frame's due time (``Event.wait``, never a
+busy wait: spinning would steal a core from the stages on a 2-core machine); when it falls
+behind by more than a frame it starts counting again from now rather than bursting.
+
+Failures: a read that raises :class:`~core.errors.SourceStalledError` or any other error is
+counted (stalls apart), logged with its cause (rate-limited) and retried; ``error_limit``
+consecutive failures end the stream as ``failed``. ``None`` from a read ends it as ``ended``.
+Either way the producer closes the ring, so the stream's consumer drains what was published and
+then sees the end of the stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from core.detections import GroundTruth
+from core.errors import PipelineError, RingTimeoutError, SourceStalledError
+from core.pipeline.stats import HEADER, SAMPLES, ErrorLog, StageStats
+from core.ring import FrameRing, RingProducer
+from core.shm import create_segment, open_segment, unlink_segment
+from core.sources import Source, SourceConfig, open_source
+
+log = logging.getLogger("edgeloop.pipeline")
+
+TRUTH_MAX = 64
+"""Ground-truth objects kept per frame (the synthetic camera draws at most 64)."""
+
+RUNNING, ENDED, FAILED, STOPPED = range(4)
+STATE_NAMES = {RUNNING: "running", ENDED: "ended", FAILED: "failed", STOPPED: "stopped"}
+_STATE, _PRODUCED, _ERRORS, _STALLS, _READING_SINCE, _LAST_FRAME = range(6)
+_STATUS_FIELDS = 8
+_MESSAGE_BYTES = 256
+OPEN_TIMEOUT_S = 60.0
+"""How long a source process may take to start and open its source."""
+
+
+class StopFlag(Protocol):
+    """``threading.Event`` or ``multiprocessing.Event``."""
+
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+def _layout(slots: int) -> list[tuple[str, np.dtype[Any], tuple[int, ...]]]:
+    return [
+        ("status", np.dtype(np.int64), (_STATUS_FIELDS,)),
+        ("stats", np.dtype(np.int64), (HEADER + SAMPLES,)),
+        ("truth_boxes", np.dtype(np.float32), (slots, TRUTH_MAX, 4)),
+        ("truth_classes", np.dtype(np.int64), (slots, TRUTH_MAX)),
+        ("truth_occluded", np.dtype(np.float32), (slots, TRUTH_MAX)),
+        ("truth_count", np.dtype(np.int32), (slots,)),
+        ("message", np.dtype(np.uint8), (_MESSAGE_BYTES,)),
+    ]
+
+
+def _block_bytes(slots: int) -> int:
+    return sum(-(-dt.itemsize * int(np.prod(shape)) // 64) * 64 for _, dt, shape in _layout(slots))
+
+
+class StreamBlock:
+    """A stream's shared block: status, source timings and the ground-truth sidecar.
+
+    Created by the pipeline (``create``) beside the ring, attached by a source process
+    (``attach``); the creator unlinks it on :meth:`close`.
+    """
+
+    def __init__(self, name: str, slots: int, *, create: bool) -> None:
+        self.name = name
+        self.slots = slots
+        size = _block_bytes(slots)
+        self._owner = create
+        self._segment = create_segment(name, size) if create else open_segment(name)
+        buffer = memoryview(self._segment)
+        offset = 0
+        views: dict[str, npt.NDArray[Any]] = {}
+        for field, dtype, shape in _layout(slots):
+            count = int(np.prod(shape))
+            views[field] = np.frombuffer(buffer, dtype, count, offset).reshape(shape)
+            offset += -(-dtype.itemsize * count // 64) * 64
+        del buffer
+        self.status: npt.NDArray[np.int64] = views["status"]
+        self.stats = StageStats("source", views["stats"])
+        self._boxes = views["truth_boxes"]
+        self._classes = views["truth_classes"]
+        self._occluded = views["truth_occluded"]
+        self._count = views["truth_count"]
+        self._message = views["message"]
+        self._views = views
+
+    # -- the sidecar ------------------------------------------------------------------------
+
+    def write_truth(self, slot: int, truth: GroundTruth | None) -> None:
+        """Store ``truth`` for the frame being written into ``slot`` (before publishing)."""
+        if truth is None:
+            self._count[slot] = -1
+            return
+        n = min(len(truth.classes), TRUTH_MAX)
+        self._boxes[slot, :n] = truth.boxes[:n]
+        self._classes[slot, :n] = truth.classes[:n]
+        self._occluded[slot, :n] = truth.occluded[:n]
+        self._count[slot] = n
+
+    def read_truth(self, slot: int) -> GroundTruth | None:
+        """The ground truth of the frame in ``slot`` (after taking it), copied out."""
+        n = int(self._count[slot])
+        if n < 0:
+            return None
+        return GroundTruth(
+            self._boxes[slot, :n].copy(),
+            self._classes[slot, :n].copy(),
+            self._occluded[slot, :n].copy(),
+        )
+
+    # -- status -------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> int:
+        return int(self.status[_STATE])
+
+    def set_state(self, state: int, message: str | None = None) -> None:
+        if message is not None:
+            self.set_message(message)
+        self.status[_STATE] = state
+
+    def set_message(self, message: str) -> None:
+        data = message.encode("utf-8", "replace")[: _MESSAGE_BYTES - 1]
+        self._message[: len(data)] = np.frombuffer(data, np.uint8)
+        self._message[len(data)] = 0
+
+    @property
+    def message(self) -> str:
+        raw = bytes(self._message)
+        return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    @property
+    def produced(self) -> int:
+        return int(self.status[_PRODUCED])
+
+    @property
+    def errors(self) -> int:
+        return int(self.status[_ERRORS])
+
+    @property
+    def stalls(self) -> int:
+        return int(self.status[_STALLS])
+
+    def reading_for_s(self, now_ns: int) -> float:
+        """How long the current read has been going on (0.0 when not reading)."""
+        since = int(self.status[_READING_SINCE])
+        return (now_ns - since) / 1e9 if since else 0.0
+
+    def close(self) -> None:
+        """Drop the views and unmap; the creator also unlinks the name."""
+        self._views.clear()
+        for attr in ("status", "_boxes", "_classes", "_occluded", "_count", "_message"):
+            setattr(self, attr, np.zeros(0))
+        self.stats = StageStats("source")
+        with contextlib.suppress(BufferError):  # a view lives on: unmapped when it goes
+            self._segment.close()
+        if self._owner:
+            unlink_segment(self.name)
+
+
+@dataclass(frozen=True)
+class SourceLoopSettings:
+    """What a source worker needs besides its source, ring and block (picklable)."""
+
+    stream_id: int
+    rate: float | None
+    quota: int | None
+    error_limit: int
+    claim_timeout_s: float = 0.1
+
+
+def source_loop(
+    source: Source,
+    producer: RingProducer,
+    block: StreamBlock,
+    settings: SourceLoopSettings,
+    stop: StopFlag,
+) -> None:
+    """Read frames into ring slots until the source ends, fails, the quota is met or ``stop``
+    is set; then end the stream (see the module docstring). Never raises for a bad read."""
+    errlog = ErrorLog()
+    status = block.status
+    stats = block.stats
+    period_ns = int(1e9 / settings.rate) if settings.rate else 0
+    due_ns = time.monotonic_ns()
+    consecutive = 0
+    produced = 0
+    final, message = STOPPED, "stopped"
+    stage = f"source {source.name}"
+    try:
+        while not stop.is_set():
+            if settings.quota is not None and produced >= settings.quota:
+                final, message = ENDED, f"read the {settings.quota} frames asked for"
+                break
+            if period_ns:
+                now = time.monotonic_ns()
+                if due_ns > now:
+                    if stop.wait((due_ns - now) / 1e9):
+                        break
+                elif now - due_ns > period_ns:
+                    due_ns = now  # fell behind: no burst to catch up
+                due_ns += period_ns
+            try:
+                slot = producer.claim(timeout=settings.claim_timeout_s)
+            except RingTimeoutError:
+                continue  # back-pressure; look at the stop flag again
+            start = time.monotonic_ns()
+            status[_READING_SINCE] = start
+            try:
+                frame = source.read_into(slot.array)
+            except Exception as exc:
+                producer.abandon(slot)
+                status[_READING_SINCE] = 0
+                consecutive += 1
+                kind = _STALLS if isinstance(exc, SourceStalledError) else _ERRORS
+                status[kind] += 1
+                stats.error()
+                block.set_message(f"{type(exc).__name__}: {exc}")
+                errlog.report(stage, f"{type(exc).__name__}: {exc}")
+                if consecutive >= settings.error_limit:
+                    final = FAILED
+                    message = f"{consecutive} failed reads in a row, the last: {exc}"
+                    log.error("%s: stream given up after %s", stage, message)
+                    break
+                continue
+            end = time.monotonic_ns()
+            status[_READING_SINCE] = 0
+            if frame is None:
+                producer.abandon(slot)
+                final, message = ENDED, "end of stream"
+                break
+            consecutive = 0
+            block.write_truth(slot.index, frame.truth)
+            producer.publish(
+                slot,
+                stream_id=settings.stream_id,
+                capture_ns=frame.capture_ns,
+                flags=frame.index,
+            )
+            stats.record(start, end)
+            produced += 1
+            status[_PRODUCED] = produced
+            status[_LAST_FRAME] = end
+    finally:
+        block.set_state(final, message)
+        producer.close(end_of_stream=True)
+
+
+# -- workers -----------------------------------------------------------------------------------
+
+
+class SourceWorker:
+    """Common face of the thread and process workers, for the pipeline."""
+
+    stream_id: int
+    name: str
+    shape: tuple[int, int]
+    has_truth: bool
+    config: SourceConfig
+
+    def start(self, ring: FrameRing, block: StreamBlock, settings: SourceLoopSettings) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s; True when the worker is gone."""
+        raise NotImplementedError
+
+    def alive(self) -> bool:
+        raise NotImplementedError
+
+    def abandon(self) -> str:
+        """Give up on a worker that did not stop: what was done about it."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the worker holds in this process (after it stopped or was abandoned)."""
+
+
+class ThreadSourceWorker(SourceWorker):
+    """A source read by a daemon thread of this process (the default: measured as fast as a
+    process here, since rendering and decoding release the GIL, and it starts instantly)."""
+
+    def __init__(self, source: Source, config: SourceConfig) -> None:
+        self.source = source
+        self.config = config
+        self.stream_id = source.stream_id
+        self.name = source.name
+        self.shape = source.open()
+        self.has_truth = source.has_ground_truth()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, ring: FrameRing, block: StreamBlock, settings: SourceLoopSettings) -> None:
+        producer = ring.producer()
+
+        def run() -> None:
+            try:
+                source_loop(self.source, producer, block, settings, self._stop)
+            except BaseException:  # pragma: no cover - a bug, or the ring closed under a
+                # worker that was abandoned: report it, the pipeline reads the state
+                log.exception("source worker of %s crashed", self.name)
+                try:
+                    block.set_state(FAILED, "the source worker crashed (see the log)")
+                    producer.close(end_of_stream=True)
+                except Exception:
+                    pass
+
+        self._thread = threading.Thread(target=run, name=f"source-{self.stream_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float) -> bool:
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def abandon(self) -> str:
+        return "its thread is stuck in read_into and was left behind (a daemon thread)"
+
+    def close(self) -> None:
+        if not self.alive():
+            self.source.close()
+
+
+def _child_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(name)s[%(process)d]: %(message)s")
+
+
+def _source_process(
+    config: SourceConfig,
+    stream_id: int,
+    conn: Connection,
+    stop: StopFlag,
+    make_source: Callable[[SourceConfig, int], Source],
+) -> None:
+    """A source process: open the source, say its size, attach the ring, run the loop."""
+    _child_logging()
+    try:
+        source = make_source(config, stream_id)
+        shape = source.open()
+    except Exception as exc:
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    try:
+        conn.send(("opened", shape, source.has_ground_truth(), source.name))
+        if not conn.poll(OPEN_TIMEOUT_S):
+            return
+        message = conn.recv()
+        if message[0] != "attach":
+            return
+        _, ring_name, block_name, slots, settings = message
+        ring = FrameRing.attach(ring_name)
+        block = StreamBlock(block_name, slots, create=False)
+        try:
+            producer = ring.producer()
+            conn.send(("ready",))
+            source_loop(source, producer, block, settings, stop)
+        finally:
+            block.close()
+            ring.close()
+    finally:
+        source.close()
+
+
+class ProcessSourceWorker(SourceWorker):
+    """A source read by a process of its own (``spawn``: safe beside the parent's threads),
+    writing into the shared-memory ring; its decoding or rendering never holds the parent's
+    GIL. Start-up costs an interpreter (about half a second) and the source's own opening."""
+
+    def __init__(
+        self,
+        config: SourceConfig,
+        stream_id: int,
+        make_source: Callable[[SourceConfig, int], Source] = open_source,
+    ) -> None:
+        self.config = config
+        self.stream_id = stream_id
+        ctx = multiprocessing.get_context("spawn")
+        self._stop = ctx.Event()
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(
+            target=_source_process,
+            args=(config, stream_id, child, self._stop, make_source),
+            name=f"edgeloop-source-{stream_id}",
+            daemon=True,
+        )
+        self._process.start()
+        child.close()
+        reply = self._receive(OPEN_TIMEOUT_S, "open its source")
+        if reply[0] == "error":
+            self._process.join(5.0)
+            raise PipelineError(f"source {stream_id} ({config.kind}): {reply[1]}")
+        _, shape, self.has_truth, self.name = reply
+        self.shape = (int(shape[0]), int(shape[1]))
+
+    def _receive(self, timeout: float, what: str) -> tuple[Any, ...]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._conn.poll(0.05):
+                try:
+                    reply: tuple[Any, ...] = self._conn.recv()
+                except EOFError:
+                    break
+                return reply
+            if not self._process.is_alive():
+                break
+        self.abandon()
+        raise PipelineError(
+            f"source process {self.stream_id} did not {what} within {timeout:.0f} s "
+            f"(exit code {self._process.exitcode})"
+        )
+
+    def start(self, ring: FrameRing, block: StreamBlock, settings: SourceLoopSettings) -> None:
+        self._conn.send(("attach", ring.name, block.name, block.slots, settings))
+        self._receive(OPEN_TIMEOUT_S, "attach its ring")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float) -> bool:
+        self._process.join(timeout)
+        return not self._process.is_alive()
+
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._process.exitcode
+
+    def abandon(self) -> str:
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(2.0)
+        return "its process did not stop and was killed"
+
+    def close(self) -> None:
+        self._conn.close()

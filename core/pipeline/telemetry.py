@@ -1,0 +1,110 @@
+"""The pipeline's metrics in the registry (:mod:`core.metrics`), fed by the run's monitor a few
+times a second from the workers' raw stats -- nothing on the per-frame path but the raw stats.
+
+=======================================  =========  ==========================================
+name                                     type       labels / meaning
+=======================================  =========  ==========================================
+``edgeloop_frames_total``                counter    ``stream``: frames through every stage
+``edgeloop_frames_read_total``           counter    ``stream``: frames the source delivered
+``edgeloop_drops_total``                 counter    ``stream``, ``reason`` (``overwritten``...)
+``edgeloop_errors_total``                counter    ``stage``: per-frame failures, by stage
+``edgeloop_stage_latency_seconds``       histogram  ``stage``: service time (infer: per batch)
+``edgeloop_stage_busy_ratio``            gauge      ``stage``: busy time / wall / workers
+``edgeloop_ring_occupancy``              gauge      ``stream``: frames in the ring (queue depth)
+``edgeloop_e2e_latency_seconds``         histogram  capture to sink, every frame
+``edgeloop_batches_total``               counter    inference batches (``partial``: true/false)
+``edgeloop_bandwidth_bytes_total``       counter    ``kind``: raw, jpeg_all (estimate), sent
+``edgeloop_model_info``                  gauge      1, ``model``, ``model_version``, ``backend``
+=======================================  =========  ==========================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from core.metrics import MetricsRegistry
+from core.pipeline.stats import StageGroup, StageStats
+
+
+class PipelineMetrics:
+    """Registers the pipeline's families once and brings them up to date on :meth:`update`."""
+
+    def __init__(self, registry: MetricsRegistry) -> None:
+        r = registry
+        self.frames = r.counter("edgeloop_frames_total", "Frames through every stage", ("stream",))
+        self.read = r.counter("edgeloop_frames_read_total", "Frames sources delivered", ("stream",))
+        self.drops = r.counter(
+            "edgeloop_drops_total", "Frames dropped, by reason", ("stream", "reason")
+        )
+        self.errors = r.counter("edgeloop_errors_total", "Per-frame failures", ("stage",))
+        self.latency = r.histogram(
+            "edgeloop_stage_latency_seconds", "Stage service time (infer: per batch)", ("stage",)
+        )
+        self.busy = r.gauge("edgeloop_stage_busy_ratio", "Busy time / wall time", ("stage",))
+        self.occupancy = r.gauge(
+            "edgeloop_ring_occupancy", "Frames in a stream's ring", ("stream",)
+        )
+        self.e2e = r.histogram("edgeloop_e2e_latency_seconds", "Capture to sink")
+        self.batches = r.counter("edgeloop_batches_total", "Inference batches", ("partial",))
+        self.bandwidth = r.counter(
+            "edgeloop_bandwidth_bytes_total", "Bytes: raw, every frame as JPEG, sent", ("kind",)
+        )
+        self.model = r.gauge(
+            "edgeloop_model_info", "The model in use", ("model", "model_version", "backend")
+        )
+        self._fed: dict[int, int] = {}  # id(stats) -> calls already fed to the histogram
+        self._counted: dict[tuple[str, ...], float] = {}
+
+    def model_info(self, model: str, version: str, backend: str) -> None:
+        self.model.labels(model=model, model_version=version, backend=backend).set(1)
+
+    def _feed(self, stats: StageStats, histogram: object) -> None:
+        done = self._fed.get(id(stats), 0)
+        samples = stats.samples_since(done)
+        self._fed[id(stats)] = stats.calls
+        if samples.size:
+            histogram.observe_many(samples / 1e9)  # type: ignore[attr-defined]
+
+    def _to(self, key: tuple[str, ...], counter: object, total: float) -> None:
+        """Counters move by the change of a running total since the last update."""
+        delta = total - self._counted.get(key, 0.0)
+        if delta > 0:
+            counter.inc(delta)  # type: ignore[attr-defined]
+            self._counted[key] = total
+
+    def update(
+        self,
+        groups: Mapping[str, StageGroup],
+        e2e: StageStats,
+        *,
+        wall_s: float,
+        workers: Mapping[str, int],
+        streams: Sequence[tuple[int, int, int, Mapping[str, int], int]],
+        bandwidth: Mapping[str, object],
+        batches: tuple[int, int],
+    ) -> None:
+        """``streams``: (id, read, delivered, dropped by reason, ring occupancy) each."""
+        for name, group in groups.items():
+            child = self.latency.labels(stage=name)
+            for stats in group.workers:
+                self._feed(stats, child)
+            busy = sum(s.busy_ns for s in group.workers) / 1e9
+            if wall_s > 0:
+                self.busy.labels(stage=name).set(busy / wall_s / max(1, workers.get(name, 1)))
+            errors = sum(s.errors for s in group.workers)
+            self._to(("errors", name), self.errors.labels(stage=name), errors)
+        self._feed(e2e, self.e2e.labels())
+        for stream_id, read, delivered, dropped, occupancy in streams:
+            s = str(stream_id)
+            self._to(("read", s), self.read.labels(stream=s), read)
+            self._to(("frames", s), self.frames.labels(stream=s), delivered)
+            for reason, count in dropped.items():
+                self._to(("drops", s, reason), self.drops.labels(stream=s, reason=reason), count)
+            self.occupancy.labels(stream=s).set(occupancy)
+        for kind in ("raw", "jpeg_all", "sent"):
+            value = bandwidth.get(kind)
+            if isinstance(value, (int, float)):
+                self._to(("bytes", kind), self.bandwidth.labels(kind=kind), float(value))
+        total, partial = batches
+        self._to(("batches", "true"), self.batches.labels(partial="true"), partial)
+        self._to(("batches", "false"), self.batches.labels(partial="false"), total - partial)

@@ -1,0 +1,538 @@
+"""The pipeline's worker threads: ingest (one per stream), inference (one), output (one, plus
+an optional compress pool) and the ledger's JPEG sampler.
+
+::
+
+   ring ──► ingest[s] ──► Batcher ──► inference ──► queue ──► output ──► sink
+           (gate,                     (infer)                (decode, filter,
+            preprocess)                                       compress, sink)
+
+Hand-offs are few on purpose: on two cores each costs a wake-up and a turn of the GIL. The
+inference worker does nothing but run batches, so the slowest stage has a thread of its own;
+decoding, filtering, compressing and sinking a frame take a fraction of its time and share one
+thread, which also keeps every stream's results in order. With ``compress_workers > 1`` JPEG
+encoding moves to a pool and a sequencer puts results back in order before the sink.
+
+Every frame's ring slot is released exactly once, by the worker that finishes it: the output
+worker (or the sequencer) after the sink -- or the JPEG sampler after weighing the frame for the
+bandwidth ledger, off the latency path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from core.detections import Detections, GroundTruth
+from core.errors import PipelineError, RingClosedError, RingTimeoutError
+from core.filter import FilterDecision
+from core.jpeg import encode
+from core.ledger import BandwidthLedger
+from core.pipeline.batcher import Batch, Batcher, WorkItem
+from core.pipeline.stages import (
+    CompressStage,
+    FilterStage,
+    InferStage,
+    PostprocessStage,
+    PreprocessStage,
+    SinkStage,
+    describe_exception,
+)
+from core.pipeline.stats import ErrorLog, StageGroup, StageStats
+from core.pipeline.streams import StreamBlock
+from core.ring import RingConsumer
+
+log = logging.getLogger("edgeloop.pipeline")
+
+POLL_S = 0.05
+"""How often a waiting worker looks up to check whether it should stop."""
+PREDICTIONS_KEPT = 100_000
+"""Frames whose detections and ground truth a report keeps for mAP (bounded memory)."""
+MAX_OCCLUDED = 0.7
+"""A ground-truth object hidden more than this does not make a frame relevant (as in
+:mod:`core.accuracy`: nobody can be blamed for missing a sliver)."""
+
+
+SAMPLER_NICE = 10
+"""How much nicer than the stages the ledger's JPEG sampler runs."""
+
+
+def lower_priority(nice: int) -> None:
+    """Make the calling thread ``nice`` steps nicer (Linux schedules threads one by one); a
+    platform that cannot is left as it is."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+    except (AttributeError, OSError):  # pragma: no cover - not Linux, or not allowed
+        pass
+
+
+class RunState:
+    """What the workers share with the pipeline for one run: stats, counters, results."""
+
+    def __init__(self, streams: int, ledger: BandwidthLedger, raw_bytes: list[int]) -> None:
+        self.errlog = ErrorLog()
+        self.groups: dict[str, StageGroup] = {}
+        self.e2e = StageStats("e2e")
+        self.delivered = [0] * streams
+        self.raw_bytes = raw_bytes
+        self.ledger = ledger
+        self.frame_number = 0
+        self.predictions: list[Detections] = []
+        self.truths: list[GroundTruth] = []
+        self.relevant = [0, 0]  # frames holding an object, those delivered
+        self.last_delivered = [False] * streams
+        self.crash: BaseException | None = None
+        self.crash_event = threading.Event()
+
+    def account_truth(self, item: WorkItem) -> None:
+        """Keep an inferred frame's detections beside its ground truth (for mAP), and count
+        whether a frame holding a visible object was delivered: its decision sent it, or
+        found its objects sent within the cooldown (``cooldown``); a frame the motion gate
+        skipped shows what the stream's last gated-in frame showed, so it inherits that
+        frame's answer (nothing moved: nothing new to deliver, or still nothing delivered)."""
+        truth = item.truth
+        inferred = item.row >= 0 and item.detections is not None
+        if inferred and len(self.predictions) < PREDICTIONS_KEPT:
+            self.predictions.append(item.detections)
+            self.truths.append(truth)
+        decision: FilterDecision | None = item.decision
+        stream = item.stream_id
+        if decision is not None and decision.reason == "no-motion":
+            delivered = self.last_delivered[stream]
+        else:
+            delivered = decision is not None and (decision.send or decision.reason == "cooldown")
+            self.last_delivered[stream] = delivered
+        if len(truth.classes) and bool((truth.occluded <= MAX_OCCLUDED).any()):
+            self.relevant[0] += 1
+            self.relevant[1] += delivered
+
+    def group(self, name: str) -> StageGroup:
+        group = self.groups.get(name)
+        if group is None:
+            group = self.groups[name] = StageGroup(name)
+        return group
+
+    def fail(self, stage: str, stats: StageStats, exc: BaseException, frames: int = 1) -> None:
+        """Count a per-frame failure of ``stage`` and log its cause (rate-limited)."""
+        for _ in range(frames):
+            stats.error()
+        self.errlog.report(stage, describe_exception(exc))
+
+    def crashed(self, where: str, exc: BaseException) -> None:
+        """A worker died of a bug (not a per-frame problem): the run stops and raises."""
+        log.error("%s worker crashed: %s", where, describe_exception(exc), exc_info=exc)
+        if self.crash is None:
+            self.crash = exc
+        self.crash_event.set()
+
+
+def _thread(name: str, state: RunState, body: Callable[[], None]) -> threading.Thread:
+    def run() -> None:
+        try:
+            body()
+        except BaseException as exc:
+            state.crashed(name, exc)
+
+    return threading.Thread(target=run, name=name, daemon=True)
+
+
+# -- ingest ------------------------------------------------------------------------------------
+
+
+class IngestWorker:
+    """Takes a stream's frames from its ring, gates and preprocesses them into a batch."""
+
+    def __init__(
+        self,
+        stream_id: int,
+        consumer: RingConsumer,
+        block: StreamBlock,
+        stage: PreprocessStage,
+        *,
+        batcher: Batcher,
+        state: RunState,
+    ) -> None:
+        self.stream_id = stream_id
+        self.consumer = consumer
+        self.block = block
+        self.stage = stage
+        self.batcher = batcher
+        self.state = state
+        self.stats = state.group("preprocess").add(StageStats("preprocess"))
+        self.stop = threading.Event()
+        self.thread = _thread(f"ingest-{stream_id}", state, self._run)
+
+    def _run(self) -> None:
+        consumer, stage, batcher, state, stats = (
+            self.consumer,
+            self.stage,
+            self.batcher,
+            self.state,
+            self.stats,
+        )
+        clock = time.perf_counter_ns
+        stage.on_start()
+        try:
+            while True:
+                try:
+                    frame = consumer.acquire(timeout=POLL_S)
+                except RingTimeoutError:
+                    if self.stop.is_set():
+                        return
+                    continue
+                except RingClosedError:
+                    return  # the source ended and everything it published was taken
+                meta = frame.meta
+                item = WorkItem(
+                    frame,
+                    self.stream_id,
+                    meta.seq,
+                    meta.flags,
+                    meta.capture_ns,
+                    self.block.read_truth(meta.slot),
+                )
+                start = clock()
+                try:
+                    passed = stage.gate(item)
+                except Exception as exc:
+                    state.fail("preprocess", stats, exc)
+                    item.motion_passed = passed = False
+                gated = clock()
+                if not passed:
+                    stats.record(start, gated)
+                    batcher.skip(item)
+                    continue
+                reserved = self._reserve(item)
+                if reserved is None:
+                    return  # stopping: the frame was released
+                batch, row = reserved
+                begin = clock()
+                try:
+                    stage.process((item, row))
+                except Exception as exc:
+                    state.fail("preprocess", stats, exc)
+                end = clock()
+                stats.record(start, end - (begin - gated))  # the wait for a slot is not work
+                batcher.written(batch)
+        finally:
+            stage.on_stop()
+
+    def _reserve(self, item: WorkItem) -> tuple[Batch, Any] | None:
+        """A batch row for ``item``, waiting while every input slot is busy; None when the
+        run is being torn down (the batcher closed, or the run crashed)."""
+        while True:
+            try:
+                return self.batcher.reserve(item, POLL_S)
+            except TimeoutError:
+                if not self.state.crash_event.is_set():
+                    continue
+            except PipelineError:
+                pass
+            item.frame.release()
+            return None
+
+
+# -- inference ---------------------------------------------------------------------------------
+
+
+class InferWorker:
+    """Runs each batch through the backend; hands (batch, outputs) to the output worker."""
+
+    def __init__(
+        self, stage: InferStage, batcher: Batcher, out: queue.SimpleQueue[Any], state: RunState
+    ) -> None:
+        self.stage = stage
+        self.batcher = batcher
+        self.out = out
+        self.state = state
+        self.stats = state.group("infer").add(StageStats("infer"))
+        self.thread = _thread("infer", state, self._run)
+
+    def _run(self) -> None:
+        stage, batcher, out, state, stats = (
+            self.stage,
+            self.batcher,
+            self.out,
+            self.state,
+            self.stats,
+        )
+        clock = time.perf_counter_ns
+        stage.on_start()
+        try:
+            while True:
+                batch = batcher.next_batch()
+                if batch is None:
+                    return
+                outputs = None
+                if batch.rows:
+                    start = clock()
+                    try:
+                        outputs = stage.process(batch)
+                    except Exception as exc:
+                        state.fail("infer", stats, exc, batch.rows)
+                    stats.record(start, clock(), batch.rows)
+                out.put((batch, outputs))
+        finally:
+            out.put(None)
+            stage.on_stop()
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+class OutputWorker:
+    """Decode, filter, compress (inline, or through the pool) and sink, in arrival order."""
+
+    def __init__(
+        self,
+        inbox: queue.SimpleQueue[Any],
+        batcher: Batcher,
+        *,
+        post: PostprocessStage,
+        filt: FilterStage,
+        compress: CompressStage,
+        sink: SinkStage,
+        state: RunState,
+        compress_workers: int,
+        quality: int,
+    ) -> None:
+        self.inbox = inbox
+        self.batcher = batcher
+        self.post = post
+        self.filter = filt
+        self.compress = compress
+        self.sink = sink
+        self.state = state
+        self.post_stats = state.group("postprocess").add(StageStats("postprocess"))
+        self.filter_stats = state.group("filter").add(StageStats("filter"))
+        self.sink_stats = state.group("sink").add(StageStats("sink"))
+        self.sampler = JpegSampler(state, quality)
+        self.pool: CompressPool | None = None
+        self.compress_stats: StageStats | None = None
+        if compress_workers > 1:
+            self.pool = CompressPool(compress, compress_workers, state, self.finish)
+        else:
+            self.compress_stats = state.group("compress").add(StageStats("compress"))
+        self.thread = _thread("output", state, self._run)
+
+    def threads(self) -> list[threading.Thread]:
+        extra = self.pool.threads if self.pool is not None else []
+        return [self.thread, *extra, self.sampler.thread]
+
+    def _run(self) -> None:
+        clock = time.perf_counter_ns
+        state = self.state
+        post, filt, sink = self.post, self.filter, self.sink
+        filter_stats = self.filter_stats
+        for stage in (post, filt, self.compress):  # the sink was opened before the run
+            stage.on_start()
+        try:
+            while True:
+                got = self.inbox.get()
+                if got is None:
+                    return
+                batch, outputs = got
+                self._decode(batch, outputs)
+                for item in batch.items:
+                    start = clock()
+                    try:
+                        filt.process(item)
+                    except Exception as exc:
+                        state.fail("filter", filter_stats, exc)
+                        item.decision = filt.nothing
+                    filter_stats.record(start, clock())
+                    if self.pool is not None:
+                        self.pool.submit(item)
+                    else:
+                        self._compress(item)
+                        self.finish(item)
+                if self.pool is None:
+                    self._flush()
+        finally:
+            if self.pool is not None:
+                self.pool.close()
+                self._flush()
+            self.sampler.close()
+            for stage in (post, filt, self.compress):
+                stage.on_stop()
+            try:
+                sink.on_stop()  # flushes and closes the sink
+            except Exception as exc:
+                state.fail("sink", self.sink_stats, exc)
+
+    def _decode(self, batch: Batch, outputs: Any) -> None:
+        """Every inferred row of the batch, then its input slot goes back to the pool."""
+        clock = time.perf_counter_ns
+        stats = self.post_stats
+        try:
+            if outputs is not None:
+                raw = outputs[0]
+                for item in batch.items:
+                    if item.row < 0:
+                        continue
+                    start = clock()
+                    try:
+                        self.post.process((item, raw[item.row]))
+                    except Exception as exc:
+                        self.state.fail("postprocess", stats, exc)
+                    stats.record(start, clock())
+        finally:
+            self.batcher.free(batch.slot)
+
+    def _compress(self, item: WorkItem) -> None:
+        stats = self.compress_stats
+        assert stats is not None
+        start = time.perf_counter_ns()
+        try:
+            self.compress.process(item)
+        except Exception as exc:
+            self.state.fail("compress", stats, exc)
+            item.images = ()
+        stats.record(start, time.perf_counter_ns())
+
+    def _flush(self) -> None:
+        try:
+            self.sink.flush()
+        except Exception as exc:
+            self.state.fail("sink", self.sink_stats, exc)
+
+    def finish(self, item: WorkItem) -> None:
+        """Sink the frame, count it, and release its slot (or let the sampler weigh it first)."""
+        state = self.state
+        stats = self.sink_stats
+        start = time.perf_counter_ns()
+        try:
+            sent = self.sink.process(item)
+        except Exception as exc:
+            state.fail("sink", stats, exc)
+            sent = 0
+        now = time.monotonic_ns()
+        stats.record(start, time.perf_counter_ns())
+        state.e2e.record(item.capture_ns, now)
+        stream = item.stream_id
+        state.delivered[stream] += 1
+        if item.truth is not None:
+            state.account_truth(item)
+        raw = state.raw_bytes[stream]
+        number = state.frame_number
+        state.frame_number = number + 1
+        if state.ledger.wants_sample(number) and self.sampler.offer(item, raw, sent):
+            return  # the sampler records it and releases the slot
+        state.ledger.record(raw_bytes=raw, sent_bytes=sent)
+        item.frame.release()
+
+
+class JpegSampler:
+    """Weighs every ``sample_every``-th frame as a full JPEG for the bandwidth ledger, on a
+    thread of its own so the 4-8 ms encode never sits on a frame's latency path, at a lower
+    scheduling priority (nice +:data:`SAMPLER_NICE`: it takes the CPU the stages leave idle
+    before theirs). A sample that comes while the last is still encoding is skipped (the
+    ledger scales the ones it has). Its busy time is its CPU time."""
+
+    def __init__(self, state: RunState, quality: int) -> None:
+        self.state = state
+        self.quality = quality
+        self.busy = False
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.stats = state.group("compress").add(StageStats("compress"))
+        self.thread = _thread("jpeg-sampler", state, self._run)
+
+    def offer(self, item: WorkItem, raw: int, sent: int) -> bool:
+        if self.busy:
+            return False
+        self.busy = True
+        self._inbox.put((item, raw, sent))
+        return True
+
+    def _run(self) -> None:
+        lower_priority(SAMPLER_NICE)
+        while True:
+            got = self._inbox.get()
+            if got is None:
+                return
+            item, raw, sent = got
+            start = time.thread_time_ns()
+            try:
+                size: int | None = len(encode(item.frame.data, quality=self.quality))
+            except Exception as exc:
+                self.state.fail("compress", self.stats, exc)
+                size = None
+            # Busy time, but no latency sample: this is not on any frame's path.
+            self.stats.add_busy(time.thread_time_ns() - start)
+            self.state.ledger.record(raw_bytes=raw, sent_bytes=sent, jpeg_bytes=size)
+            item.frame.release()
+            self.busy = False
+
+    def close(self) -> None:
+        self._inbox.put(None)
+
+
+class CompressPool:
+    """``compress_workers`` threads encoding JPEGs, and a sequencer that hands finished frames
+    to the sink in the order they were submitted (whichever thread finishes the next one in
+    order delivers it and any that were waiting behind it)."""
+
+    def __init__(
+        self,
+        stage: CompressStage,
+        workers: int,
+        state: RunState,
+        finish: Callable[[WorkItem], None],
+    ) -> None:
+        self.stage = stage
+        self.state = state
+        self.finish = finish
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._done: dict[int, WorkItem] = {}
+        self._submitted = 0
+        self._next = 0
+        self.threads = []
+        for i in range(workers):
+            stats = state.group("compress").add(StageStats("compress"))
+            self.threads.append(_thread(f"compress-{i}", state, self._worker(stats)))
+
+    def submit(self, item: WorkItem) -> None:
+        self._inbox.put((self._submitted, item))
+        self._submitted += 1
+
+    def _worker(self, stats: StageStats) -> Callable[[], None]:
+        def run() -> None:
+            while True:
+                got = self._inbox.get()
+                if got is None:
+                    return
+                order, item = got
+                start = time.perf_counter_ns()
+                try:
+                    self.stage.process(item)
+                except Exception as exc:
+                    self.state.fail("compress", stats, exc)
+                    item.images = ()
+                stats.record(start, time.perf_counter_ns())
+                self._deliver(order, item)
+
+        return run
+
+    def _deliver(self, order: int, item: WorkItem) -> None:
+        with self._lock:
+            self._done[order] = item
+            while self._next in self._done:
+                self.finish(self._done.pop(self._next))
+                self._next += 1
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Finish what was submitted, then stop the threads."""
+        for _ in self.threads:
+            self._inbox.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self.threads):
+            raise PipelineError("compress workers did not stop")

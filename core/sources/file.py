@@ -1,0 +1,71 @@
+"""A video file as a source: H.264, H.265, MJPEG (anything the bundled FFmpeg decodes).
+
+Frames come as fast as they are asked for (the pipeline paces; :attr:`FileSource.nominal_fps`
+is the file's own rate). ``start_index`` seeks by timestamp to the key frame before it and
+decodes up to it; ``loop`` starts again at the file's first frame after the last one, the index
+counting on. A packet that does not decode raises :class:`~core.errors.SourceFrameError` and
+the next read goes on after it; a file that is missing, not a video, or truncated before its
+index (an MP4 without its ``moov`` atom) fails :meth:`FileSource.open` with FFmpeg's cause.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import numpy as np
+
+from core.errors import SourceError
+from core.sources.base import Source, SourceConfig, SourceFrame
+from core.sources.decoders import Decoder, open_decoder
+
+
+class FileSource(Source):
+    """Decodes ``config.uri`` with :func:`core.sources.decoders.open_decoder`."""
+
+    def __init__(self, config: SourceConfig, stream_id: int) -> None:
+        super().__init__(config, stream_id)
+        self.path = str(config.uri)
+        self.decoder: Decoder | None = None
+
+    def open(self) -> tuple[int, int]:
+        self.close()
+        if not os.path.isfile(self.path):
+            found = os.path.exists(self.path)
+            code, what = (errno.EISDIR, "not a file") if found else (errno.ENOENT, "no such file")
+            raise SourceError(code, f"{self.name}: {what}", self.path)
+        cfg = self.config
+        decoder = open_decoder(
+            self.path,
+            name=self.name,
+            prefer=cfg.decoder,
+            timeout_s=cfg.timeout_s,
+            threads=cfg.decode_threads,
+        )
+        try:
+            if cfg.start_index:
+                decoder.seek(cfg.start_index)
+        except BaseException:
+            decoder.close()
+            raise
+        self.decoder = decoder
+        return self._opened((decoder.height, decoder.width))
+
+    @property
+    def nominal_fps(self) -> float | None:
+        return self.decoder.fps if self.decoder is not None else None
+
+    def read_into(self, out: np.ndarray) -> SourceFrame | None:
+        self._check_out(out)
+        assert self.decoder is not None  # _check_out raised otherwise
+        if self.decoder.read_into(out):
+            return self._delivered()
+        if not self.config.loop or self._next_index == self.config.start_index:
+            return None  # the end (or a file with no frame to loop over)
+        self.decoder.seek(0)
+        return self._delivered() if self.decoder.read_into(out) else None
+
+    def close(self) -> None:
+        if self.decoder is not None:
+            self.decoder.close()
+            self.decoder = None

@@ -1,0 +1,148 @@
+"""``python -m bench compare``: synthetic reports with controlled samples (fast, deterministic):
+A/A passes, an injected 10 % slowdown is flagged, noise and small changes pass, other machines
+and models are refused without --force."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench import SCHEMA, compare
+from bench.cli import main
+
+ENV: dict[str, Any] = {
+    "cpu": {"model": "Test CPU", "logical_cores": 2, "usable_cores": 2},
+    "cgroup": {"cpu_quota_cores": None},
+    "device": {"gpus": [], "jetson": None},
+    "model": {"sha256": "ab" * 32},
+}
+
+
+def make_report(
+    *, seed: int, fps: float = 100.0, slowdown: float = 1.0, noise: float = 0.02, **env: Any
+) -> dict[str, Any]:
+    """A report whose samples come from known distributions: ``slowdown`` divides the fps and
+    multiplies every latency."""
+    rng = np.random.default_rng(seed)
+    windows = rng.normal(fps / slowdown, fps * noise, 20)
+    e2e = rng.lognormal(np.log(20.0), 0.25, 2000) * slowdown
+    paced = rng.lognormal(np.log(8.0), 0.2, 1000) * slowdown
+    naive = rng.normal(50.0, 1.0, 10)
+    return {
+        "schema": SCHEMA,
+        "env": {**ENV, **env},
+        "pipeline": {
+            "fps": float(windows.mean()),
+            "e2e_latency_ms": {"p50": float(np.median(e2e)), "p99": float(np.percentile(e2e, 99))},
+            "efficiency": 0.96,
+            "naive_fps": float(naive.mean()),
+            "samples": {"fps_windows": windows.tolist(), "e2e_latency_ms": e2e.tolist()},
+            "paced": {
+                "e2e_latency_ms": {
+                    "p50": float(np.median(paced)),
+                    "p99": float(np.percentile(paced, 99)),
+                },
+                "samples": {"e2e_latency_ms": paced.tolist()},
+            },
+        },
+        "naive": {"samples": {"fps_windows": naive.tolist()}},
+    }
+
+
+def write(path: Path, report: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(report))
+    return path
+
+
+def test_a_a_reports_no_regression() -> None:
+    result = compare.compare(make_report(seed=1), make_report(seed=2))["comparison"]
+    assert result["result"] == "OK" and result["regressed"] == []
+    fps = next(r for r in result["figures"] if r["key"] == "pipeline.fps")
+    low, high = fps["ci95"]
+    assert low <= fps["change"] <= high and abs(fps["change"]) < 0.05
+    assert fps["n"] == [20, 20] and 0 <= fps["p_value"] <= 1
+
+
+def test_injected_ten_percent_slowdown_is_flagged(tmp_path: Path) -> None:
+    base = write(tmp_path / "base.json", make_report(seed=1))
+    slow = write(tmp_path / "slow.json", make_report(seed=2, slowdown=1.1))
+    out = tmp_path / "cmp.json"
+    assert main(["compare", str(base), str(slow), "--json", str(out)]) == 1
+    result = json.loads(out.read_text())["comparison"]
+    assert "pipeline fps" in result["regressed"]
+    assert "paced e2e p50 ms" in result["regressed"] and "paced e2e p99 ms" in result["regressed"]
+    flat = next(r for r in result["figures"] if r["key"] == "pipeline.e2e_latency_ms.p50")
+    assert flat["verdict"] == "worse (not gated)"
+    fps = next(r for r in result["figures"] if r["key"] == "pipeline.fps")
+    assert fps["change"] == pytest.approx(1 / 1.1 - 1, abs=0.02) and fps["ci95"][1] < 0
+    # the same change under a threshold above it is not a regression
+    assert main(["compare", str(base), str(slow), "--max-regression", "15"]) == 0
+
+
+def test_significant_but_small_or_large_but_noisy_changes_pass() -> None:
+    small = compare.compare(make_report(seed=1), make_report(seed=2, slowdown=1.02))
+    assert small["comparison"]["regressed"] == []
+    noisy = compare.compare(
+        make_report(seed=1, noise=0.3), make_report(seed=2, noise=0.3, slowdown=1.06)
+    )
+    fps = next(r for r in noisy["comparison"]["figures"] if r["key"] == "pipeline.fps")
+    assert fps["verdict"] == compare.NOT_SIGNIFICANT
+
+
+def test_improvement_and_controls_never_fail() -> None:
+    faster = compare.compare(make_report(seed=1), make_report(seed=2, slowdown=0.8))
+    assert faster["comparison"]["regressed"] == []
+    fps = next(r for r in faster["comparison"]["figures"] if r["key"] == "pipeline.fps")
+    assert fps["verdict"] == compare.IMPROVED
+    new = make_report(seed=2)
+    new["naive"]["samples"]["fps_windows"] = [
+        v * 0.5 for v in new["naive"]["samples"]["fps_windows"]
+    ]
+    control = compare.compare(make_report(seed=1), new)["comparison"]
+    naive = next(r for r in control["figures"] if r["key"] == "pipeline.naive_fps")
+    assert naive["verdict"] == "worse (not gated)" and control["regressed"] == []
+
+
+def test_other_machine_or_model_refused_unless_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = write(tmp_path / "a.json", make_report(seed=1))
+    other_cpu = {**ENV["cpu"], "model": "Other CPU"}
+    other = write(tmp_path / "b.json", make_report(seed=2, cpu=other_cpu))
+    assert main(["compare", str(base), str(other)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "different machines" in err[0] and "--force" in err[0]
+    assert main(["compare", str(base), str(other), "--force"]) == 0
+    assert "warning (--force): different machines" in capsys.readouterr().out
+    model = write(tmp_path / "c.json", make_report(seed=2, model={"sha256": "cd" * 32}))
+    assert main(["compare", str(base), str(model)]) == 2
+    assert "different models" in capsys.readouterr().err
+
+
+def test_bad_inputs_fail_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path / "a.json", make_report(seed=1))
+    not_json = tmp_path / "x.json"
+    not_json.write_text("{")
+    other_schema = write(tmp_path / "s.json", {"schema": "other/1"})
+    for args in (
+        [str(good), str(tmp_path / "missing.json")],
+        [str(good), str(not_json)],
+        [str(good), str(other_schema)],
+        [str(good), str(good), "--max-regression", "-1"],
+    ):
+        assert main(["compare", *args]) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("bench: error:"), (args, err)
+
+
+def test_point_figures_without_samples_are_shown_not_gated() -> None:
+    a = {"schema": SCHEMA, "env": ENV, "scenario": {"p90_ms": 2.0, "samples_per_second": 500.0}}
+    b = {"schema": SCHEMA, "env": ENV, "scenario": {"p90_ms": 3.0, "samples_per_second": 300.0}}
+    result = compare.compare(a, b)["comparison"]
+    assert result["regressed"] == []
+    assert {r["verdict"] for r in result["figures"]} == {"point only"}
+    assert "scenario p90 ms" in compare.render(compare.compare(a, b))

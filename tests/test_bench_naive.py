@@ -1,0 +1,47 @@
+"""bench.naive: the loop a user writes runs a few frames, measures each step, and its NumPy
+NMS keeps what edgeloop's keeps (a fair baseline)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from bench import naive
+from bench.timing import Budget
+from core.detections import nms
+
+TINY = Budget(warmup_s=0.0, warmup_count=1, min_s=0.01, min_count=4, max_count=20)
+
+
+def test_naive_loop_runs_a_few_frames() -> None:
+    stream = SimpleNamespace(
+        kind="synthetic",
+        uri=None,
+        width=320,
+        height=180,
+        fps=30.0,
+        seed=0,
+        quiet_fraction=None,
+        max_objects=3,
+    )
+    seen: list[float] = []
+    result = naive.run_naive("detector", stream, TINY, window_s=0.001, progress=seen.append)
+    assert 4 <= result.frames <= 20 and result.fps > 0 and result.duration_s > 0
+    assert result.latency_ns.shape == (result.frames,) and (result.latency_ns > 0).all()
+    assert set(result.step_ns) == set(naive.STEPS)
+    steps = sum(result.step_ns.values())
+    assert np.array_equal(steps, result.latency_ns)  # the steps add up to the frame
+    assert result.jpeg_bytes > 0 and result.load_s > 0 and result.first_inference_s > 0
+    assert result.warmup_frames >= 1 and result.model.endswith("detector-s.onnx")
+    assert naive.fps_windows(result)
+
+
+def test_numpy_nms_agrees_with_the_native_kernel() -> None:
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(0, 200, (300, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(10, 60, (300, 2))], axis=1).astype(np.float32)
+    scores = rng.uniform(0.3, 1.0, 300).astype(np.float32)
+    ours = naive._nms(boxes, scores, 0.45)
+    reference = nms(boxes, scores, iou_threshold=0.45, score_threshold=0.0, top_k=300)
+    assert ours == reference.tolist()

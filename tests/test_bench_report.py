@@ -1,0 +1,171 @@
+"""``python -m bench --quick``: every key of report.json's contract, the report folder (plots,
+Markdown), the summary table, and compare's plumbing on a real report (plumbing, not speed:
+small frames, seconds of measuring, no micro summary)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import SCHEMA
+from bench.cli import main
+from bench.progress import ProgressBar
+
+SMALL = """\
+sources:
+  - kind: synthetic
+    width: 320
+    height: 180
+model:
+  backend: onnxruntime
+"""
+CONTRACT = {
+    "pipeline": (
+        "fps",
+        "frames",
+        "dropped",
+        "duration_s",
+        "e2e_latency_ms",
+        "stages",
+        "bound_fps",
+        "efficiency",
+        "naive_fps",
+        "speedup_vs_naive",
+        "bytes",
+        "accuracy",
+    ),
+    "e2e_latency_ms": ("p50", "p90", "p99", "max"),
+    "stage": ("p50_ms", "p99_ms", "busy_frac"),
+    "bytes": ("raw", "jpeg_all", "sent"),
+    "accuracy": ("map50", "relevant_recall"),
+}
+STAGES = ("source", "preprocess", "infer", "postprocess", "filter", "compress", "sink")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
+    folder = tmp_path_factory.mktemp("bench")
+    config = folder / "small.yaml"
+    config.write_text(SMALL)
+    out = folder / "report"
+    argv = ["--quick", "--no-micro", "--quiet", "--config", str(config), "--out", str(out)]
+    capture = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.stdout", capture)
+        assert main([*argv, "--json", str(folder / "copy.json")]) == 0
+    return out, json.loads((out / "report.json").read_text()), capture.getvalue()
+
+
+def test_report_json_has_every_contract_key(quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    _, report, _ = quick_run
+    assert list(report)[:4] == ["schema", "env", "verdict", "pipeline"]
+    assert report["schema"] == SCHEMA
+    assert report["verdict"]["result"] in ("VALID", "INVALID") and report["verdict"]["reason"]
+    pipeline = report["pipeline"]
+    for key in CONTRACT["pipeline"]:
+        assert key in pipeline, key
+    for key in CONTRACT["e2e_latency_ms"]:
+        assert pipeline["e2e_latency_ms"][key] > 0, key
+    assert set(pipeline["stages"]) == set(STAGES)
+    for name, stage in pipeline["stages"].items():
+        for key in CONTRACT["stage"]:
+            assert stage[key] is not None, (name, key)
+    for key in CONTRACT["bytes"]:
+        assert pipeline["bytes"][key] >= 0, key
+    for key in CONTRACT["accuracy"]:
+        assert key in pipeline["accuracy"], key
+    assert pipeline["fps"] > 0 and pipeline["frames"] > 0 and pipeline["duration_s"] > 0
+    assert pipeline["bound_fps"] > 0
+    assert pipeline["efficiency"] == pytest.approx(pipeline["fps"] / pipeline["bound_fps"])
+    assert pipeline["speedup_vs_naive"] == pytest.approx(pipeline["fps"] / pipeline["naive_fps"])
+    assert isinstance(pipeline["dropped"], int)
+    paced, quiet = pipeline["paced"], pipeline["quiet"]
+    for key in ("rate", "e2e_latency_ms", "infer_p99_ms", "dropped"):
+        assert key in paced, key
+    assert paced["rate"] == pytest.approx(0.8 * pipeline["fps"])
+    assert quiet["quiet_fraction"] == 0.05 and quiet["frames"] == 120
+    assert set(report["verdict"]["runs"]) == {"pipeline", "paced", "quiet", "naive"}
+    assert report["env"]["model"]["sha256"] and report["env"]["git_commit"]
+    assert report["naive"]["fps"] == pipeline["naive_fps"]
+
+
+def test_report_keeps_the_samples_compare_needs(
+    quick_run: tuple[Path, dict[str, Any], str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, report, _ = quick_run
+    samples = report["pipeline"]["samples"]
+    assert samples["fps_windows"] and samples["e2e_latency_ms"]
+    assert len(samples["e2e_latency_ms"]) <= 4096
+    assert "order statistics" in samples["e2e_latency_method"]
+    assert report["naive"]["samples"]["fps_windows"]
+    same = out / "report.json"
+    result = tmp_path / "cmp.json"
+    assert main(["compare", str(same), str(same), "--json", str(result)]) == 0
+    figures = json.loads(result.read_text())["comparison"]["figures"]
+    fps = next(f for f in figures if f["key"] == "pipeline.fps")
+    assert fps["change"] == 0.0 and fps["verdict"] == "not significant"
+    assert "no significant regression" in capsys.readouterr().out
+
+
+def test_report_folder_and_terminal_summary(quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    out, report, printed = quick_run
+    for name in ("stage_latency_cdf.png", "fps_over_time.png", "latency_over_time.png"):
+        data = (out / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+    assert report["plots"] == [
+        "stage_latency_cdf.png",
+        "fps_over_time.png",
+        "latency_over_time.png",
+    ]
+    markdown = (out / "report.md").read_text()
+    assert "**verdict:" in markdown and "![fps_over_time.png](fps_over_time.png)" in markdown
+    assert "== summary" in printed and "== pipeline stages" in printed
+    assert "speedup_vs_naive" in printed and "verdict:" in printed
+
+
+def test_progress_bar_draws_in_place_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bench.progress.REDRAW_S", 0.0)
+    stream = io.StringIO()
+    bar = ProgressBar([("a", 1.0), ("b", 3.0)], stream=stream, tty=True)
+    bar.phase("a", "first")
+    bar.phase("b", "second")
+    bar.update(0.5, "halfway")
+    assert bar.overall == pytest.approx((1.0 + 1.5) / 4.0)
+    bar.finish()
+    text = stream.getvalue()
+    assert "\n" not in text and "\r[#####" in text and "halfway" in text
+    log = io.StringIO()
+    plain = ProgressBar([("a", 1.0)], stream=log, tty=False)
+    plain.phase("a", "starting")
+    plain.update(0.1)  # no message: nothing new to log
+    assert log.getvalue().count("\n") == 1 and "starting" in log.getvalue()
+
+
+def test_test_only_source_spin(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import numpy as np
+
+    from bench import pipeline_run
+    from core.sources import SourceConfig
+
+    monkeypatch.delenv(pipeline_run.TEST_SPIN_ENV, raising=False)
+    assert pipeline_run.test_spin_us() == 0.0
+    monkeypatch.setenv(pipeline_run.TEST_SPIN_ENV, "250")
+    assert pipeline_run.test_spin_us() == 250.0
+    for bad in ("fast", "-1"):
+        monkeypatch.setenv(pipeline_run.TEST_SPIN_ENV, bad)
+        with pytest.raises(ValueError, match=pipeline_run.TEST_SPIN_ENV):
+            pipeline_run.test_spin_us()
+    factory = pipeline_run.SpinningSources(2000.0)
+    source = factory(SourceConfig(width=64, height=48), 0)
+    with source:
+        height, width = source.open()
+        out = np.empty((height, width, 3), np.uint8)
+        start = time.perf_counter_ns()
+        frame = source.read_into(out)
+        assert frame is not None and time.perf_counter_ns() - start >= 2_000_000  # spun

@@ -1,0 +1,213 @@
+"""The pipeline end to end on small synthetic streams: ordering, slots, drops, batching,
+filter levels, the ledger, metrics, process sources and stage costs. No timing assertions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.pipeline import STAGES, Pipeline, PipelineReport
+from core.pipeline.stats import TEST_DELAY_ENV, preprocess_test_delay_s
+from tests.pipeline_doubles import (
+    HEIGHT,
+    WIDTH,
+    RecordingSink,
+    factory,
+    send_everything,
+    small_config,
+)
+
+
+def _run(
+    *overrides: str, streams: int = 1, sink: RecordingSink | None = None, **run: object
+) -> PipelineReport:
+    config = small_config(*overrides, streams=streams)
+    with Pipeline(config, sink=sink) as pipeline:
+        return pipeline.run(**run)  # type: ignore[arg-type]
+
+
+def _accounted(report: PipelineReport) -> None:
+    """Every frame produced was delivered or dropped, and no slot stayed taken."""
+    for stream in report.streams:
+        assert stream.produced == stream.delivered + sum(stream.dropped.values()), stream
+        assert stream.occupancy_end == 0, stream
+        assert "shutdown" not in stream.dropped
+
+
+def test_results_leave_in_order_per_stream() -> None:
+    sink = RecordingSink()
+    report = _run(
+        *send_everything("model.batch_size=4", "model.batch_timeout_ms=2"),
+        streams=3,
+        sink=sink,
+        max_frames=90,
+    )
+    assert report.frames == 90 and report.errors == dict.fromkeys(STAGES, 0)
+    assert len(sink.records) > 30  # the detector finds the synthetic objects
+    for stream in range(3):
+        mine = [r for r in sink.records if r.stream_id == stream]
+        assert mine, f"stream {stream} sent nothing"
+        assert [r.seq for r in mine] == list(range(1, len(mine) + 1))
+        indices = [r.frame_index for r in mine]
+        assert indices == sorted(indices) and len(set(indices)) == len(indices)
+    assert sink.opened == 1 and sink.closed == 1
+    _accounted(report)
+
+
+def test_no_slot_leaks_and_every_frame_accounted() -> None:
+    report = _run(max_frames=40, streams=2)
+    assert report.frames == 40
+    assert [s.state for s in report.streams] == ["ended", "ended"]
+    assert sum(s.produced for s in report.streams) == 40
+    _accounted(report)
+    assert report.e2e_ns.size == 40 and (report.e2e_ns > 0).all()
+    assert report.stage_ns["source"].size == 40
+
+
+def test_drop_oldest_counts_what_a_slow_stage_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TEST_DELAY_ENV, "20000")  # 20 ms a frame: the camera is much faster
+    make, _ = factory()
+    config = small_config(
+        "filter.motion.enabled=false", "ring_slots=4", kind="v4l2", uri="/dev/video99"
+    )
+    with Pipeline(config, source_factory=make) as pipeline:
+        report = pipeline.run(max_frames=60)
+    stream = report.streams[0]
+    assert stream.policy == "drop_oldest"
+    assert stream.produced == 60
+    assert stream.dropped.get("overwritten", 0) > 0
+    assert report.dropped == stream.dropped
+    _accounted(report)
+
+
+def test_batches_form_across_streams_and_partial_ones_go_on_timeout() -> None:
+    report = _run(
+        "filter.motion.enabled=false",
+        "model.batch_size=4",
+        "model.batch_timeout_ms=1",
+        "rate=40",  # 120 frames/s in all: batches of 4 rarely fill within 1 ms
+        streams=3,
+        max_frames=30,
+    )
+    assert report.frames == 30
+    assert report.batches == report.stage_ns["infer"].size
+    assert 0 < report.partial_batches <= report.batches
+    assert report.batches >= 30 / 4
+    _accounted(report)
+
+
+def test_full_batches_when_frames_wait() -> None:
+    report = _run(
+        "filter.motion.enabled=false",
+        "model.batch_size=4",
+        "model.batch_timeout_ms=1000",
+        streams=2,
+        max_frames=32,
+    )
+    assert report.batches == 8 and report.partial_batches == 0
+
+
+@pytest.mark.parametrize(
+    ("level", "kinds"), [("metadata", set()), ("crops", {"crop"}), ("frame", {"frame"})]
+)
+def test_transmission_levels_make_the_right_records(level: str, kinds: set[str]) -> None:
+    sink = RecordingSink()
+    report = _run(*send_everything(f"filter.transmission={level}"), sink=sink, max_frames=12)
+    assert sink.records and report.errors["compress"] == 0
+    for record in sink.records:
+        assert record.level == level
+        assert {image.kind for image in record.images} == kinds
+        if level == "crops":
+            assert len(record.images) == len(record.detections)
+        if level == "frame":
+            assert len(record.images) == 1 and record.images[0].box is None
+
+
+def test_cooldown_and_motion_gate_hold_back_what_was_sent() -> None:
+    sink = RecordingSink()
+    report = _run("filter.cooldown_s=60", sink=sink, max_frames=30)
+    assert 0 < len(sink.records) < 30  # the same objects are not sent again
+    assert report.relevant_frames == 30  # the synthetic scene always shows an object
+    assert 0 < report.relevant_delivered <= report.relevant_frames
+    assert len(report.predictions) == len(report.truths) <= 30
+
+
+def test_ledger_counts_what_the_sink_was_given() -> None:
+    sink = RecordingSink()
+    report = _run(*send_everything(), sink=sink, max_frames=31)
+    totals = report.bytes
+    assert totals["frames"] == 31
+    assert totals["raw"] == 31 * WIDTH * HEIGHT * 3
+    assert totals["sent"] == sum(r.payload_bytes for r in sink.records) > 0
+    assert totals["jpeg_samples"] >= 1 and totals["jpeg_all"] > 0
+
+
+def test_metrics_registry_has_the_run() -> None:
+    report = _run(max_frames=20, streams=2)
+    metrics = report.metrics
+    frames = {
+        s["labels"]["stream"]: s["value"] for s in metrics["edgeloop_frames_total"]["samples"]
+    }
+    assert frames == {"0": 10.0, "1": 10.0}
+    latency = {
+        s["labels"]["stage"]: s["count"]
+        for s in metrics["edgeloop_stage_latency_seconds"]["samples"]
+    }
+    assert latency["source"] == 20 and latency["preprocess"] == 20
+    assert metrics["edgeloop_e2e_latency_seconds"]["samples"][0]["count"] == 20
+    occupancy = metrics["edgeloop_ring_occupancy"]["samples"]
+    assert {s["labels"]["stream"] for s in occupancy} == {"0", "1"}
+    assert set(metrics) >= {
+        "edgeloop_drops_total",
+        "edgeloop_errors_total",
+        "edgeloop_stage_busy_ratio",
+        "edgeloop_model_info",
+    }
+
+
+def test_sources_in_processes() -> None:
+    report = _run("source_workers=process", streams=2, max_frames=20)
+    assert report.frames == 20
+    assert report.relevant_frames == 20  # ground truth came through the shared block
+    assert report.stage_ns["source"].size == 20  # the source's timings too
+    _accounted(report)
+
+
+def test_pacing_and_duration() -> None:
+    report = _run("rate=50", duration_s=0.3)
+    assert 0 < report.frames < 50  # paced, not flat out
+    assert report.streams[0].state == "stopped"
+    _accounted(report)
+    assert report.fps_timeline and report.latency_timeline
+
+
+def test_warm_up_is_left_out() -> None:
+    report = _run(max_frames=40, warmup_s=0.05)
+    assert report.frames <= 40
+    assert report.e2e_ns.size == report.frames
+
+
+def test_stage_costs_measure_every_stage() -> None:
+    with Pipeline(small_config(*send_everything(), streams=2)) as pipeline:
+        costs = pipeline.stage_costs(frames=6)
+    assert set(costs) == set(STAGES)
+    assert costs["source"].workers == 2 and costs["infer"].workers == 1
+    for name in ("source", "preprocess", "infer", "postprocess", "filter"):
+        assert costs[name].service_ns > 0 and costs[name].cpu_ns >= 0, name
+
+
+def test_the_test_only_delay_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert preprocess_test_delay_s() == 0.0
+    monkeypatch.setenv(TEST_DELAY_ENV, "1500")
+    assert preprocess_test_delay_s() == pytest.approx(0.0015)
+    monkeypatch.setenv(TEST_DELAY_ENV, "soon")
+    assert preprocess_test_delay_s() == 0.0
+
+
+def test_report_figures_are_consistent() -> None:
+    report = _run(max_frames=24)
+    assert report.fps > 0 and report.duration_s > 0
+    assert set(report.busy_frac) == set(STAGES) == set(report.workers)
+    assert all(0.0 <= v <= 1.5 for v in report.busy_frac.values())
+    assert report.backend.name == "onnxruntime" and report.backend.input_slots == 3
+    assert np.issubdtype(report.e2e_ns.dtype, np.integer)

@@ -1,0 +1,188 @@
+"""Video files read back through PyAV and through OpenCV: H.264, H.265, MJPEG and MPEG-TS made
+at test time from synthetic-camera frames; seeking, looping, and files that are missing,
+truncated or not video at all."""
+
+from __future__ import annotations
+
+import errno
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.errors import SourceError
+from core.sources import SourceConfig, open_source
+from core.sources.decoders import OpenCvDecoder, PyAvDecoder, available_decoders
+from core.sources.file import FileSource
+from tests.sample_videos import FPS, HEIGHT, WIDTH, frames, mean_abs_diff, padded, write_video
+
+DECODERS = [
+    pytest.param(name, marks=pytest.mark.skipif(name not in available_decoders(), reason=why))
+    for name, why in (("pyav", "PyAV is not installed"), ("opencv", "OpenCV is not installed"))
+]
+
+# file name, codec, container format (None: from the suffix)
+FILES = {
+    "h264": ("clip.mp4", "h264", None),
+    "h265": ("clip.mkv", "h265", None),
+    "mjpeg": ("clip.avi", "mjpeg", None),
+    "mpegts": ("clip.ts", "h264", "mpegts"),
+}
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One 30-frame clip per kind, written once for the module (skips need PyAV)."""
+    pytest.importorskip("av")
+    folder = tmp_path_factory.mktemp("videos")
+    made = {}
+    for kind, (name, codec, fmt) in FILES.items():
+        try:
+            made[kind] = write_video(folder / name, codec, 30, fmt)
+        except pytest.skip.Exception:
+            continue  # an encoder the bundled FFmpeg lacks: that kind's tests skip
+    return made
+
+
+def _clip(videos: dict[str, Path], kind: str) -> Path:
+    if kind not in videos:
+        pytest.skip(f"the bundled FFmpeg cannot encode {FILES[kind][1]} here")
+    return videos[kind]
+
+
+def _read_all(path: Path, decoder: str, **settings: object) -> list[tuple[int, np.ndarray]]:
+    config = SourceConfig(kind="file", uri=str(path), decoder=decoder, **settings)  # type: ignore[arg-type]
+    with open_source(config, 0) as source:
+        assert source.open() == (HEIGHT, WIDTH)
+        assert source.nominal_fps == pytest.approx(FPS)
+        out = padded(HEIGHT, WIDTH)
+        read = []
+        while (frame := source.read_into(out)) is not None:
+            read.append((frame.index, out.copy()))
+    return read
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("kind", list(FILES))
+def test_every_frame_comes_back_close_to_what_was_encoded(
+    videos: dict[str, Path], kind: str, decoder: str
+) -> None:
+    read = _read_all(_clip(videos, kind), decoder)
+    assert [index for index, _ in read] == list(range(30))
+    for (_, image), original in zip(read, frames(30), strict=True):
+        assert mean_abs_diff(image, original) < 6.0  # lossy, but the same picture
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("kind", ["h264", "mpegts"])  # MP4 has an index, MPEG-TS has none
+def test_start_index_seeks_to_the_same_frame_as_reading_up_to_it(
+    videos: dict[str, Path], kind: str, decoder: str
+) -> None:
+    path = _clip(videos, kind)
+    everything = _read_all(path, decoder)
+    for start in (1, 17, 29):
+        read = _read_all(path, decoder, start_index=start)
+        assert [index for index, _ in read] == list(range(start, 30))
+        assert np.array_equal(read[0][1], everything[start][1])
+    assert _read_all(path, decoder, start_index=40) == []
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_loop_starts_again_and_the_index_counts_on(videos: dict[str, Path], decoder: str) -> None:
+    path = _clip(videos, "h264")
+    config = SourceConfig(kind="file", uri=str(path), decoder=decoder, loop=True)
+    with open_source(config, 0) as source:
+        out = np.empty((*source.open(), 3), np.uint8)
+        read = [source.read_into(out) for _ in range(65)]
+    assert [f.index for f in read if f is not None] == list(range(65))
+    assert np.array_equal(out, _read_all(path, decoder)[64 % 30][1])  # the third pass's 5th
+
+
+def test_decode_threads_are_passed_to_ffmpeg(videos: dict[str, Path]) -> None:
+    pytest.importorskip("av")
+    config = SourceConfig(kind="file", uri=str(_clip(videos, "h264")), decode_threads=2)
+    with open_source(config, 0) as source:
+        source.open()
+        assert isinstance(source, FileSource) and isinstance(source.decoder, PyAvDecoder)
+        assert source.decoder._stream.codec_context.thread_count == 2
+
+
+def test_auto_falls_back_to_opencv_without_pyav(
+    videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("cv2")
+    path = _clip(videos, "h264")
+    monkeypatch.setitem(sys.modules, "av", None)  # import av -> ImportError
+    assert available_decoders() == ["opencv"]
+    with open_source(SourceConfig(kind="file", uri=str(path)), 0) as source:
+        source.open()
+        assert isinstance(source, FileSource) and isinstance(source.decoder, OpenCvDecoder)
+    with pytest.raises(SourceError, match=r"decoder 'pyav' is not installed: pip install"):
+        open_source(SourceConfig(kind="file", uri=str(path), decoder="pyav"), 0).open()
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_a_missing_file_names_the_path(tmp_path: Path, decoder: str) -> None:
+    path = tmp_path / "nowhere.mp4"
+    source = open_source(SourceConfig(kind="file", uri=str(path), decoder=decoder), 0)
+    with pytest.raises(SourceError, match=r"nowhere\.mp4: no such file") as caught:
+        source.open()
+    assert caught.value.errno == errno.ENOENT and caught.value.filename == str(path)
+    with pytest.raises(SourceError, match="not a file"):
+        open_source(SourceConfig(kind="file", uri=str(tmp_path)), 0).open()
+
+
+@pytest.mark.parametrize(
+    ("damage", "cause"),
+    [
+        ("truncated-mp4", r"cannot open: .*(Invalid data|moov)"),
+        ("not-video", r"cannot open: .*Invalid data"),
+    ],
+)
+def test_a_file_that_cannot_be_decoded_says_why(
+    videos: dict[str, Path], tmp_path: Path, damage: str, cause: str
+) -> None:
+    pytest.importorskip("av")
+    path = tmp_path / "damaged.mp4"
+    if damage == "truncated-mp4":  # MP4 keeps its index (moov) at the end: cut, it is lost
+        data = _clip(videos, "h264").read_bytes()
+        path.write_bytes(data[: len(data) * 2 // 3])
+    else:
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, np.uint8).tobytes())
+    source = open_source(SourceConfig(kind="file", uri=str(path)), 0)
+    with pytest.raises(SourceError, match=rf"^file:{path}: {cause}"):
+        source.open()
+
+
+@pytest.mark.parametrize("damage", ["cut-mpegts", "zeroed-mjpeg"])
+def test_damage_mid_file_costs_frames_never_the_stream(
+    videos: dict[str, Path], tmp_path: Path, damage: str
+) -> None:
+    """FFmpeg conceals what it can; what it cannot is a SourceError and the reading goes on."""
+    pytest.importorskip("av")
+    kind, suffix = ("mpegts", ".ts") if damage == "cut-mpegts" else ("mjpeg", ".avi")
+    data = bytearray(_clip(videos, kind).read_bytes())
+    if damage == "cut-mpegts":
+        data = data[: len(data) // 2]
+    else:
+        for k in (1, 2, 3):
+            data[len(data) * k // 4 : len(data) * k // 4 + 3000] = bytes(3000)
+    path = tmp_path / f"damaged{suffix}"
+    path.write_bytes(bytes(data))
+    with open_source(SourceConfig(kind="file", uri=str(path)), 0) as source:
+        out = np.empty((*source.open(), 3), np.uint8)
+        delivered, errors = 0, []
+        for _ in range(40):  # bounded: a source that ends must say so, not loop
+            try:
+                frame = source.read_into(out)
+            except SourceError as exc:
+                errors.append(exc)
+                continue
+            if frame is None:
+                break
+            delivered += 1
+        else:
+            pytest.fail("the damaged file never ended")
+    assert 0 < delivered < 30
+    assert all(str(e).startswith(f"file:{path}: ") for e in errors)
