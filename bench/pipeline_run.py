@@ -4,18 +4,22 @@
 (``Pipeline(config).stage_costs()``, ``.run(...) -> PipelineReport``) and turns the report into
 ``report.json``'s ``pipeline`` block. Three runs make the standard suite:
 
-* **flat out** (``pipeline``): every source as fast as the pipeline takes frames. Gives
-  ``fps``, latencies, stage figures, ``bound_fps`` and ``efficiency``.
+* **flat out** (``pipeline``): every source as fast as the pipeline takes frames, every frame
+  inferred (the motion gate off: :func:`capacity_config` says why). Gives ``fps``,
+  latencies, stage figures, ``bound_fps`` and ``efficiency``.
 * **paced** (``pipeline.paced``): the same configuration with every source paced so that the
   total is :data:`PACED_FRACTION` (80 %) of the flat-out fps. Gives the latency a live camera
   sees: end to end against the inference stage's own p99, and drops.
 * **quiet** (``pipeline.quiet``): a mostly static synthetic scene (objects in
-  :data:`QUIET_FRACTION` of the frames) for :data:`QUIET_CYCLES` of the scene's quiet cycles.
+  :data:`QUIET_FRACTION` of the frames) for :data:`QUIET_CYCLES` of the scene's quiet cycles,
+  with the configured motion gate.
   Gives what the filter saves (bytes sent against every frame as JPEG) and what it must not
   lose (``relevant_recall``).
 
 ``bound_fps`` is what the stages allow, from each stage's mean service time per frame measured
-alone in the same process (``Pipeline.stage_costs``)::
+alone in the same process (``Pipeline.stage_costs``), after the run, on
+:data:`STAGE_COST_FRAMES` frames sampled in eight stretches across the run's own measured
+frames (a scene's content, and with it the motion gate's pass rate, changes along it)::
 
     bound_fps = min( min over stages s of workers_s / service_s ,  cores / sum over s of cpu_s )
 
@@ -35,7 +39,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,18 +57,15 @@ objects each, :data:`core.synthetic.QUIET_CYCLE_S` seconds of scene time apiece)
 WARMUP_S = 2.0
 WARMUP_FRAMES = 30
 MIN_FRAMES = 300
-STAGE_COST_FRAMES = 50
+PLAN_COST_FRAMES = 50
+"""Frames each stage is timed on before a run: enough to plan its length."""
+STAGE_COST_FRAMES = 320
+"""Frames each stage is timed on after a run, spread over the run's measured frames
+(``Pipeline.stage_costs(span=...)``): what ``bound_fps`` uses."""
 SAMPLES_KEPT = 4096
 """Latency samples a report keeps per run (evenly spaced order statistics beyond that)."""
 DURATION_TOLERANCE = 0.99
 """A run stopped by its timer may end a scheduler tick early: 1 % short still counts."""
-TEST_SPIN_ENV = "EDGELOOP_BENCH_SOURCE_SPIN_US"
-"""**Test-only.** Microseconds of busy CPU added to every frame the sources deliver in the
-bench's pipeline runs (not the naive loop's): a slowdown of known size for ``bench compare``'s
-regression test. A spin, not a sleep: it costs CPU like slower code would, so a pipeline that is
-source- or CPU-bound (the defaults on a 2-core machine) loses ``spin / frame period`` of its
-fps: ``1e6 / (9 * fps)`` microseconds make a 10 % slowdown. Recorded in the report's ``suite``
-block and announced on stderr."""
 NETWORK_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "srt://")
 Progress = Callable[[float, str], None]
 
@@ -165,6 +165,19 @@ def quiet_config(config: Any) -> Any:
     )
 
 
+def capacity_config(config: Any) -> Any:
+    """``config`` with the motion gate off: what the flat-out and paced runs measure.
+
+    Capacity is what the device sustains when every frame needs inference (a busy camera: the
+    worst case it must be sized for). With the gate on, fps would follow what the scene holds
+    -- on the synthetic stream it swings by a factor of two over ten-second stretches, as the
+    gate's pass rate goes from 0.2 to 1.0 -- so no window could be compared with another (the
+    stability rule) or with the naive loop, which infers every frame. What the gate saves is
+    the quiet run's figure (:func:`quiet_config` keeps the configured gate)."""
+    motion = dataclasses.replace(config.filter.motion, enabled=False)
+    return dataclasses.replace(config, filter=dataclasses.replace(config.filter, motion=motion))
+
+
 def paced_config(config: Any, total_fps: float) -> Any:
     """``config`` with the sources paced at :data:`PACED_FRACTION` of ``total_fps`` in all."""
     return dataclasses.replace(config, rate=PACED_FRACTION * total_fps / len(config.sources))
@@ -253,53 +266,17 @@ def _plan(
     )
 
 
-def test_spin_us() -> float:
-    """:data:`TEST_SPIN_ENV` in microseconds (0.0 when unset); a bad value is an error."""
-    raw = os.environ.get(TEST_SPIN_ENV, "").strip()
-    if not raw:
-        return 0.0
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{TEST_SPIN_ENV} must be a number of microseconds, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{TEST_SPIN_ENV} must be >= 0 microseconds, got {raw!r}")
-    return value
+def test_slowdown() -> float:
+    """The armed test-only slowdown (``core.pipeline.stats.TEST_SLOWDOWN_ENV``), 0.0 when
+    unset: recorded in the report, announced on stderr."""
+    from core.pipeline.stats import arm_test_slowdown  # noqa: PLC0415
 
-
-@dataclass(frozen=True)
-class SpinningSources:
-    """A ``source_factory`` whose sources burn ``spin_us`` of CPU after every frame they
-    deliver (see :data:`TEST_SPIN_ENV`); a module-level class, so a source process can unpickle
-    it."""
-
-    spin_us: float
-
-    def __call__(self, config: Any, stream_id: int) -> Any:
-        from core.sources import open_source  # noqa: PLC0415
-
-        source = open_source(config, stream_id)
-        read_into = source.read_into
-        spin_ns = int(self.spin_us * 1000)
-
-        def spinning_read_into(out: np.ndarray) -> Any:
-            frame = read_into(out)
-            end = time.perf_counter_ns() + spin_ns
-            while time.perf_counter_ns() < end:
-                pass
-            return frame
-
-        setattr(source, "read_into", spinning_read_into)  # noqa: B010 - an instance's own
-        return source
+    return arm_test_slowdown()
 
 
 def _pipeline(config: Any) -> Any:
-    """The pipeline for ``config`` (with the test-only spinning sources when asked for)."""
     from core.pipeline import Pipeline  # noqa: PLC0415 - the runtime, on demand
 
-    spin = test_spin_us()
-    if spin:
-        return Pipeline(config, source_factory=SpinningSources(spin))
     return Pipeline(config)
 
 
@@ -313,8 +290,8 @@ def run(
     with _pipeline(config) as pipeline:
         costs = None
         if spec.stage_costs:
-            progress(0.0, f"{label}: each stage alone ({STAGE_COST_FRAMES} frames)")
-            costs = pipeline.stage_costs(frames=STAGE_COST_FRAMES)
+            progress(0.0, f"{label}: each stage alone ({PLAN_COST_FRAMES} frames, to plan)")
+            costs = pipeline.stage_costs(frames=PLAN_COST_FRAMES)
         warmup_s, duration_s = _plan(spec, costs, cores)
         total = (duration_s or 0.0) + warmup_s
 
@@ -334,7 +311,22 @@ def run(
             warmup_s=warmup_s,
             progress=on_progress,
         )
+        if spec.stage_costs:
+            span = measured_span(config, report)
+            progress(1.0, f"{label}: each stage alone ({STAGE_COST_FRAMES} of the run's frames)")
+            costs = pipeline.stage_costs(frames=STAGE_COST_FRAMES, span=span)
     return Measured(config, spec, report, costs, warmup_s, duration_s)
+
+
+def measured_span(config: Any, report: Any) -> tuple[int, int] | None:
+    """The first stream's measured frames as ``(first index, end index)``: what
+    ``stage_costs`` samples, so the bound stands for the frames the run measured (a scene's
+    content, and with it the motion gate's pass rate, changes along it)."""
+    if not report.streams:
+        return None
+    stream = report.streams[0]
+    end = int(config.sources[0].start_index) + int(stream.produced_total)
+    return (end - int(stream.produced), end)
 
 
 # -- report blocks -----------------------------------------------------------------------------

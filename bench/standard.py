@@ -203,11 +203,11 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
         rate=options.rate,
     )
     model_path = resolve_model(config.model.model)
-    spin = pipeline_run.test_spin_us()
-    if spin:
+    slowdown = pipeline_run.test_slowdown()
+    if slowdown:
         print(
-            f"bench: warning: {pipeline_run.TEST_SPIN_ENV}={spin:g}: test-only slowdown of "
-            "every source frame",
+            f"bench: warning: EDGELOOP_TEST_SLOWDOWN={slowdown:g}: test-only slowdown, every "
+            f"pipeline stage after the source takes {slowdown:.0%} longer",
             file=sys.stderr,
         )
     bar.phase("environment", "capturing the environment")
@@ -218,7 +218,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
         result["micro"] = micro_summary(bar)
     bar.phase("pipeline", "pipeline")
     flat = pipeline_run.run(
-        config,
+        pipeline_run.capacity_config(config),
         pipeline_run.RunSpec(
             options.duration_s,
             min_frames=options.min_frames,
@@ -234,7 +234,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
     if options.paced and config.rate is None:
         bar.phase("paced", "pipeline paced")
         paced = pipeline_run.run(
-            pipeline_run.paced_config(config, block["fps"]),
+            pipeline_run.paced_config(pipeline_run.capacity_config(config), block["fps"]),
             pipeline_run.RunSpec(
                 options.paced_s,
                 min_frames=options.min_frames // 2,
@@ -284,7 +284,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
     result["targets"] = targets(block)
     result["suite"] = {
         "quick": options.quick,
-        "test_source_spin_us": pipeline_run.test_spin_us() or None,
+        "test_slowdown": pipeline_run.test_slowdown() or None,
         "wall_s": time.monotonic() - started,
         "options": {
             k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()

@@ -145,27 +145,14 @@ def test_progress_bar_draws_in_place_on_a_terminal(monkeypatch: pytest.MonkeyPat
     assert log.getvalue().count("\n") == 1 and "starting" in log.getvalue()
 
 
-def test_test_only_source_spin(monkeypatch: pytest.MonkeyPatch) -> None:
-    import time
-
-    import numpy as np
-
+def test_test_only_slowdown_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
     from bench import pipeline_run
-    from core.sources import SourceConfig
 
-    monkeypatch.delenv(pipeline_run.TEST_SPIN_ENV, raising=False)
-    assert pipeline_run.test_spin_us() == 0.0
-    monkeypatch.setenv(pipeline_run.TEST_SPIN_ENV, "250")
-    assert pipeline_run.test_spin_us() == 250.0
-    for bad in ("fast", "-1"):
-        monkeypatch.setenv(pipeline_run.TEST_SPIN_ENV, bad)
-        with pytest.raises(ValueError, match=pipeline_run.TEST_SPIN_ENV):
-            pipeline_run.test_spin_us()
-    factory = pipeline_run.SpinningSources(2000.0)
-    source = factory(SourceConfig(width=64, height=48), 0)
-    with source:
-        height, width = source.open()
-        out = np.empty((height, width, 3), np.uint8)
-        start = time.perf_counter_ns()
-        frame = source.read_into(out)
-        assert frame is not None and time.perf_counter_ns() - start >= 2_000_000  # spun
+    monkeypatch.delenv("EDGELOOP_TEST_SLOWDOWN", raising=False)
+    assert pipeline_run.test_slowdown() == 0.0
+    monkeypatch.setenv("EDGELOOP_TEST_SLOWDOWN", "0.1")
+    try:
+        assert pipeline_run.test_slowdown() == 0.1
+    finally:
+        monkeypatch.delenv("EDGELOOP_TEST_SLOWDOWN")
+        pipeline_run.test_slowdown()

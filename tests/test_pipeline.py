@@ -3,11 +3,15 @@ filter levels, the ledger, metrics, process sources and stage costs. No timing a
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from core.pipeline import STAGES, Pipeline, PipelineReport
-from core.pipeline.stats import TEST_DELAY_ENV, preprocess_test_delay_s
+from core.pipeline.costs import CHUNKS, WARMUP_FRAMES, _chunks
+from core.pipeline.stats import TEST_SLOWDOWN_ENV, StageStats, arm_test_slowdown
+from core.sources import Source, SourceConfig, SourceFrame, open_source
 from tests.pipeline_doubles import (
     HEIGHT,
     WIDTH,
@@ -65,7 +69,7 @@ def test_no_slot_leaks_and_every_frame_accounted() -> None:
 
 
 def test_drop_oldest_counts_what_a_slow_stage_lost(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TEST_DELAY_ENV, "20000")  # 20 ms a frame: the camera is much faster
+    monkeypatch.setenv(TEST_SLOWDOWN_ENV, "30")  # every stage 31 times slower than the camera
     make, _ = factory()
     config = small_config(
         "filter.motion.enabled=false", "ring_slots=4", kind="v4l2", uri="/dev/video99"
@@ -196,12 +200,54 @@ def test_stage_costs_measure_every_stage() -> None:
         assert costs[name].service_ns > 0 and costs[name].cpu_ns >= 0, name
 
 
-def test_the_test_only_delay_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert preprocess_test_delay_s() == 0.0
-    monkeypatch.setenv(TEST_DELAY_ENV, "1500")
-    assert preprocess_test_delay_s() == pytest.approx(0.0015)
-    monkeypatch.setenv(TEST_DELAY_ENV, "soon")
-    assert preprocess_test_delay_s() == 0.0
+def test_stage_costs_sample_a_span_in_stretches() -> None:
+    """With a span, the timed frames come from eight stretches spread over it (each after one
+    untimed lead frame), not from the start of the stream."""
+    read: list[int] = []
+
+    def recording(config: SourceConfig, stream_id: int) -> Source:
+        source = open_source(config, stream_id)
+        read_into = source.read_into
+
+        def spy(out: np.ndarray) -> SourceFrame | None:
+            frame = read_into(out)
+            if frame is not None:
+                read.append(frame.index)
+            return frame
+
+        source.read_into = spy  # type: ignore[method-assign]
+        return source
+
+    with Pipeline(small_config(), source_factory=recording) as pipeline:
+        costs = pipeline.stage_costs(frames=16, span=(1000, 5000))
+    assert costs["source"].service_ns > 0
+    assert len(read) == 16 + WARMUP_FRAMES + (CHUNKS - 1)
+    assert min(read) == 1000 - WARMUP_FRAMES and max(read) == 4999
+    starts = [b for a, b in itertools.pairwise(read) if b != a + 1]
+    assert len(starts) == CHUNKS - 1
+    assert _chunks(open_source(SourceConfig(), 0), 16, (0, 20)) == [(None, 16)]  # too short
+
+
+def test_the_test_only_slowdown_stretches_every_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TEST_SLOWDOWN_ENV, raising=False)
+    assert arm_test_slowdown() == 0.0
+    for bad in ("soon", "-1", "nan"):
+        monkeypatch.setenv(TEST_SLOWDOWN_ENV, bad)
+        assert arm_test_slowdown() == 0.0
+    monkeypatch.setenv(TEST_SLOWDOWN_ENV, "0.5")
+    try:
+        assert arm_test_slowdown() == 0.5
+        stats, e2e = StageStats("infer"), StageStats("e2e")
+        for i in range(4):  # calls of 4 ms: recorded as about 6 ms, on average exactly
+            stats.record(i * 10_000_000, i * 10_000_000 + 4_000_000)
+            e2e.record(0, 4_000_000)
+        recorded = stats.samples_since(0)
+        assert recorded.min() >= 4_000_000
+        assert recorded.sum() >= 4 * 6_000_000 - stats._slowdown.debt_ns
+        assert (e2e.samples_since(0) == 4_000_000).all()  # end to end is not a stage
+    finally:
+        monkeypatch.delenv(TEST_SLOWDOWN_ENV)
+        arm_test_slowdown()
 
 
 def test_report_figures_are_consistent() -> None:

@@ -49,7 +49,7 @@ from core.pipeline.stages import (
     model_class_names,
     stage_workers,
 )
-from core.pipeline.stats import preprocess_test_delay_s
+from core.pipeline.stats import TestSlowdown, arm_test_slowdown
 from core.preprocess import PreprocessSpec
 from core.sinks import NullSink, Sink, open_sink
 
@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 
 WARMUP_FRAMES = 3
 """Frames run through every stage before timing (lazy allocations, caches, first frame)."""
+CHUNKS = 8
+"""Stretches of a run's frames that ``span`` spreads the measured frames over."""
 
 
 class _Frame:
@@ -77,17 +79,23 @@ class _Clock:
         self.wall = dict.fromkeys(STAGES, 0)
         self.cpu = dict.fromkeys(STAGES, 0)
         self.on = False
+        self.slowdown = {name: TestSlowdown() for name in STAGES}
 
     def time(self, stage: str, work: Callable[..., Any], *args: Any) -> Any:
         wall, cpu = time.perf_counter_ns(), time.process_time_ns()
         result = work(*args)
+        end = time.perf_counter_ns()
+        if stage != "source":  # the test-only slowdown (stats.TEST_SLOWDOWN_ENV)
+            end = self.slowdown[stage].stretch(wall, end)
         if self.on:
-            self.wall[stage] += time.perf_counter_ns() - wall
+            self.wall[stage] += end - wall
             self.cpu[stage] += time.process_time_ns() - cpu
         return result
 
 
-def measure_stage_costs(pipeline: Pipeline, frames: int) -> dict[str, StageCost]:
+def measure_stage_costs(
+    pipeline: Pipeline, frames: int, *, span: tuple[int, int] | None = None
+) -> dict[str, StageCost]:
     """See the module docstring."""
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
@@ -97,7 +105,8 @@ def measure_stage_costs(pipeline: Pipeline, frames: int) -> dict[str, StageCost]
     workers = stage_workers(len(config.sources), config.compress_workers)
     class_names = model_class_names(backend)
     spec = backend.preprocess_spec(PreprocessSpec.yolo())
-    pre = PreprocessStage(MotionGate(config.filter.motion), spec, preprocess_test_delay_s())
+    arm_test_slowdown()
+    pre = PreprocessStage(MotionGate(config.filter.motion), spec)
     post = PostprocessStage(class_names, m.score_floor, m.iou_threshold)
     result_filter = ResultFilter(config.filter, class_names)
     filt = FilterStage(result_filter)
@@ -132,24 +141,40 @@ def measure_stage_costs(pipeline: Pipeline, frames: int) -> dict[str, StageCost]
                     finish(item)
                 batch.clear()
 
-            for i in range(WARMUP_FRAMES + frames):
-                clock.on = i >= WARMUP_FRAMES
+            def one_frame() -> None:
                 data = spare.pop()
                 got = clock.time("source", source.read_into, data)
                 if got is None:
-                    raise PipelineError(f"{source.name} ended after {i} frames")
-                item = WorkItem(_Frame(data), 0, i + 1, got.index, got.capture_ns, got.truth)
+                    raise PipelineError(f"{source.name} ended before {frames} frames were timed")
+                item = WorkItem(_Frame(data), 0, got.index + 1, got.index, got.capture_ns, None)
+                item.truth = got.truth
                 if not clock.time("preprocess", pre.gate, item):
                     finish(item)
-                    continue
+                    return
                 item.row = len(batch)
                 row = backend.input_buffer(m.batch_size, 0)[item.row]
                 clock.time("preprocess", pre.process, (item, row))
                 batch.append(item)
                 if len(batch) == m.batch_size:
                     run_batch()
-            if batch:
-                run_batch()
+
+            for chunk, (first, timed) in enumerate(_chunks(source, frames, span)):
+                if chunk:  # a jump: the gate and the cooldowns start afresh, as after a gap
+                    pre.motion.reset(0)
+                    result_filter.reset(0)
+                lead = WARMUP_FRAMES if chunk == 0 else 1
+                if first is not None:
+                    source.seek(max(0, first - lead))
+                clock.on = False
+                for _ in range(lead):
+                    one_frame()
+                if batch:
+                    run_batch()
+                clock.on = True
+                for _ in range(timed):
+                    one_frame()
+                if batch:
+                    run_batch()
         finally:
             source.close()
             sink.on_stop()
@@ -157,6 +182,22 @@ def measure_stage_costs(pipeline: Pipeline, frames: int) -> dict[str, StageCost]
         name: StageCost(clock.wall[name] / frames, clock.cpu[name] / frames, workers[name])
         for name in STAGES
     }
+
+
+def _chunks(source: Any, frames: int, span: tuple[int, int] | None) -> list[tuple[int | None, int]]:
+    """``(first index or None: where the source is, frames timed)`` per chunk: one run of
+    consecutive frames, or, with a ``span`` and a source that can seek, :data:`CHUNKS` runs
+    spread evenly over it (the motion gate's pass rate, and so every later stage's work,
+    changes along a scene: a few hundred consecutive frames would stand for only their
+    stretch of it)."""
+    if span is None or span[1] - span[0] < 2 * frames or not source.seek(span[0]):
+        return [(None, frames)]
+    count = min(CHUNKS, frames)
+    base, extra = divmod(frames, count)
+    sizes = [base + (1 if k < extra else 0) for k in range(count)]
+    first, end = span
+    room = end - first - max(sizes)
+    return [(first + room * k // max(1, count - 1), size) for k, size in enumerate(sizes)]
 
 
 def _measured_sink(pipeline: Pipeline, folder: Path) -> Sink:

@@ -67,6 +67,9 @@ class StreamReport:
     stalls: int
     occupancy_end: int
     """Ring occupancy after the run drained, before the ring closed (0: no slot leaked)."""
+    produced_total: int = 0
+    """Frames the source put into the ring over the whole run, warm-up included: the measured
+    frames are the last ``produced`` of them (``Pipeline.stage_costs(span=...)`` samples those)."""
 
 
 @dataclass

@@ -59,7 +59,7 @@ from core.pipeline.stages import (
     source_policy,
     stage_workers,
 )
-from core.pipeline.stats import preprocess_test_delay_s
+from core.pipeline.stats import arm_test_slowdown
 from core.pipeline.streams import (
     FAILED,
     RUNNING,
@@ -164,12 +164,16 @@ class Pipeline:
         run = _Run(self, duration_s, max_frames, warmup_s, progress)
         return run.execute()
 
-    def stage_costs(self, frames: int = 50) -> dict[str, StageCost]:
+    def stage_costs(
+        self, frames: int = 50, *, span: tuple[int, int] | None = None
+    ) -> dict[str, StageCost]:
         """Each stage alone, single-threaded, on ``frames`` frames of the first source: mean
-        service time and CPU per frame (see :mod:`core.pipeline.costs`)."""
+        service time and CPU per frame. ``span`` (first, end) spreads them over those frame
+        indices (a run's measured frames), where the source can seek (see
+        :mod:`core.pipeline.costs`)."""
         from core.pipeline.costs import measure_stage_costs  # noqa: PLC0415 - bench only
 
-        return measure_stage_costs(self, frames)
+        return measure_stage_costs(self, frames, span=span)
 
     def make_sink(self) -> Sink:
         return self._sink if self._sink is not None else open_sink(self.config.sink)
@@ -280,11 +284,11 @@ class _Run:
             quality=cfg.filter.jpeg_quality,
         )
         self.infer = InferWorker(InferStage(backend), self.batcher, outbox, state)
-        delay_s = preprocess_test_delay_s()
+        arm_test_slowdown()
         for stream_id, (consumer, block) in enumerate(
             zip(self.consumers, self.blocks, strict=True)
         ):
-            stage = PreprocessStage(MotionGate(cfg.filter.motion), spec, delay_s)
+            stage = PreprocessStage(MotionGate(cfg.filter.motion), spec)
             self.ingest.append(
                 IngestWorker(stream_id, consumer, block, stage, batcher=self.batcher, state=state)
             )
@@ -541,6 +545,7 @@ class _Run:
             read_errors=block.errors,
             stalls=block.stalls,
             occupancy_end=ring.occupancy(),
+            produced_total=block.produced,
         )
 
     def _fps_timeline(self) -> list[tuple[float, float]]:

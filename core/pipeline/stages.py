@@ -92,10 +92,9 @@ class PreprocessStage(Stage[tuple[WorkItem, np.ndarray], None]):
 
     name = "preprocess"
 
-    def __init__(self, gate: MotionGate, spec: PreprocessSpec, delay_s: float = 0.0) -> None:
+    def __init__(self, gate: MotionGate, spec: PreprocessSpec) -> None:
         self.motion = gate
         self.spec = spec
-        self.delay_s = delay_s  # test-only slowdown (stats.TEST_DELAY_ENV)
 
     def gate(self, item: WorkItem) -> bool:
         """Whether the frame moved enough to be inferred (recorded on the item)."""
@@ -105,8 +104,6 @@ class PreprocessStage(Stage[tuple[WorkItem, np.ndarray], None]):
 
     def process(self, work: tuple[WorkItem, np.ndarray]) -> None:
         item, row = work
-        if self.delay_s:
-            time.sleep(self.delay_s)
         item.transform = preprocess_into(item.frame.data, row, self.spec)
 
 

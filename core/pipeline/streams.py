@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from core.detections import GroundTruth
 from core.errors import PipelineError, RingTimeoutError, SourceStalledError
-from core.pipeline.stats import HEADER, SAMPLES, ErrorLog, StageStats
+from core.pipeline.stats import HEADER, SAMPLES, ErrorLog, StageStats, arm_test_slowdown
 from core.ring import FrameRing, RingProducer
 from core.shm import create_segment, open_segment, unlink_segment
 from core.sources import Source, SourceConfig, open_source
@@ -369,6 +369,7 @@ def _source_process(
 ) -> None:
     """A source process: open the source, say its size, attach the ring, run the loop."""
     _child_logging()
+    arm_test_slowdown()
     try:
         source = make_source(config, stream_id)
         shape = source.open()

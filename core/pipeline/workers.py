@@ -59,17 +59,29 @@ MAX_OCCLUDED = 0.7
 
 
 SAMPLER_NICE = 10
-"""How much nicer than the stages the ledger's JPEG sampler runs."""
+"""How much nicer than the stages the ledger's JPEG sampler runs where ``SCHED_IDLE`` is not
+available."""
 
 
-def lower_priority(nice: int) -> None:
-    """Make the calling thread ``nice`` steps nicer (Linux schedules threads one by one); a
-    platform that cannot is left as it is."""
+def run_when_idle(nice: int) -> str:
+    """Let the calling thread run only on CPU time nobody else wants: Linux's ``SCHED_IDLE``
+    (a thread of any other policy that wakes takes the CPU from it at once), else ``nice``
+    steps nicer. Returns which it got ("idle", "nice" or "none").
+
+    Measured paced at 80 % of capacity (1080p, the reference detector, 2 cores): at nice +10
+    the sampler's 4 ms encode every 30th frame still delayed the frames beside it -- end-to-end
+    p99 8.8 to 30 ms against 7.0 ms without the sampler."""
+    tid = threading.get_native_id()
     try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
-    except (AttributeError, OSError):  # pragma: no cover - not Linux, or not allowed
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread (Linux)
+        return "idle"
+    except (AttributeError, OSError):
         pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+        return "nice"
+    except (AttributeError, OSError):  # pragma: no cover - not Linux, or not allowed
+        return "none"
 
 
 class RunState:
@@ -451,7 +463,7 @@ class JpegSampler:
         return True
 
     def _run(self) -> None:
-        lower_priority(SAMPLER_NICE)
+        run_when_idle(SAMPLER_NICE)
         while True:
             got = self._inbox.get()
             if got is None:

@@ -129,6 +129,14 @@ class Source(abc.ABC):
     def read_into(self, out: np.ndarray) -> SourceFrame | None:
         """Write the next frame into ``out`` (HxWx3 uint8, rows may be padded); None at the end."""
 
+    def seek(self, index: int) -> bool:
+        """Make the next read deliver frame ``index``, where the source has cheap random access
+        (the synthetic camera, an image folder); False where it has not (live streams, files:
+        decoding from a key frame is not cheap). ``Pipeline.stage_costs`` samples a run's
+        frames this way."""
+        del index
+        return False
+
     def close(self) -> None:  # noqa: B027 - most sources have something to release, not all
         """Release files, devices, connections and threads (idempotent)."""
 

@@ -102,6 +102,12 @@ class ImageDirSource(Source):
         except OSError as exc:
             raise SourceFrameError(f"{self.name}: cannot read {path.name}: {exc}") from exc
 
+    def seek(self, index: int) -> bool:
+        if index < 0:
+            raise ValueError(f"frame index must be >= 0, got {index}")
+        self._next_index = int(index)
+        return True
+
     def read_into(self, out: np.ndarray) -> SourceFrame | None:
         self._check_out(out)
         index = self._next_index

@@ -60,5 +60,11 @@ class SyntheticSource(Source):
         truth = self.camera.render_into(self._next_index, out)
         return self._delivered(truth=truth)
 
+    def seek(self, index: int) -> bool:
+        if index < 0:
+            raise ValueError(f"frame index must be >= 0, got {index}")
+        self._next_index = int(index)
+        return True
+
     def has_ground_truth(self) -> bool:
         return True
