@@ -70,7 +70,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS streams(stream TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS records(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     channel TEXT NOT NULL,
     stream TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -243,6 +243,11 @@ class Outbox:
         ).fetchone()
         self._count = int(count)
         self._bytes = int(total)
+        # Row ids are given here, increasing for the life of this process (no AUTOINCREMENT
+        # bookkeeping per insert): drainers' cursors (``pending(after=...)``) live no longer.
+        self._next_id = (
+            int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM records").fetchone()[0]) + 1
+        )
         self._publish_depth()
         return conn
 
@@ -286,7 +291,7 @@ class Outbox:
         are counted as ``rejected``); nothing is raised for them."""
         now_ns = time.time_ns()
         with self._lock:
-            seq_before = dict(self._next_seq)
+            seq_before, next_id = dict(self._next_seq), self._next_id
             count, nbytes = self._count, self._bytes
             counters = dict(self.counters)
             try:
@@ -294,7 +299,8 @@ class Outbox:
                     self._expire_locked(conn, now_ns)
                     ids = self._insert_locked(conn, entries, now_ns)
             except sqlite3.Error as exc:
-                self._next_seq, self._count, self._bytes = seq_before, count, nbytes
+                self._next_seq, self._next_id = seq_before, next_id
+                self._count, self._bytes = count, nbytes
                 self.counters = counters
                 raise OutboxError(0, f"outbox cannot store records: {exc}", str(self.path)) from exc
             self._publish_counts(counters)
@@ -332,8 +338,18 @@ class Outbox:
             self._next_seq[entry.stream] = touched[entry.stream] = seq + 1
             for channel in entry.channels:
                 rows.append(
-                    (channel, entry.stream, seq, now_ns, entry.priority, size, entry.payload)
+                    (
+                        self._next_id,
+                        channel,
+                        entry.stream,
+                        seq,
+                        now_ns,
+                        entry.priority,
+                        size,
+                        entry.payload,
+                    )
                 )
+                self._next_id += 1
             self._count += len(entry.channels)
             self._bytes += need
             self.counters["stored"] += len(entry.channels)
@@ -350,8 +366,8 @@ class Outbox:
     def _flush_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         if rows:
             conn.executemany(
-                "INSERT INTO records(channel, stream, seq, created_ns, priority, size, payload) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO records(id, channel, stream, seq, created_ns, priority, size, "
+                "payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             rows.clear()
