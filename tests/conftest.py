@@ -63,3 +63,25 @@ def mosquitto(tmp_path: Path) -> Iterator[object]:
         pytest.skip("mosquitto is not installed (make setup installs the Debian package)")
     with Mosquitto(tmp_path / "broker") as broker:
         yield broker
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """moto's S3/DynamoDB server on a free port, with fake credentials; stopped after."""
+    pytest.importorskip("moto.server")
+    from tests.mqtt_broker import MotoServer
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    server = MotoServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

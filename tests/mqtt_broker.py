@@ -333,3 +333,34 @@ def check_order(records: list[dict[str, object]]) -> None:
         expected = first.get(stream, -1) + 1
         assert seq == expected, f"stream {stream}: seq {seq} arrived where {expected} was due"
         first[stream] = seq
+
+
+class MotoServer:
+    """moto's server mode (S3, DynamoDB over real HTTP) on a free port; stop and start again
+    (its state is in memory: a restart is an empty account, as after an outage in a test)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import sys
+
+        if self.proc is None:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            wait_port(self.port, timeout=60)
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -28,13 +28,21 @@ from core.errors import MqttLimitError
 from core.mqtt.limits import MAX_PAYLOAD_BYTES
 from core.outbox.store import OutboxRecord
 
-__all__ = ["BATCH_SCHEMA", "decode_batch", "encode_batch", "entry_bytes", "take_batch"]
+__all__ = [
+    "BATCH_SCHEMA",
+    "decode_batch",
+    "encode_batch",
+    "entry_bytes",
+    "record_json",
+    "take_batch",
+]
 
 BATCH_SCHEMA = "edgeloop.batch/1"
 _OVERHEAD = 80  # the batch envelope, bytes
 
 
-def _entry(record: OutboxRecord) -> bytes:
+def record_json(record: OutboxRecord) -> bytes:
+    """One record as the JSON object batches carry (the payload embedded as ``result``)."""
     head = json.dumps(
         {
             "id": record.msg_id,
@@ -72,7 +80,7 @@ def encode_batch(thing: str, records: Sequence[OutboxRecord]) -> bytes:
         + b'","thing":'
         + json.dumps(thing).encode()
         + b',"records":['
-        + b",".join(_entry(r) for r in records)
+        + b",".join(record_json(r) for r in records)
         + b"]}"
     )
     payload = gzip.compress(body, compresslevel=6, mtime=0)
