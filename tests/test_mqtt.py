@@ -235,3 +235,16 @@ def test_commands_are_typed_and_unknown_ones_rejected(
         ("model-update", "ok"): 1,
     }
     assert "unknown command 'reboot'" in caplog.text
+
+
+def test_mqtt_3_1_1_when_configured(
+    mosquitto: Mosquitto, recorder: Recorder, outbox: Outbox
+) -> None:
+    stored = set(outbox.put_many([Entry("0", b'{"v":%d}' % i) for i in range(30)]).stored)
+    publisher = MqttPublisher(plain(mosquitto, protocol="3.1.1"), outbox)
+    publisher.start()
+    try:
+        assert not recorder.wait_for(stored, timeout=30), publisher.last_error
+    finally:
+        publisher.stop()
+    check_order(recorder.records)

@@ -97,8 +97,10 @@ class OutboxSink(Sink):
             payload = json.dumps(
                 {**record.to_dict(), "image_keys": keys}, separators=(",", ":")
             ).encode()
+            # Images number in a stream of their own: the results' sequence stays gap-free,
+            # so a consumer can tell a lost result from an image.
             for image in record.images:
-                self._buffer.append(Entry(stream, image.jpeg, 0, (IMAGES_CHANNEL,)))
+                self._buffer.append(Entry(f"{stream}:images", image.jpeg, 0, (IMAGES_CHANNEL,)))
         priority = self.config.priority(record.level)
         self._buffer.append(Entry(stream, payload, priority, self.config.channels))
         self.records += 1
