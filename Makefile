@@ -6,9 +6,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,bench,numba,video
-# Debian packages the project needs: libturbojpeg (JPEG), tjbench (the JPEG reference in bench).
-DEB_PACKAGES := libturbojpeg0-dev libjpeg-turbo-progs
+EXTRAS ?= dev,bench,numba,video,cloud
+# Debian packages the project needs: libturbojpeg (JPEG), tjbench (the JPEG reference in bench),
+# mosquitto (the real broker the MQTT tests start on free ports).
+DEB_PACKAGES := libturbojpeg0-dev libjpeg-turbo-progs mosquitto
 NATIVE_SOURCES := $(wildcard native/*.pyx native/include/*.pxd native/src/*.c native/src/*.h) setup.py
 
 .PHONY: all setup test bench lint typecheck pytest native clean

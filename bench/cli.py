@@ -269,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-micro", action="store_true", help="skip the micro summary")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    micro = sub.add_parser("micro", help="micro-benchmarks: ring, preprocess, jpeg, inference")
+    micro = sub.add_parser(
+        "micro", help="micro-benchmarks: ring, preprocess, jpeg, inference, outbox"
+    )
     _common(micro)
     micro.add_argument("--quick", action="store_true", help="short budgets (smoke test)")
     micro.add_argument(

@@ -108,3 +108,33 @@ class MetricsError(EdgeloopError, ValueError):
 class PipelineError(EdgeloopError, RuntimeError):
     """The pipeline could not start or run: a stage failed to start, a worker did not stop
     within its timeout. Per-frame problems are counted, never raised."""
+
+
+class OutboxError(SinkError):
+    """The outbox spool cannot take or keep records (disk full, spool locked by another
+    process, a database that cannot be created); the message names the spool's path."""
+
+
+class OutboxFullError(OutboxError):
+    """The spool is at its byte bound and its ``full_policy`` refused the new record
+    (``reject-new``, or ``drop-lowest`` with nothing of lower or equal priority to drop)."""
+
+
+class MqttLimitError(EdgeloopError, ValueError):
+    """A topic, QoS, client id or payload outside MQTT's or AWS IoT Core's limits, refused
+    before anything is sent; the message names the value, the limit and the fix."""
+
+
+class MqttConnectionError(EdgeloopError, ConnectionError):
+    """The MQTT client cannot connect (refused, TLS handshake or certificate check failed,
+    bad credentials); the message names the broker and the cause. The publisher retries."""
+
+
+class CommandError(EdgeloopError, ValueError):
+    """A command received on ``edgeloop/{thing}/cmd/#`` is unknown or its payload does not
+    validate; it is rejected, logged and counted, never run."""
+
+
+class CloudSyncError(EdgeloopError, ConnectionError):
+    """A batch could not be written to S3 or DynamoDB (endpoint down, access denied, checksum
+    mismatch); its records stay in the outbox and the sync retries."""

@@ -50,3 +50,38 @@ def _no_shared_memory_left_behind() -> Iterator[None]:
     for name in leaked:  # clean up so one failure does not poison the next run
         os.unlink(SHM_DIR / name)
     assert not leaked, f"FrameRing segments left in /dev/shm: {sorted(leaked)}"
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[object]:
+    """A real mosquitto on free ports (plain, mutual TLS, wrong-hostname TLS); stopped after."""
+    import shutil
+
+    from tests.mqtt_broker import MOSQUITTO, Mosquitto
+
+    if shutil.which(MOSQUITTO) is None:
+        pytest.skip("mosquitto is not installed (make setup installs the Debian package)")
+    with Mosquitto(tmp_path / "broker") as broker:
+        yield broker
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """moto's S3/DynamoDB server on a free port, with fake credentials; stopped after."""
+    pytest.importorskip("moto.server")
+    from tests.mqtt_broker import MotoServer
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    server = MotoServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -20,6 +20,7 @@ SUITES: dict[str, str] = {
     "preprocess": "bench.micro.preprocess",
     "jpeg": "bench.micro.jpeg",
     "inference": "bench.micro.inference",
+    "outbox": "bench.micro.outbox",
 }
 
 

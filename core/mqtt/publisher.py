@@ -1,0 +1,408 @@
+"""The MQTT publisher: drains the outbox's ``mqtt`` channel to a broker, at least once, in order.
+
+One thread owns one paho-mqtt 2.x client (``CallbackAPIVersion.VERSION2``) and runs its network
+loop itself, so callbacks, publishes and outbox acks happen on that thread without locks:
+
+* **Connect** with MQTT 5 (clean start), falling back to 3.1.1 when the broker refuses the
+  protocol or closes the connection before its CONNACK (``protocol: auto``). Mutual TLS with the
+  hostname verified, or plain TCP only where ``transport: tcp`` says so. A failed attempt waits
+  an exponential back-off with jitter (:func:`backoff_delay`) before the next.
+* **Publish** batches (:mod:`core.mqtt.batch`) to ``edgeloop/{thing}/results`` as the outbox
+  yields them, within ``max_inflight`` unacknowledged batches and the rate cap
+  (:class:`core.outbox.RateLimiter`: 100 publishes/s by default, AWS IoT Core's limit).
+* **Ack**: a batch's records are deleted from the outbox only in ``on_publish`` -- for QoS 1,
+  the broker's PUBACK. Nothing is deleted for a batch that was written to a socket that died.
+* **Reconnect**: every connection starts a fresh client and the replay starts again from the
+  oldest unacknowledged record, so a broker outage and a crash of this process are the same
+  case: records whose PUBACK was lost are sent again (same message ids), none is skipped, and
+  per-stream order is kept because the outbox replays in insertion order.
+
+Metrics (``registry``): ``edgeloop_mqtt_connected`` (0/1), ``edgeloop_mqtt_reconnects_total``,
+``edgeloop_mqtt_connect_failures_total{reason}``, ``edgeloop_mqtt_rtt_seconds`` (publish to
+PUBACK), ``edgeloop_mqtt_publish_failures_total{reason}``, ``edgeloop_mqtt_batches_total``,
+``edgeloop_mqtt_records_total`` (records acknowledged), plus the outbox's depth gauges.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from core.errors import MqttConnectionError, MqttLimitError
+from core.metrics.registry import MetricsRegistry
+from core.mqtt.batch import encode_batch, take_batch
+from core.mqtt.commands import CommandDispatcher
+from core.mqtt.config import BackoffConfig, MqttConfig
+from core.mqtt.limits import validate_publish
+from core.outbox.rate import RateLimiter
+from core.outbox.store import Outbox
+
+__all__ = ["CHANNEL", "MqttPublisher", "backoff_delay", "tls_context"]
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "mqtt"
+_UNSUPPORTED_PROTOCOL = (1, 132)  # CONNACK: 3.1.1 "unacceptable protocol", 5 "unsupported"
+
+
+def backoff_delay(attempt: int, config: BackoffConfig, rng: random.Random) -> float:
+    """Delay before reconnect attempt ``attempt`` (0-based): ``initial_s * 2**attempt`` capped
+    at ``max_s``, half of it fixed and half random ("equal jitter").
+
+    >>> cfg = BackoffConfig(initial_s=1.0, max_s=8.0)
+    >>> [round(backoff_delay(a, cfg, random.Random(1)), 2) for a in range(5)]
+    [0.57, 1.13, 2.27, 4.54, 4.54]
+    """
+    cap = min(config.max_s, config.initial_s * 2.0 ** min(attempt, 30))
+    return cap / 2 + rng.uniform(0, cap / 2)
+
+
+def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
+    """The client's TLS context (None for ``transport: tcp``): the CA, this device's
+    certificate and key, TLS >= 1.2, the broker's hostname checked."""
+    if config.transport != "tls":
+        return None
+    tls = config.tls
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
+        context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise MqttConnectionError(
+            f"mqtt: cannot load TLS files (ca {tls.ca_file}, cert {tls.cert_file}, key "
+            f"{tls.key_file}): {exc}"
+        ) from exc
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+class MqttPublisher:
+    """Drains ``outbox`` to the broker in ``config`` (see the module docstring).
+
+    ``start()`` runs it on its own thread, ``stop()`` ends it; :meth:`publish` sends one
+    validated message outside the outbox (health, replies).
+    """
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        outbox: Outbox,
+        *,
+        registry: MetricsRegistry | None = None,
+        dispatcher: CommandDispatcher | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.config = config
+        self.outbox = outbox
+        self.dispatcher = dispatcher
+        self.topic = config.topic("results")
+        validate_publish(self.topic, b"", config.qos)
+        self._tls = tls_context(config)
+        self._rng = random.Random(seed)
+        self._limiter = RateLimiter(config.rate)
+        self._protocol = mqtt.MQTTv311 if config.protocol == "3.1.1" else mqtt.MQTTv5
+        self._client: mqtt.Client | None = None
+        self._connack: Any = None
+        self._connected = False
+        self._ever_connected = False
+        self._attempt = 0
+        self._next_attempt = 0.0
+        self._inflight: dict[int, tuple[list[int], float]] = {}
+        self._early: set[int] = set()
+        self._cursor = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        registry = registry if registry is not None else MetricsRegistry()
+        self._m_connected = registry.gauge("edgeloop_mqtt_connected", "1 while connected")
+        self._m_reconnects = registry.counter(
+            "edgeloop_mqtt_reconnects_total", "Connections made after the first"
+        )
+        self._m_connect_failures = registry.counter(
+            "edgeloop_mqtt_connect_failures_total",
+            "Connection attempts that failed, by reason (refused, tls, timeout, connack)",
+            ("reason",),
+        )
+        self._m_rtt = registry.histogram(
+            "edgeloop_mqtt_rtt_seconds", "Publish to PUBACK of a batch"
+        )
+        self._m_failures = registry.counter(
+            "edgeloop_mqtt_publish_failures_total",
+            "Publishes that failed, by reason (not-connected, too-large, lost)",
+            ("reason",),
+        )
+        self._m_batches = registry.counter("edgeloop_mqtt_batches_total", "Batches acknowledged")
+        self._m_records = registry.counter(
+            "edgeloop_mqtt_records_total", "Records acknowledged by the broker"
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run on a daemon thread until :meth:`stop`."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name="edgeloop-mqtt", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread and disconnect. Unacknowledged records stay in the outbox."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def run(self) -> None:
+        """The loop (what :meth:`start`'s thread runs): connect, publish, ack, repeat."""
+        try:
+            while not self._stop.is_set():
+                if not self._connected:
+                    self._try_connect()
+                    continue
+                client = self._client
+                assert client is not None
+                rc = client.loop(timeout=self.config.poll_s)
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not self._connected:
+                    self._lost(f"network loop: {mqtt.error_string(rc)}")
+                    continue
+                self._fill(client)
+        finally:
+            self._close_client()
+
+    # -- connecting ------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        v5 = self._protocol == mqtt.MQTTv5
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.config.effective_client_id,
+            protocol=self._protocol,
+            clean_session=None if v5 else True,
+        )
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
+        client.max_inflight_messages_set(self.config.max_inflight)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def _try_connect(self) -> None:
+        wait = self._next_attempt - time.monotonic()
+        if wait > 0:
+            self._stop.wait(min(wait, 0.1))
+            return
+        self._close_client()
+        client = self._client = self._make_client()
+        self._connack = None
+        v5 = self._protocol == mqtt.MQTTv5
+        where = f"{self.config.host}:{self.config.port}"
+        try:
+            client.connect(
+                self.config.host,
+                self.config.port,
+                keepalive=self.config.keepalive_s,
+                clean_start=True if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            )
+        except ssl.SSLError as exc:
+            self._failed("tls", f"mqtt {where}: TLS handshake failed: {exc}")
+            return
+        except OSError as exc:
+            self._failed("refused", f"mqtt {where}: cannot connect: {exc}")
+            return
+        deadline = time.monotonic() + self.config.connect_timeout_s
+        while self._connack is None and time.monotonic() < deadline and not self._stop.is_set():
+            rc = client.loop(timeout=0.05)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self._connack is None:
+                break
+        if self._connected:
+            return
+        if self._connack is None:
+            if v5 and self.config.protocol == "auto":
+                log.warning("mqtt %s closed before CONNACK to MQTT 5: trying 3.1.1", where)
+                self._protocol = mqtt.MQTTv311
+                self._next_attempt = 0.0
+                return
+            self._failed("timeout", f"mqtt {where}: no CONNACK")
+            return
+        code = getattr(self._connack, "value", self._connack)
+        if v5 and self.config.protocol == "auto" and code in _UNSUPPORTED_PROTOCOL:
+            log.warning("mqtt %s does not support MQTT 5: falling back to 3.1.1", where)
+            self._protocol = mqtt.MQTTv311
+            self._next_attempt = 0.0
+            return
+        self._failed("connack", f"mqtt {where}: connection refused: {self._connack}")
+
+    def _failed(self, reason: str, message: str) -> None:
+        self._m_connect_failures.labels(reason=reason).inc()
+        self._retry_later(message)
+
+    def _retry_later(self, message: str) -> None:
+        self.last_error = message
+        delay = backoff_delay(self._attempt, self.config.backoff, self._rng)
+        self._attempt += 1
+        self._next_attempt = time.monotonic() + delay
+        log.warning("%s; retrying in %.1f s", message, delay)
+        self._close_client()
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        self._connack = reason_code
+        if getattr(reason_code, "is_failure", False):
+            return
+        self._connected = True
+        self._m_connected.set(1)
+        if self._ever_connected:
+            self._m_reconnects.inc()
+        self._ever_connected = True
+        self._attempt = 0
+        self._inflight.clear()
+        self._early.clear()
+        self._cursor = 0  # replay from the oldest unacknowledged record
+        if self.dispatcher is not None:
+            client.subscribe(self.dispatcher.topic, qos=1)
+        log.info("mqtt connected to %s:%s", self.config.host, self.config.port)
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        if client is self._client:
+            self._connected = False
+            self._m_connected.set(0)
+
+    def _lost(self, why: str) -> None:
+        if self._inflight:
+            self._m_failures.labels(reason="lost").inc(len(self._inflight))
+        self._connected = False
+        self._m_connected.set(0)
+        self.last_error = f"mqtt connection lost ({why})"
+        log.warning("%s; %d batches unacknowledged will be sent again", why, len(self._inflight))
+        self._inflight.clear()
+        self._retry_later(self.last_error)
+
+    def _close_client(self) -> None:
+        client, self._client = self._client, None
+        self._connected = False
+        self._m_connected.set(0)
+        if client is not None:
+            client.on_disconnect = None
+            client.on_publish = None
+            try:
+                client.disconnect()
+                client.loop(timeout=0.01)
+            except (OSError, ValueError):
+                pass
+            sock = client.socket()
+            if sock is not None:
+                sock.close()
+
+    # -- publishing ------------------------------------------------------------------------
+
+    def _properties(self) -> Properties | None:
+        if self._protocol != mqtt.MQTTv5:
+            return None
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.ContentType = "application/json"
+        props.UserProperty = [("content-encoding", "gzip")]
+        return props
+
+    def _fill(self, client: mqtt.Client) -> None:
+        batch_cfg = self.config.batch
+        while len(self._inflight) < self.config.max_inflight and not self._stop.is_set():
+            records = self.outbox.pending(CHANNEL, batch_cfg.max_records, self._cursor)
+            if not records:
+                return
+            n = take_batch(records, batch_cfg.max_records, batch_cfg.max_bytes)
+            waited_s = (time.time_ns() - records[0].created_ns) / 1e9
+            if n == len(records) < batch_cfg.max_records and waited_s < batch_cfg.max_delay_s:
+                return  # a partial batch: wait for more or for max_delay_s
+            batch = records[:n]
+            try:
+                payload = encode_batch(self.config.thing, batch)
+            except MqttLimitError as exc:
+                if n > 1:  # rare: JSON that barely compresses; send half
+                    batch = batch[: n // 2]
+                    payload = encode_batch(self.config.thing, batch)
+                else:
+                    log.error("dropping record %s: %s", batch[0].msg_id, exc)
+                    self._m_failures.labels(reason="too-large").inc()
+                    self.outbox.ack([batch[0].rowid])
+                    continue
+            if self._limiter.delay(len(payload)) > 0:
+                return
+            info = client.publish(
+                self.topic, payload, qos=self.config.qos, properties=self._properties()
+            )
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._m_failures.labels(reason="not-connected").inc()
+                return
+            self._limiter.take(len(payload))
+            self._cursor = batch[-1].rowid
+            self._inflight[info.mid] = ([r.rowid for r in batch], time.monotonic())
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                self._acked(info.mid)
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, properties: Any
+    ) -> None:
+        if client is not self._client:
+            return
+        if mid not in self._inflight:
+            self._early.add(mid)  # QoS 0 can complete inside publish(), before we saw its mid
+            return
+        if getattr(reason_code, "is_failure", False):
+            self._m_failures.labels(reason="refused").inc()
+            self._inflight.pop(mid)
+            log.error("broker refused a batch (%s); it stays in the outbox", reason_code)
+            self._lost(f"publish refused: {reason_code}")
+            return
+        self._acked(mid)
+
+    def _acked(self, mid: int) -> None:
+        rowids, sent = self._inflight.pop(mid)
+        self._m_rtt.observe(time.monotonic() - sent)
+        self.outbox.ack(rowids)
+        self._m_batches.inc()
+        self._m_records.inc(len(rowids))
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.dispatch(message.topic, bytes(message.payload))
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> int:
+        """Send one message now, outside the outbox (not retried); returns its mid. Limits are
+        checked first (:class:`MqttLimitError`); :class:`MqttConnectionError` if not connected.
+        Call it from the publisher's thread or while it is not running."""
+        validate_publish(topic, payload, qos)
+        client = self._client
+        if client is None or not self._connected:
+            self._m_failures.labels(reason="not-connected").inc()
+            raise MqttConnectionError(
+                f"mqtt {self.config.host}:{self.config.port}: not connected"
+                + (f" ({self.last_error})" if self.last_error else "")
+            )
+        info = client.publish(topic, payload, qos=qos)
+        return int(info.mid)
