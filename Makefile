@@ -7,8 +7,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev,bench,numba,video
-# Debian packages the project needs: libturbojpeg (JPEG), tjbench (the JPEG reference in bench).
-DEB_PACKAGES := libturbojpeg0-dev libjpeg-turbo-progs
+# Debian packages the project needs: libturbojpeg (JPEG), tjbench (the JPEG reference in bench),
+# Prometheus (the server the metrics tests scrape with, and promtool) and its Pushgateway.
+DEB_PACKAGES := libturbojpeg0-dev libjpeg-turbo-progs prometheus prometheus-pushgateway
 NATIVE_SOURCES := $(wildcard native/*.pyx native/include/*.pxd native/src/*.c native/src/*.h) setup.py
 
 .PHONY: all setup test bench lint typecheck pytest native clean

@@ -108,3 +108,8 @@ class MetricsError(EdgeloopError, ValueError):
 class PipelineError(EdgeloopError, RuntimeError):
     """The pipeline could not start or run: a stage failed to start, a worker did not stop
     within its timeout. Per-frame problems are counted, never raised."""
+
+
+class MetricsExportError(EdgeloopError, OSError):
+    """Metrics could not leave the process: the exporter's port is taken or not allowed, a
+    Pushgateway or textfile path refused them. The message names the endpoint and the cause."""
