@@ -5,7 +5,7 @@
                                     quiet scene, the naive loop; a summary table and a report
                                     folder (``--out``, default ``bench-report/``)
 ``python -m bench micro``           every micro-benchmark (``--only ring,preprocess,jpeg,
-                                    inference``)
+                                    inference,metrics``)
 ``python -m bench pipeline``        one pipeline run and the naive loop (``--model``,
                                     ``--source``, ``--streams``, ``--batch``, ``--backend``,
                                     ``--duration``, ``--rate``, ``--config``)
@@ -269,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-micro", action="store_true", help="skip the micro summary")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    micro = sub.add_parser("micro", help="micro-benchmarks: ring, preprocess, jpeg, inference")
+    micro = sub.add_parser(
+        "micro", help="micro-benchmarks: ring, preprocess, jpeg, inference, metrics"
+    )
     _common(micro)
     micro.add_argument("--quick", action="store_true", help="short budgets (smoke test)")
     micro.add_argument(

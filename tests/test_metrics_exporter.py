@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.errors import MetricsExportError
 from core.metrics import MetricsRegistry
 from core.metrics.config import MetricsConfig, Targets
-from core.metrics.exporter import MetricsServer, exposition
+from core.metrics.exporter import MetricsServer, exposition, reference_exposition
 from core.metrics.service import MetricsService
 from core.pipeline import Pipeline
 from tests.pipeline_doubles import small_config
@@ -61,7 +61,7 @@ def test_exposition_has_every_part_with_prefix_and_base_units(ran: MetricsServic
     ):
         assert name in families, name
     assert 'edgeloop_frames_total{stream="1"} 20.0' in text
-    assert 'edgeloop_stage_latency_seconds_bucket{le="+Inf",stage="infer"}' in text
+    assert 'edgeloop_stage_latency_seconds_bucket{stage="infer",le="+Inf"}' in text
 
 
 def test_absent_sensors_have_no_series(ran: MetricsService) -> None:
@@ -126,3 +126,26 @@ def test_default_address_is_loopback_and_a_taken_port_is_one_error() -> None:
         pytest.raises(MetricsExportError, match=rf"127.0.0.1:{first.port}.*another port"),
     ):
         MetricsServer(registry, port=first.port)
+
+
+def _samples(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+    return {
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_fast_exposition_matches_prometheus_client(ran: MetricsService) -> None:
+    """The text writer and prometheus_client's own, over the custom collector, say the same."""
+    ran.registry.gauge("edgeloop_test_escape_ratio", "Help with \\ and\nnewline", ("path",)).labels(
+        path='a "quoted" \\ path\n'
+    ).set(float("inf"))
+    snapshot_text = exposition(ran.registry).decode()
+    reference = reference_exposition(ran.registry).decode()
+    assert _samples(snapshot_text) == _samples(reference)
+    ours = {
+        f.name: (f.type, f.documentation) for f in text_string_to_metric_families(snapshot_text)
+    }
+    theirs = {f.name: (f.type, f.documentation) for f in text_string_to_metric_families(reference)}
+    assert ours == theirs
