@@ -128,10 +128,15 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[list[str]], Server]]:
 
 @pytest.fixture
 def pushgateway(tmp_path: Path) -> Iterator[Server]:
-    """A Pushgateway without persistence on a free port."""
+    """A Pushgateway on a free port, keeping what it receives in memory only."""
     exe = binary("prometheus-pushgateway", "prometheus-pushgateway")
     server = start(
-        lambda port: [exe, f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        lambda port: [
+            exe,
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--persistence.file=",  # Debian defaults to a file in /var/lib: keep it in memory
+            "--log.level=warn",
+        ],
         tmp_path,
         "pushgateway",
     )
