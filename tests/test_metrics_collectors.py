@@ -175,7 +175,7 @@ def test_nvml_absent_on_this_machine() -> None:
     assert up == [{"labels": {"collector": "gpu"}, "value": 0.0}]
 
 
-def _sysfs(root: Path) -> None:
+def sysfs(root: Path) -> None:
     """A sysfs tree as a Raspberry Pi-like board with one hwmon chip and two zones writes it,
     one zone reading an impossible value (a sensor that is not fitted)."""
     chip = root / "class/hwmon/hwmon0"
@@ -184,6 +184,9 @@ def _sysfs(root: Path) -> None:
     (chip / "temp1_input").write_text("45000\n")
     (chip / "temp1_label").write_text("Package id 0\n")
     (chip / "temp2_input").write_text("43500\n")
+    throttle = root / "devices/system/cpu/cpu0/thermal_throttle"
+    throttle.mkdir(parents=True)
+    (throttle / "core_throttle_count").write_text("7\n")
     for i, (kind, value) in enumerate((("cpu-thermal", "51234"), ("cv0-thermal", "-256000"))):
         zone = root / f"class/thermal/thermal_zone{i}"
         zone.mkdir(parents=True)
@@ -192,7 +195,7 @@ def _sysfs(root: Path) -> None:
 
 
 def test_thermal_sensors_found_once_and_implausible_left_out(tmp_path: Path) -> None:
-    _sysfs(tmp_path)
+    sysfs(tmp_path)
     sensors = thermal_sensors(tmp_path)
     assert [s.name for s in sensors] == [
         "coretemp_package_id_0",
@@ -204,6 +207,8 @@ def test_thermal_sensors_found_once_and_implausible_left_out(tmp_path: Path) -> 
     collector.sample()
     temps = registry.snapshot()["edgeloop_temperature_celsius"]["samples"]
     assert {t["labels"]["sensor"]: t["value"] for t in temps}["zone_cpu-thermal"] == 51.234
+    throttled = registry.snapshot()["edgeloop_cpu_throttle_events_total"]["samples"]
+    assert throttled == [{"labels": {"core": "0"}, "value": 7.0}]
 
 
 def test_hardware_on_this_machine(tmp_path: Path) -> None:

@@ -172,7 +172,10 @@ class HardwareCollector(Collector):
         rss_window_s: float = 600.0,
         sys_root: Path = Path("/sys"),
         clock: Callable[[], float] = time.monotonic,
+        swap: bool | None = None,
     ) -> None:
+        """``sys_root``, ``clock`` and ``swap`` (None: whether the device has swap) are for
+        tests, which lay out a device's sysfs and time elsewhere."""
         r = registry
         self._clock = clock
         self._totals = Totals()
@@ -211,7 +214,7 @@ class HardwareCollector(Collector):
         )
         self.mem_available = r.gauge("edgeloop_memory_available_bytes", "Memory available")
         self.mem_total = r.gauge("edgeloop_memory_total_bytes", "Physical memory")
-        self.has_swap = psutil.swap_memory().total > 0
+        self.has_swap = psutil.swap_memory().total > 0 if swap is None else swap
         self.swap_used = (
             r.gauge("edgeloop_swap_used_bytes", "Swap in use") if self.has_swap else None
         )
