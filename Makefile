@@ -8,8 +8,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev,bench,numba,video,cloud
 # Debian packages the project needs: libturbojpeg (JPEG), tjbench (the JPEG reference in bench),
-# mosquitto (the real broker the MQTT tests start on free ports).
-DEB_PACKAGES := libturbojpeg0-dev libjpeg-turbo-progs mosquitto
+# mosquitto (the real broker the MQTT tests start on free ports), Prometheus (the server the
+# metrics tests scrape with, and promtool) and its Pushgateway.
+DEB_PACKAGES := libturbojpeg0-dev libjpeg-turbo-progs mosquitto prometheus prometheus-pushgateway
 NATIVE_SOURCES := $(wildcard native/*.pyx native/include/*.pxd native/src/*.c native/src/*.h) setup.py
 
 .PHONY: all setup test bench lint typecheck pytest native clean

@@ -5,7 +5,7 @@
                                     quiet scene, the naive loop; a summary table and a report
                                     folder (``--out``, default ``bench-report/``)
 ``python -m bench micro``           every micro-benchmark (``--only ring,preprocess,jpeg,
-                                    inference``)
+                                    inference,metrics``)
 ``python -m bench pipeline``        one pipeline run and the naive loop (``--model``,
                                     ``--source``, ``--streams``, ``--batch``, ``--backend``,
                                     ``--duration``, ``--rate``, ``--config``)
@@ -14,7 +14,9 @@
 ``python -m bench compare A B``     B against A (:mod:`bench.compare`)
 
 Every command takes ``--json PATH`` (the machine-readable report) and ``--quiet`` (no
-progress), and exits non-zero with a one-line cause on failure: 1 for a failed run (or, for
+progress); the measuring commands also ``--push-gateway URL`` and ``--prom-textfile PATH`` (the
+run's summary as Prometheus metrics, :mod:`bench.publish`). Every command exits
+non-zero with a one-line cause on failure: 1 for a failed run (or, for
 ``compare``, a significant regression), 2 for a command line or input that cannot be used
 (argparse's own convention; ``compare`` also refuses different machines or models with 2).
 """
@@ -219,6 +221,37 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
+def _publish(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--push-gateway",
+        metavar="URL",
+        help="push the run's summary to this Pushgateway (job edgeloop_bench, device, commit)",
+    )
+    parser.add_argument(
+        "--prom-textfile",
+        type=Path,
+        metavar="PATH",
+        help="write the run's summary in node_exporter's textfile format (*.prom)",
+    )
+
+
+def publish(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    """``--push-gateway`` and ``--prom-textfile``, after the run (its JSON is written first)."""
+    url = getattr(args, "push_gateway", None)
+    textfile = getattr(args, "prom_textfile", None)
+    if not url and not textfile:
+        return
+    from bench import publish as out  # noqa: PLC0415 - prometheus_client only when asked
+
+    if url:
+        key = out.push(result, url)
+        where = f"job {out.JOB}, device {key['device']}, commit {key['commit']}"
+        print(f"summary pushed to {url} ({where})")
+    if textfile:
+        out.write_textfile(result, textfile)
+        print(f"summary written to {textfile}")
+
+
 def _pipeline_options(parser: argparse.ArgumentParser, *, rate: bool) -> None:
     parser.add_argument(
         "--model", metavar="PATH|NAME", help="ONNX file or reference model (classifier, detector)"
@@ -258,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="With no command: the standard suite on the embedded defaults.",
     )
     _common(parser)
+    _publish(parser)
     _pipeline_options(parser, rate=False)
     parser.add_argument(
         "--out",
@@ -270,9 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     micro = sub.add_parser(
-        "micro", help="micro-benchmarks: ring, preprocess, jpeg, inference, outbox"
+        "micro", help="micro-benchmarks: ring, preprocess, jpeg, inference, outbox, metrics"
     )
     _common(micro)
+    _publish(micro)
     micro.add_argument("--quick", action="store_true", help="short budgets (smoke test)")
     micro.add_argument(
         "--min-seconds",
@@ -291,12 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pipe = sub.add_parser("pipeline", help="one pipeline run and the naive loop")
     _common(pipe)
+    _publish(pipe)
     _pipeline_options(pipe, rate=True)
     pipe.add_argument("--out", type=Path, metavar="DIR", help="also write a report folder")
     pipe.add_argument("--no-naive", action="store_true", help="skip the naive loop")
 
     scen = sub.add_parser("scenario", help="an MLPerf LoadGen scenario on the inference path")
     _common(scen)
+    _publish(scen)
     scen.add_argument(
         "name", choices=list(scenario.SCENARIOS), metavar="NAME", help=", ".join(scenario.SCENARIOS)
     )
@@ -352,6 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             report.write_json(result, args.json)
             print(f"JSON written to {args.json}")
+        publish(args, result)
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130

@@ -138,3 +138,8 @@ class CommandError(EdgeloopError, ValueError):
 class CloudSyncError(EdgeloopError, ConnectionError):
     """A batch could not be written to S3 or DynamoDB (endpoint down, access denied, checksum
     mismatch); its records stay in the outbox and the sync retries."""
+
+
+class MetricsExportError(EdgeloopError, OSError):
+    """Metrics could not leave the process: the exporter's port is taken or not allowed, a
+    Pushgateway or textfile path refused them. The message names the endpoint and the cause."""

@@ -21,10 +21,11 @@ SUITES: dict[str, str] = {
     "jpeg": "bench.micro.jpeg",
     "inference": "bench.micro.inference",
     "outbox": "bench.micro.outbox",
+    "metrics": "bench.micro.metrics",
 }
 
 
-SUMMARY_CASES = frozenset({"1080p", "letterbox640", "encode1080q85", "detector-s"})
+SUMMARY_CASES = frozenset({"1080p", "letterbox640", "encode1080q85", "detector-s", "sample1hz"})
 """The standard suite's micro summary: one case per suite, the one its headline is about
 (``python -m bench micro`` runs them all)."""
 SUMMARY_BUDGET = Budget(warmup_s=0.01, warmup_count=2, min_s=0.05, min_count=5, max_count=1000)

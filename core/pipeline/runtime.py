@@ -141,7 +141,14 @@ class Pipeline:
                 spinning=False,  # a spinning pool thread would hold a core the stages need
             )
             info = self._backend.describe()
-            self._metrics.model_info(m.model, info.model_sha256[:12], info.name)
+            timings = self._backend.timings
+            self._metrics.model_info(
+                m.model,
+                info.model_sha256[:12],
+                info.name,
+                load_s=timings.load_s,
+                warmup_s=timings.first_inference_s + timings.warmup_s,
+            )
         return self._backend
 
     def run(

@@ -15,11 +15,15 @@ name                                     type       labels / meaning
 ``edgeloop_batches_total``               counter    inference batches (``partial``: true/false)
 ``edgeloop_bandwidth_bytes_total``       counter    ``kind``: raw, jpeg_all (estimate), sent
 ``edgeloop_model_info``                  gauge      1, ``model``, ``model_version``, ``backend``
+``edgeloop_model_load_seconds``          gauge      ``model_version``: file to ready session
+``edgeloop_model_warmup_seconds``        gauge      ``model_version``: first call + warm-up runs
+``edgeloop_stage_heartbeat_seconds``     gauge      ``stage``: Unix time it last did work
 =======================================  =========  ==========================================
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 
 from core.metrics import MetricsRegistry
@@ -52,11 +56,33 @@ class PipelineMetrics:
         self.model = r.gauge(
             "edgeloop_model_info", "The model in use", ("model", "model_version", "backend")
         )
+        self.load = r.gauge(
+            "edgeloop_model_load_seconds", "Model file to ready session", ("model_version",)
+        )
+        self.warmup = r.gauge(
+            "edgeloop_model_warmup_seconds", "First inference plus warm-up", ("model_version",)
+        )
+        self.heartbeat = r.gauge(
+            "edgeloop_stage_heartbeat_seconds", "Unix time a stage last did work", ("stage",)
+        )
+        self._calls: dict[str, int] = {}
         self._fed: dict[int, int] = {}  # id(stats) -> calls already fed to the histogram
         self._counted: dict[tuple[str, ...], float] = {}
 
-    def model_info(self, model: str, version: str, backend: str) -> None:
+    def model_info(
+        self,
+        model: str,
+        version: str,
+        backend: str,
+        *,
+        load_s: float | None = None,
+        warmup_s: float | None = None,
+    ) -> None:
         self.model.labels(model=model, model_version=version, backend=backend).set(1)
+        if load_s is not None:
+            self.load.labels(model_version=version).set(load_s)
+        if warmup_s is not None:
+            self.warmup.labels(model_version=version).set(warmup_s)
 
     def _feed(self, stats: StageStats, histogram: object) -> None:
         done = self._fed.get(id(stats), 0)
@@ -84,7 +110,12 @@ class PipelineMetrics:
         batches: tuple[int, int],
     ) -> None:
         """``streams``: (id, read, delivered, dropped by reason, ring occupancy) each."""
+        now = time.time()
         for name, group in groups.items():
+            calls = sum(s.calls for s in group.workers)
+            if calls != self._calls.get(name):  # the stage did work since the last update
+                self._calls[name] = calls
+                self.heartbeat.labels(stage=name).set(now)
             child = self.latency.labels(stage=name)
             for stats in group.workers:
                 self._feed(stats, child)

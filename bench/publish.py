@@ -1,0 +1,177 @@
+"""A bench run's summary as Prometheus metrics: pushed to a Pushgateway (``--push-gateway URL``)
+or written in node_exporter's textfile format (``--prom-textfile PATH``), so bench history sits
+beside the fleet's live figures in Grafana.
+
+The Pushgateway group is ``job="edgeloop_bench"`` with grouping labels ``device`` (the host)
+and ``commit`` (the checkout's, ``unknown`` outside git): one group per device and build, which
+a later run of the same build replaces. A Pushgateway keeps every group until it is deleted
+(``DELETE /metrics/job/edgeloop_bench/device/D/commit/C``): old builds do not expire.
+
+=========================================  =========================================
+name                                       meaning (base units; ms become seconds)
+=========================================  =========================================
+``edgeloop_bench_run_timestamp_seconds``   when the report was published
+``edgeloop_bench_verdict``                 1, ``result`` VALID or INVALID
+``edgeloop_bench_pipeline_fps``            flat-out frames per second
+``edgeloop_bench_pipeline_bound_fps``      the slowest stage's bound
+``edgeloop_bench_pipeline_efficiency_ratio`` fps / bound_fps
+``edgeloop_bench_naive_fps``               the naive loop
+``edgeloop_bench_speedup_vs_naive_ratio``  pipeline fps / naive fps
+``edgeloop_bench_dropped_frames``          frames dropped flat out
+``edgeloop_bench_e2e_latency_seconds``     ``quantile`` 0.5, 0.99, 1 (max), flat out
+``edgeloop_bench_paced_e2e_latency_seconds`` ``quantile`` 0.99, paced at 80 %
+``edgeloop_bench_micro``                   ``suite``, ``case``, ``figure``: every scalar
+                                           headline of the micro suites (``figure``
+                                           with its unit, ``_ms`` turned into ``_seconds``)
+=========================================  =========================================
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
+
+from core.errors import MetricsExportError
+
+__all__ = ["JOB", "grouping_key", "push", "summary_registry", "write_textfile"]
+
+JOB = "edgeloop_bench"
+
+_PIPELINE = (
+    ("edgeloop_bench_pipeline_fps", "pipeline.fps", "Flat-out frames per second"),
+    ("edgeloop_bench_pipeline_bound_fps", "pipeline.bound_fps", "Slowest stage's bound"),
+    ("edgeloop_bench_pipeline_efficiency_ratio", "pipeline.efficiency", "fps / bound_fps"),
+    ("edgeloop_bench_naive_fps", "pipeline.naive_fps", "Naive loop frames per second"),
+    ("edgeloop_bench_speedup_vs_naive_ratio", "pipeline.speedup_vs_naive", "fps / naive fps"),
+    ("edgeloop_bench_dropped_frames", "pipeline.dropped", "Frames dropped flat out"),
+)
+_LATENCY = (("0.5", "p50"), ("0.99", "p99"), ("1", "max"))
+
+
+def _get(report: dict[str, Any], path: str) -> Any:
+    node: Any = report
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _micro_figures(micro: dict[str, Any]) -> Iterator[tuple[str, str, str, float]]:
+    """(suite, case, figure, value) for every scalar headline (``case`` empty at a suite's top
+    level), milliseconds turned into seconds."""
+    for suite, cases in micro.items():
+        if not isinstance(cases, dict):
+            continue
+        for case, data in cases.items():
+            items = data.items() if isinstance(data, dict) else [("", data)]
+            for key, value in items:
+                number = _number(value)
+                if number is None or key == "rows":
+                    continue
+                figure, where = (key, case) if key else (case, "")
+                if figure.endswith("_ms"):
+                    figure, number = figure[:-3] + "_seconds", number / 1e3
+                yield suite, where, figure, number
+
+
+def grouping_key(report: dict[str, Any]) -> dict[str, str]:
+    """``device`` (the host) and ``commit`` of the report's environment."""
+    env = report.get("env") or {}
+    return {
+        "device": str(env.get("host") or "unknown"),
+        "commit": str(env.get("git_commit") or "unknown"),
+    }
+
+
+def summary_registry(report: dict[str, Any]) -> CollectorRegistry:
+    """The report's headline figures as gauges in a registry of their own."""
+    registry = CollectorRegistry()
+    Gauge(
+        "edgeloop_bench_run_timestamp_seconds", "When the run was published", registry=registry
+    ).set(time.time())
+    verdict = report.get("verdict")
+    if isinstance(verdict, dict) and verdict.get("result"):
+        Gauge(
+            "edgeloop_bench_verdict", "The run's verdict (1)", ("result",), registry=registry
+        ).labels(result=str(verdict["result"])).set(1)
+    for name, path, help_text in _PIPELINE:
+        value = _number(_get(report, path))
+        if value is not None:
+            Gauge(name, help_text, registry=registry).set(value)
+    for name, path, quantiles in (
+        ("edgeloop_bench_e2e_latency_seconds", "pipeline.e2e_latency_ms", _LATENCY),
+        (
+            "edgeloop_bench_paced_e2e_latency_seconds",
+            "pipeline.paced.e2e_latency_ms",
+            _LATENCY[1:2],
+        ),
+    ):
+        block = _get(report, path)
+        if not isinstance(block, dict):
+            continue
+        gauge = Gauge(name, "End-to-end latency", ("quantile",), registry=registry)
+        for quantile, key in quantiles:
+            value = _number(block.get(key))
+            if value is not None:
+                gauge.labels(quantile=quantile).set(value / 1e3)
+    figures = list(_micro_figures(report.get("micro") or {}))
+    if figures:
+        micro = Gauge(
+            "edgeloop_bench_micro",
+            "Micro-benchmark headlines (figure names their unit)",
+            ("suite", "case", "figure"),
+            registry=registry,
+        )
+        for suite, case, figure, value in figures:
+            micro.labels(suite=suite, case=case, figure=figure).set(value)
+    return registry
+
+
+def push(report: dict[str, Any], url: str) -> dict[str, str]:
+    """PUT the summary to the Pushgateway at ``url`` (replacing this device and commit's
+    group); the grouping key used."""
+    key = grouping_key(report)
+    try:
+        push_to_gateway(url, job=JOB, registry=summary_registry(report), grouping_key=key)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise MetricsExportError(f"Pushgateway {url} refused the bench summary: {reason}") from None
+    return key
+
+
+def write_textfile(report: dict[str, Any], path: Path) -> None:
+    """The summary in node_exporter's textfile format at ``path`` (written to a temporary file
+    and renamed, so the collector never reads half a file), grouping labels on every series."""
+    registry = summary_registry(report)
+    key = grouping_key(report)
+    labelled = CollectorRegistry()
+    labelled.register(_WithLabels(registry, key))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_to_textfile(str(path), labelled)
+    except OSError as exc:
+        raise MetricsExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+class _WithLabels:
+    """A collector adding constant labels (the Pushgateway's grouping key) to every sample."""
+
+    def __init__(self, registry: CollectorRegistry, labels: dict[str, str]) -> None:
+        self.registry = registry
+        self.labels = labels
+
+    def collect(self) -> Iterator[Any]:
+        for family in self.registry.collect():
+            samples = [s._replace(labels={**s.labels, **self.labels}) for s in family.samples]
+            family.samples = samples
+            yield family

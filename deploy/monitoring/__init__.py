@@ -1,0 +1,1 @@
+"""Prometheus rules and configuration, Grafana dashboards (written by :mod:`.dashboards`)."""
