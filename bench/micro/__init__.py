@@ -25,7 +25,9 @@ SUITES: dict[str, str] = {
 }
 
 
-SUMMARY_CASES = frozenset({"1080p", "letterbox640", "encode1080q85", "detector-s", "sample1hz"})
+SUMMARY_CASES = frozenset(
+    {"1080p", "letterbox640", "encode1080q85", "detector-s", "write_ack", "sample1hz"}
+)
 """The standard suite's micro summary: one case per suite, the one its headline is about
 (``python -m bench micro`` runs them all)."""
 SUMMARY_BUDGET = Budget(warmup_s=0.01, warmup_count=2, min_s=0.05, min_count=5, max_count=1000)
