@@ -17,9 +17,10 @@
   lose (``relevant_recall``).
 
 ``bound_fps`` is what the stages allow, from each stage's mean service time per frame measured
-alone in the same process (``Pipeline.stage_costs``), after the run, on
-:data:`STAGE_COST_FRAMES` frames sampled in eight stretches across the run's own measured
-frames (a scene's content, and with it the motion gate's pass rate, changes along it)::
+alone in the same process (``Pipeline.stage_costs``) on :data:`STAGE_COST_FRAMES` frames
+sampled in eight stretches across the run's own frames (a scene's content, and with it the
+motion gate's pass rate, changes along it), once just before the run and once just after it,
+averaged (:func:`bracket`)::
 
     bound_fps = min( min over stages s of workers_s / service_s ,  cores / sum over s of cpu_s )
 
@@ -289,10 +290,17 @@ def run(
     label = spec.label
     with _pipeline(config) as pipeline:
         costs = None
+        before = None
         if spec.stage_costs:
             progress(0.0, f"{label}: each stage alone ({PLAN_COST_FRAMES} frames, to plan)")
             costs = pipeline.stage_costs(frames=PLAN_COST_FRAMES)
         warmup_s, duration_s = _plan(spec, costs, cores)
+        if costs is not None and duration_s is not None:
+            rate = bound(costs, cores)["bound_fps"]
+            if math.isfinite(rate):
+                expected = (int(rate * warmup_s), int(rate * (warmup_s + duration_s)))
+                progress(0.0, f"{label}: each stage alone ({STAGE_COST_FRAMES} frames, before)")
+                before = pipeline.stage_costs(frames=STAGE_COST_FRAMES, span=expected)
         total = (duration_s or 0.0) + warmup_s
 
         def on_progress(state: Any) -> None:
@@ -315,7 +323,30 @@ def run(
             span = measured_span(config, report)
             progress(1.0, f"{label}: each stage alone ({STAGE_COST_FRAMES} of the run's frames)")
             costs = pipeline.stage_costs(frames=STAGE_COST_FRAMES, span=span)
+            if before is not None:
+                costs = bracket(before, costs)
     return Measured(config, spec, report, costs, warmup_s, duration_s)
+
+
+def bracket(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """Each stage's cost as the mean of its measurement just before and just after the run.
+
+    A shared machine's speed drifts (10-15 % over minutes on the CI VM): costs measured on one
+    side of a 20-second run stand for that moment, costs bracketing it for the run's middle,
+    which is what ``efficiency`` divides by.
+
+    >>> from core.pipeline import StageCost
+    >>> bracket({"infer": StageCost(3e6, 3e6, 1)}, {"infer": StageCost(4e6, 5e6, 1)})["infer"]
+    StageCost(service_ns=3500000.0, cpu_ns=4000000.0, workers=1)
+    """
+    return {
+        name: dataclasses.replace(
+            cost,
+            service_ns=(before[name].service_ns + cost.service_ns) / 2,
+            cpu_ns=(before[name].cpu_ns + cost.cpu_ns) / 2,
+        )
+        for name, cost in after.items()
+    }
 
 
 def measured_span(config: Any, report: Any) -> tuple[int, int] | None:
