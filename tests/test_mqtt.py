@@ -101,9 +101,12 @@ def test_pipeline_sink_to_broker_over_mutual_tls(
     check_order(recorder.records)
     assert {r["result"]["stream_id"] for r in recorder.records} == {0, 1}  # type: ignore[index]
     snap = registry.snapshot()
-    assert snap["edgeloop_mqtt_rtt_seconds"]["samples"][0]["count"] >= 3
-    assert snap["edgeloop_mqtt_records_total"]["samples"][0]["value"] == 120
-    assert snap["edgeloop_outbox_records"]["samples"][0]["value"] == 0
+    assert snap["edgeloop_broker_rtt_seconds"]["samples"][0]["count"] >= 3
+    assert snap["edgeloop_broker_records_total"]["samples"][0]["value"] == 120
+    assert snap["edgeloop_broker_sent_bytes_total"]["samples"][0]["value"] > 0
+    assert snap["edgeloop_broker_connected"]["samples"][0]["value"] == 0  # stopped
+    assert snap["edgeloop_spool_depth"]["samples"][0]["value"] == 0
+    assert snap["edgeloop_spool_acked_total"]["samples"][0]["value"] == 120
 
 
 def test_wrong_hostname_is_refused(mosquitto: Mosquitto, outbox: Outbox) -> None:
@@ -117,8 +120,8 @@ def test_wrong_hostname_is_refused(mosquitto: Mosquitto, outbox: Outbox) -> None
         publisher.stop()
     assert not publisher.connected
     assert "certificate" in str(publisher.last_error).lower()
-    failures = registry.snapshot()["edgeloop_mqtt_connect_failures_total"]["samples"]
-    assert failures[0]["labels"] == {"reason": "tls"}
+    failures = registry.snapshot()["edgeloop_broker_connect_failures_total"]["samples"]
+    assert {s["labels"]["reason"] for s in failures if s["value"]} == {"tls"}
     assert outbox.depth() == 1  # nothing was sent, nothing deleted
 
 

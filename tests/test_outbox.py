@@ -82,8 +82,9 @@ def test_full_drops_lowest_priority_then_oldest(tmp_path: Path) -> None:
             box.put(Entry("s", b"y" * 5000, 9))  # larger than the whole spool
         assert box.counters["evicted"] == 3 and box.counters["rejected"] == 2
         assert box.stats()["bytes"] <= 4096
-    dropped = registry.snapshot()["edgeloop_outbox_dropped_total"]["samples"]
-    assert {s["labels"]["reason"]: s["value"] for s in dropped} == {"evicted": 3, "rejected": 2}
+    dropped = registry.snapshot()["edgeloop_spool_dropped_total"]["samples"]
+    by_reason = {s["labels"]["reason"]: s["value"] for s in dropped}
+    assert by_reason == {"evicted": 3, "rejected": 2, "expired": 0}
 
 
 def test_full_reject_new_keeps_old(tmp_path: Path) -> None:
@@ -112,7 +113,7 @@ def test_corrupt_database_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptu
         box.put(Entry("s", b"fresh"))
         assert box.depth() == 1
     assert "corrupt" in caplog.text
-    assert registry.snapshot()["edgeloop_outbox_corrupt_total"]["samples"][0]["value"] == 1
+    assert registry.snapshot()["edgeloop_spool_corrupt_total"]["samples"][0]["value"] == 1
 
 
 def test_damaged_pages_are_detected(tmp_path: Path) -> None:
