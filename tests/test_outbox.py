@@ -215,3 +215,21 @@ def test_rolled_back_put_leaves_state_alone(tmp_path: Path) -> None:
         assert [r.seq for r in box.pending("mqtt")] == [0, 1]
         assert box.stats()["records"] == 2
     assert sqlite3.sqlite_version_info >= (3, 35)  # DELETE ... RETURNING
+
+
+def test_a_version_1_spool_is_migrated(tmp_path: Path) -> None:
+    """Spools written before records carried a QoS open, keep their records, and those
+    records travel at the publisher's configured QoS (``qos`` None)."""
+    path = tmp_path / "spool" / "outbox.db"
+    with _box(tmp_path) as box:
+        box.put(Entry("s", b"old"))
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE records DROP COLUMN qos")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    conn.commit()
+    conn.close()
+    with _box(tmp_path) as box:
+        assert box.quarantined is None
+        assert [(r.payload, r.qos) for r in box.pending("mqtt")] == [(b"old", None)]
+        box.put(Entry("s", b"new", qos=0))
+        assert [r.qos for r in box.pending("mqtt")] == [None, 0]
