@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import OutboxError, OutboxFullError
-from core.metrics.messaging import SpoolMetrics
+from core.metrics.messaging import DROP_REASONS, SpoolMetrics
 from core.metrics.registry import MetricsRegistry
 from core.outbox.config import OutboxConfig
 
@@ -298,6 +298,7 @@ class Outbox:
                 with self._transaction() as conn:
                     self._expire_locked(conn, now_ns)
                     ids = self._insert_locked(conn, entries, now_ns)
+                    self._persist_drops(conn, counters)
             except sqlite3.Error as exc:
                 self._next_seq, self._next_id = seq_before, next_id
                 self._count, self._bytes = count, nbytes
@@ -403,8 +404,22 @@ class Outbox:
             self._last_expire = 0.0
             with self._transaction() as conn:
                 self._expire_locked(conn, time.time_ns() if now_ns is None else now_ns)
+                self._persist_drops(conn, counters)
             self._publish_counts(counters)
             return self.counters["expired"] - counters["expired"]
+
+    def _persist_drops(self, conn: sqlite3.Connection, before: dict[str, int]) -> None:
+        """Add this transaction's drops to the spool's lifetime totals (``meta`` keys
+        ``dropped.<reason>``), so ``python -m core.outbox status`` can tell them after a
+        restart. Drops are rare: nothing is written when there were none."""
+        for reason in DROP_REASONS:
+            delta = self.counters[reason] - before[reason]
+            if delta:
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                    "SET value = CAST(CAST(value AS INTEGER) + excluded.value AS TEXT)",
+                    (f"dropped.{reason}", str(delta)),
+                )
 
     def _expire_locked(self, conn: sqlite3.Connection, now_ns: int) -> None:
         now = time.monotonic()
