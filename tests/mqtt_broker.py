@@ -272,6 +272,7 @@ class Recorder:
         self.topic = topic
         self.records: list[dict[str, object]] = []
         self.messages: list[tuple[str, bytes]] = []
+        self.qos_of: dict[str, int] = {}  # record id -> QoS of the message that carried it
         self._lock = threading.Lock()
         self.ready = threading.Event()
         self.client = mqtt.Client(
@@ -298,7 +299,10 @@ class Recorder:
         with self._lock:
             self.messages.append((message.topic, bytes(message.payload)))
             if message.topic.endswith("/results"):
-                self.records.extend(decode_batch(message.payload)["records"])
+                records = decode_batch(message.payload)["records"]
+                self.records.extend(records)
+                for record in records:
+                    self.qos_of[str(record["id"])] = message.qos
 
     def ids(self) -> set[str]:
         with self._lock:

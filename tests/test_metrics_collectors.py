@@ -16,7 +16,8 @@ from core.metrics.collect import Sampler, Totals
 from core.metrics.gpu import GpuCollector, GpuReading, read_gpus, record_gpus
 from core.metrics.hardware import HardwareCollector, RssTrend, block_device, thermal_sensors
 from core.metrics.jetson import TegrastatsCollector, parse_tegrastats, record_tegra
-from core.metrics.network import BrokerMetrics, NetworkCollector
+from core.metrics.messaging import BrokerMetrics, SpoolMetrics
+from core.metrics.network import NetworkCollector
 
 # tegrastats lines as devices printed them (public recordings; one per format generation).
 NANO = (  # Jetson Nano, L4T 32: power in mW without a unit, GR3D without a clock
@@ -304,13 +305,28 @@ def test_broker_metrics_exist_before_the_first_connection() -> None:
     broker.connected(True)
     broker.reconnected()
     broker.round_trip(0.004)
-    broker.publish_failed("timeout")
+    # Every fixed-reason child exists at 0 before its first event (rate() sees the first one).
+    failures = snap["edgeloop_broker_publish_failures_total"]["samples"]
+    assert {s["labels"]["reason"]: s["value"] for s in failures} == {
+        "not-connected": 0,
+        "too-large": 0,
+        "lost": 0,
+        "refused": 0,
+    }
+    broker.publish_failed("lost", 2)
     broker.transferred(sent=1200, received=40)
-    broker.spool(3, 9000)
+    broker.acknowledged(50, qos=0)
+    SpoolMetrics(registry).depth(3, 9000)
     snap = registry.snapshot()
     assert snap["edgeloop_broker_rtt_seconds"]["samples"][0]["count"] == 1
-    assert snap["edgeloop_publish_failures_total"]["samples"][0]["labels"]["reason"] == "timeout"
+    failures = snap["edgeloop_broker_publish_failures_total"]["samples"]
+    assert {s["labels"]["reason"]: s["value"] for s in failures}["lost"] == 2
+    assert snap["edgeloop_broker_sent_bytes_total"]["samples"][0]["value"] == 1200
+    batches = snap["edgeloop_broker_batches_total"]["samples"]
+    assert {s["labels"]["qos"]: s["value"] for s in batches} == {"0": 1, "1": 0}
     assert snap["edgeloop_spool_depth"]["samples"][0]["value"] == 3
+    with pytest.raises(KeyError):
+        broker.publish_failed("timeout")  # reasons are a fixed set: a typo fails loudly
 
 
 def test_sampler_skips_a_broken_collector_and_goes_on(caplog: pytest.LogCaptureFixture) -> None:

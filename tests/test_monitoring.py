@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.micro.metrics import _pipeline_families
 from bench.publish import summary_registry
+from core.errors import MqttConnectionError
 from core.metrics import MetricsRegistry
 from core.metrics.collect import Sampler
 from core.metrics.config import MetricsConfig, Targets
@@ -25,11 +26,15 @@ from core.metrics.exporter import exposition
 from core.metrics.gpu import read_gpus, record_gpus
 from core.metrics.hardware import HardwareCollector
 from core.metrics.jetson import parse_tegrastats, record_tegra
-from core.metrics.network import BrokerMetrics
 from core.metrics.service import build_collectors, record_info
+from core.mqtt import BatchConfig, MqttConfig
+from core.mqtt.publisher import MqttPublisher
+from core.outbox import Entry, Outbox, OutboxConfig
 from deploy.monitoring import dashboards
+from tests.mqtt_broker import MOSQUITTO, Mosquitto
 from tests.test_bench_publish import REPORT
 from tests.test_metrics_collectors import XAVIER_NX, RecordedNvml, sysfs
+from tests.test_mqtt import wait_until
 
 MONITORING = Path(__file__).resolve().parent.parent / "deploy" / "monitoring"
 PROMETHEUS = MONITORING / "prometheus"
@@ -51,7 +56,7 @@ def _run(*argv: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess[str]
 def test_rules_check(promtool: str) -> None:
     out = _run(promtool, "check", "rules", RULES.name)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 11 rules found" in out.stdout
+    assert "SUCCESS: 12 rules found" in out.stdout
 
 
 def test_rules_unit_tests(promtool: str) -> None:
@@ -147,6 +152,37 @@ def metric_names(expr: str) -> set[str]:
     return {n for n in _NAMES.findall(text) if n.lower() not in _KEYWORDS}
 
 
+def _messaging_families(registry: MetricsRegistry, folder: Path) -> None:
+    """The broker and spool families as the real publisher and outbox record them: records
+    spooled and drained to a real mosquitto (where installed), a publish refused while
+    disconnected."""
+    outbox = Outbox(OutboxConfig(path=folder / "outbox.db", sync="normal"), registry)
+    try:
+        outbox.put_many([Entry("0", b'{"n":%d}' % i) for i in range(10)])
+        if shutil.which(MOSQUITTO) is None:
+            MqttPublisher(MqttConfig(transport="tcp"), outbox, registry=registry)
+            return
+        with Mosquitto(folder / "broker") as broker:
+            config = MqttConfig(
+                thing="cam-01",
+                host="127.0.0.1",
+                port=broker.plain,
+                transport="tcp",
+                batch=BatchConfig(max_delay_s=0.01),
+                poll_s=0.01,
+            )
+            publisher = MqttPublisher(config, outbox, registry=registry)
+            with pytest.raises(MqttConnectionError):
+                publisher.publish(config.topic("health"), b"{}")  # not started: counted
+            publisher.start()
+            try:
+                assert wait_until(lambda: outbox.depth() == 0), publisher.last_error
+            finally:
+                publisher.stop()
+    finally:
+        outbox.close()
+
+
 @pytest.fixture(scope="module")
 def exposed(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """Every series name edgeloop exposes, from a registry with every collector filled (the
@@ -169,12 +205,7 @@ def exposed(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     )
     for _ in range(7):
         hardware.sample()
-    broker = BrokerMetrics(registry, "local")
-    broker.round_trip(0.01)
-    broker.publish_failed("timeout")
-    broker.reconnected()
-    broker.transferred(sent=1, received=1)
-    broker.spool(1, 1)
+    _messaging_families(registry, tmp_path_factory.mktemp("messaging"))
     record_gpus(registry, read_gpus(RecordedNvml()))
     record_tegra(registry, parse_tegrastats(XAVIER_NX))
     texts = [exposition(registry).decode(), generate_latest(summary_registry(REPORT)).decode()]

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.config import from_mapping
 from core.detections import Detections
 from core.errors import ConfigError, MqttConnectionError, MqttLimitError
 from core.metrics.registry import MetricsRegistry
@@ -24,7 +25,15 @@ from core.mqtt import (
 )
 from core.mqtt.limits import MAX_PAYLOAD_BYTES
 from core.mqtt.publisher import MqttPublisher
-from core.outbox import Entry, Outbox, OutboxConfig, OutboxSink
+from core.outbox import (
+    Entry,
+    LevelPolicy,
+    Outbox,
+    OutboxConfig,
+    OutboxSink,
+    OutboxSinkConfig,
+    TransmissionLevels,
+)
 from core.sinks import ResultRecord
 from tests.mqtt_broker import Mosquitto, Recorder, check_order
 
@@ -101,9 +110,12 @@ def test_pipeline_sink_to_broker_over_mutual_tls(
     check_order(recorder.records)
     assert {r["result"]["stream_id"] for r in recorder.records} == {0, 1}  # type: ignore[index]
     snap = registry.snapshot()
-    assert snap["edgeloop_mqtt_rtt_seconds"]["samples"][0]["count"] >= 3
-    assert snap["edgeloop_mqtt_records_total"]["samples"][0]["value"] == 120
-    assert snap["edgeloop_outbox_records"]["samples"][0]["value"] == 0
+    assert snap["edgeloop_broker_rtt_seconds"]["samples"][0]["count"] >= 3
+    assert snap["edgeloop_broker_records_total"]["samples"][0]["value"] == 120
+    assert snap["edgeloop_broker_sent_bytes_total"]["samples"][0]["value"] > 0
+    assert snap["edgeloop_broker_connected"]["samples"][0]["value"] == 0  # stopped
+    assert snap["edgeloop_spool_depth"]["samples"][0]["value"] == 0
+    assert snap["edgeloop_spool_acked_total"]["samples"][0]["value"] == 120
 
 
 def test_wrong_hostname_is_refused(mosquitto: Mosquitto, outbox: Outbox) -> None:
@@ -117,8 +129,8 @@ def test_wrong_hostname_is_refused(mosquitto: Mosquitto, outbox: Outbox) -> None
         publisher.stop()
     assert not publisher.connected
     assert "certificate" in str(publisher.last_error).lower()
-    failures = registry.snapshot()["edgeloop_mqtt_connect_failures_total"]["samples"]
-    assert failures[0]["labels"] == {"reason": "tls"}
+    failures = registry.snapshot()["edgeloop_broker_connect_failures_total"]["samples"]
+    assert {s["labels"]["reason"] for s in failures if s["value"]} == {"tls"}
     assert outbox.depth() == 1  # nothing was sent, nothing deleted
 
 
@@ -248,3 +260,50 @@ def test_mqtt_3_1_1_when_configured(
     finally:
         publisher.stop()
     check_order(recorder.records)
+
+
+def test_each_level_travels_at_its_qos(
+    mosquitto: Mosquitto, recorder: Recorder, tmp_path: Path
+) -> None:
+    """``frame`` results at QoS 0, the rest at QoS 1: batches never mix QoS, and the
+    subscriber (at QoS 1) receives each record at its level's QoS, in order per stream."""
+    levels = TransmissionLevels(
+        metadata=LevelPolicy(qos=1, priority=3),
+        crops=LevelPolicy(qos=1, priority=2),
+        frame=LevelPolicy(qos=0, priority=1),
+    )
+    registry = MetricsRegistry()
+    outbox = Outbox(OutboxConfig(path=tmp_path / "o.db", sync="normal"), registry)
+    dets = Detections(np.array([[1, 2, 30, 40]]), np.array([0.9]), np.array([0]), ("person",))
+    with OutboxSink(outbox, OutboxSinkConfig(levels=levels)) as sink:
+        for seq in range(90):
+            level = ("metadata", "frame", "crops")[(seq // 10) % 3]  # runs of 10 per level
+            sink.emit(ResultRecord(seq % 2, seq // 2, seq, 0, 0, level, dets))
+    stored = outbox.pending("mqtt", 1000)
+    assert [r.priority for r in stored[:30:10]] == [3, 1, 2]
+    assert [r.qos for r in stored[:30:10]] == [1, 0, 1]
+    publisher = MqttPublisher(plain(mosquitto), outbox, registry=registry, seed=1)
+    publisher.start()
+    try:
+        assert wait_until(lambda: outbox.depth() == 0), publisher.last_error
+        assert wait_until(lambda: len(recorder.ids()) == 90)
+    finally:
+        publisher.stop()
+        outbox.close()
+    check_order(recorder.records)
+    for record in recorder.records:
+        level = record["result"]["level"]  # type: ignore[index]
+        assert recorder.qos_of[str(record["id"])] == (0 if level == "frame" else 1)
+    batches = registry.snapshot()["edgeloop_broker_batches_total"]["samples"]
+    by_qos = {s["labels"]["qos"]: s["value"] for s in batches}
+    assert by_qos["0"] >= 3 and by_qos["1"] >= 3  # three runs of each: never merged
+
+
+def test_level_qos_is_validated() -> None:
+    with pytest.raises(ConfigError, match=r"levels\.frame\.qos"):
+        from_mapping(OutboxSinkConfig, {"levels": {"frame": {"qos": 2, "priority": 1}}})
+    with pytest.raises(ConfigError, match="priority"):
+        LevelPolicy(priority=0)  # 0 is the images'
+    config = from_mapping(OutboxSinkConfig, {"levels": {"frame": {"qos": 0}}})
+    assert config.levels.policy("frame") == LevelPolicy(qos=0, priority=2)
+    assert config.levels.policy("metadata") == LevelPolicy(qos=1, priority=3)

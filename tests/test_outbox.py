@@ -82,8 +82,9 @@ def test_full_drops_lowest_priority_then_oldest(tmp_path: Path) -> None:
             box.put(Entry("s", b"y" * 5000, 9))  # larger than the whole spool
         assert box.counters["evicted"] == 3 and box.counters["rejected"] == 2
         assert box.stats()["bytes"] <= 4096
-    dropped = registry.snapshot()["edgeloop_outbox_dropped_total"]["samples"]
-    assert {s["labels"]["reason"]: s["value"] for s in dropped} == {"evicted": 3, "rejected": 2}
+    dropped = registry.snapshot()["edgeloop_spool_dropped_total"]["samples"]
+    by_reason = {s["labels"]["reason"]: s["value"] for s in dropped}
+    assert by_reason == {"evicted": 3, "rejected": 2, "expired": 0}
 
 
 def test_full_reject_new_keeps_old(tmp_path: Path) -> None:
@@ -112,7 +113,7 @@ def test_corrupt_database_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptu
         box.put(Entry("s", b"fresh"))
         assert box.depth() == 1
     assert "corrupt" in caplog.text
-    assert registry.snapshot()["edgeloop_outbox_corrupt_total"]["samples"][0]["value"] == 1
+    assert registry.snapshot()["edgeloop_spool_corrupt_total"]["samples"][0]["value"] == 1
 
 
 def test_damaged_pages_are_detected(tmp_path: Path) -> None:
@@ -214,3 +215,21 @@ def test_rolled_back_put_leaves_state_alone(tmp_path: Path) -> None:
         assert [r.seq for r in box.pending("mqtt")] == [0, 1]
         assert box.stats()["records"] == 2
     assert sqlite3.sqlite_version_info >= (3, 35)  # DELETE ... RETURNING
+
+
+def test_a_version_1_spool_is_migrated(tmp_path: Path) -> None:
+    """Spools written before records carried a QoS open, keep their records, and those
+    records travel at the publisher's configured QoS (``qos`` None)."""
+    path = tmp_path / "spool" / "outbox.db"
+    with _box(tmp_path) as box:
+        box.put(Entry("s", b"old"))
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE records DROP COLUMN qos")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    conn.commit()
+    conn.close()
+    with _box(tmp_path) as box:
+        assert box.quarantined is None
+        assert [(r.payload, r.qos) for r in box.pending("mqtt")] == [(b"old", None)]
+        box.put(Entry("s", b"new", qos=0))
+        assert [r.qos for r in box.pending("mqtt")] == [None, 0]

@@ -167,6 +167,17 @@ def test_metrics_registry_has_the_run() -> None:
         "edgeloop_stage_busy_ratio",
         "edgeloop_model_info",
     }
+    # Model outputs, fed in batches by the monitor: every detection's score under its class
+    # and the model version in use, every batch's frame count.
+    version = metrics["edgeloop_model_info"]["samples"][0]["labels"]["model_version"]
+    scores = metrics["edgeloop_detection_confidence_ratio"]["samples"]
+    assert scores and all(s["labels"]["model_version"] == version for s in scores)
+    assert sum(s["count"] for s in scores) > 0
+    assert all(0 < s["sum"] <= s["count"] for s in scores)  # scores are in (0, 1]
+    sizes = metrics["edgeloop_inference_batch_frames"]["samples"]
+    batches = sum(s["value"] for s in metrics["edgeloop_batches_total"]["samples"])
+    assert sizes[0]["labels"] == {"model_version": version}
+    assert sizes[0]["count"] == batches and 0 < sizes[0]["sum"] <= 20
 
 
 def test_sources_in_processes() -> None:

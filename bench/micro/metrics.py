@@ -32,6 +32,7 @@ import numpy as np
 from bench.micro import MicroOptions
 from bench.stats import summarize
 from bench.timing import measure
+from core.detections import Detections
 from core.metrics import MetricsRegistry
 from core.metrics.collect import Sampler
 from core.metrics.config import MetricsConfig
@@ -64,6 +65,19 @@ def _pipeline_families(registry: MetricsRegistry) -> None:
         metrics.bandwidth.labels(kind=kind).inc(1e6)
     for partial in ("true", "false"):
         metrics.batches.labels(partial=partial).inc(10)
+    names = ("person", "car")
+    metrics.outputs.observe_scores(
+        [
+            Detections(
+                np.zeros((2, 4), np.float32),
+                np.array([0.9, 0.4], np.float32),
+                np.array([0, 1]),
+                names,
+            )
+        ]
+        * 100
+    )
+    metrics.outputs.observe_batch_sizes([0, 3, 0, 0, 20])
 
 
 def _timed(

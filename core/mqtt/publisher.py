@@ -17,10 +17,16 @@ loop itself, so callbacks, publishes and outbox acks happen on that thread witho
   case: records whose PUBACK was lost are sent again (same message ids), none is skipped, and
   per-stream order is kept because the outbox replays in insertion order.
 
-Metrics (``registry``): ``edgeloop_mqtt_connected`` (0/1), ``edgeloop_mqtt_reconnects_total``,
-``edgeloop_mqtt_connect_failures_total{reason}``, ``edgeloop_mqtt_rtt_seconds`` (publish to
-PUBACK), ``edgeloop_mqtt_publish_failures_total{reason}``, ``edgeloop_mqtt_batches_total``,
-``edgeloop_mqtt_records_total`` (records acknowledged), plus the outbox's depth gauges.
+* **QoS per level**: each record carries the QoS of its transmission level (metadata, crops,
+  frame: :mod:`core.outbox.levels`); a batch holds records of one QoS. Batches are cut where
+  the QoS changes in the spool's order, so per-stream order is kept across levels (the price:
+  smaller batches where levels of different QoS interleave). Records stored without a QoS use
+  ``mqtt.qos``.
+
+Metrics: the broker families of :mod:`core.metrics.messaging` (``edgeloop_broker_*``:
+connection state, reconnects, connect and publish failures by reason, publish-to-PUBACK round
+trip, bytes sent and received, batches and records acknowledged), labelled ``broker`` =
+``host:port``; the outbox records the ``edgeloop_spool_*`` families.
 """
 
 from __future__ import annotations
@@ -38,13 +44,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from core.errors import MqttConnectionError, MqttLimitError
+from core.metrics.messaging import BrokerMetrics
 from core.metrics.registry import MetricsRegistry
 from core.mqtt.batch import encode_batch, take_batch
 from core.mqtt.commands import CommandDispatcher
 from core.mqtt.config import BackoffConfig, MqttConfig
 from core.mqtt.limits import validate_publish
 from core.outbox.rate import RateLimiter
-from core.outbox.store import Outbox
+from core.outbox.store import Outbox, OutboxRecord
 
 __all__ = ["CHANNEL", "MqttPublisher", "backoff_delay", "tls_context"]
 
@@ -106,6 +113,7 @@ class MqttPublisher:
         self.outbox = outbox
         self.dispatcher = dispatcher
         self.topic = config.topic("results")
+        self._topic_bytes = self.topic.encode()
         validate_publish(self.topic, b"", config.qos)
         self._tls = tls_context(config)
         self._rng = random.Random(seed)
@@ -117,34 +125,15 @@ class MqttPublisher:
         self._ever_connected = False
         self._attempt = 0
         self._next_attempt = 0.0
-        self._inflight: dict[int, tuple[list[int], float]] = {}
+        self._inflight: dict[int, tuple[list[int], float, int]] = {}
+        """mid -> (row ids, monotonic time sent, QoS)."""
         self._early: set[int] = set()
         self._cursor = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         registry = registry if registry is not None else MetricsRegistry()
-        self._m_connected = registry.gauge("edgeloop_mqtt_connected", "1 while connected")
-        self._m_reconnects = registry.counter(
-            "edgeloop_mqtt_reconnects_total", "Connections made after the first"
-        )
-        self._m_connect_failures = registry.counter(
-            "edgeloop_mqtt_connect_failures_total",
-            "Connection attempts that failed, by reason (refused, tls, timeout, connack)",
-            ("reason",),
-        )
-        self._m_rtt = registry.histogram(
-            "edgeloop_mqtt_rtt_seconds", "Publish to PUBACK of a batch"
-        )
-        self._m_failures = registry.counter(
-            "edgeloop_mqtt_publish_failures_total",
-            "Publishes that failed, by reason (not-connected, too-large, lost)",
-            ("reason",),
-        )
-        self._m_batches = registry.counter("edgeloop_mqtt_batches_total", "Batches acknowledged")
-        self._m_records = registry.counter(
-            "edgeloop_mqtt_records_total", "Records acknowledged by the broker"
-        )
+        self.metrics = BrokerMetrics(registry, f"{config.host}:{config.port}")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -255,7 +244,7 @@ class MqttPublisher:
         self._failed("connack", f"mqtt {where}: connection refused: {self._connack}")
 
     def _failed(self, reason: str, message: str) -> None:
-        self._m_connect_failures.labels(reason=reason).inc()
+        self.metrics.connect_failed(reason)
         self._retry_later(message)
 
     def _retry_later(self, message: str) -> None:
@@ -273,9 +262,9 @@ class MqttPublisher:
         if getattr(reason_code, "is_failure", False):
             return
         self._connected = True
-        self._m_connected.set(1)
+        self.metrics.connected(True)
         if self._ever_connected:
-            self._m_reconnects.inc()
+            self.metrics.reconnected()
         self._ever_connected = True
         self._attempt = 0
         self._inflight.clear()
@@ -290,13 +279,13 @@ class MqttPublisher:
     ) -> None:
         if client is self._client:
             self._connected = False
-            self._m_connected.set(0)
+            self.metrics.connected(False)
 
     def _lost(self, why: str) -> None:
         if self._inflight:
-            self._m_failures.labels(reason="lost").inc(len(self._inflight))
+            self.metrics.publish_failed("lost", len(self._inflight))
         self._connected = False
-        self._m_connected.set(0)
+        self.metrics.connected(False)
         self.last_error = f"mqtt connection lost ({why})"
         log.warning("%s; %d batches unacknowledged will be sent again", why, len(self._inflight))
         self._inflight.clear()
@@ -305,7 +294,7 @@ class MqttPublisher:
     def _close_client(self) -> None:
         client, self._client = self._client, None
         self._connected = False
-        self._m_connected.set(0)
+        self.metrics.connected(False)
         if client is not None:
             client.on_disconnect = None
             client.on_publish = None
@@ -328,13 +317,22 @@ class MqttPublisher:
         props.UserProperty = [("content-encoding", "gzip")]
         return props
 
+    def _qos(self, record: OutboxRecord) -> int:
+        """The record's QoS (its transmission level's, :mod:`core.outbox.levels`), else the
+        configured ``qos`` (records stored without one)."""
+        return self.config.qos if record.qos is None else record.qos
+
     def _fill(self, client: mqtt.Client) -> None:
         batch_cfg = self.config.batch
         while len(self._inflight) < self.config.max_inflight and not self._stop.is_set():
             records = self.outbox.pending(CHANNEL, batch_cfg.max_records, self._cursor)
             if not records:
                 return
-            n = take_batch(records, batch_cfg.max_records, batch_cfg.max_bytes)
+            qos = self._qos(records[0])
+            run = 1
+            while run < len(records) and self._qos(records[run]) == qos:
+                run += 1
+            n = take_batch(records[:run], batch_cfg.max_records, batch_cfg.max_bytes)
             waited_s = (time.time_ns() - records[0].created_ns) / 1e9
             if n == len(records) < batch_cfg.max_records and waited_s < batch_cfg.max_delay_s:
                 return  # a partial batch: wait for more or for max_delay_s
@@ -347,20 +345,19 @@ class MqttPublisher:
                     payload = encode_batch(self.config.thing, batch)
                 else:
                     log.error("dropping record %s: %s", batch[0].msg_id, exc)
-                    self._m_failures.labels(reason="too-large").inc()
+                    self.metrics.publish_failed("too-large")
                     self.outbox.ack([batch[0].rowid])
                     continue
             if self._limiter.delay(len(payload)) > 0:
                 return
-            info = client.publish(
-                self.topic, payload, qos=self.config.qos, properties=self._properties()
-            )
+            info = client.publish(self.topic, payload, qos=qos, properties=self._properties())
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                self._m_failures.labels(reason="not-connected").inc()
+                self.metrics.publish_failed("not-connected")
                 return
             self._limiter.take(len(payload))
+            self.metrics.transferred(sent=len(self._topic_bytes) + len(payload))
             self._cursor = batch[-1].rowid
-            self._inflight[info.mid] = ([r.rowid for r in batch], time.monotonic())
+            self._inflight[info.mid] = ([r.rowid for r in batch], time.monotonic(), qos)
             if info.mid in self._early:
                 self._early.discard(info.mid)
                 self._acked(info.mid)
@@ -374,7 +371,7 @@ class MqttPublisher:
             self._early.add(mid)  # QoS 0 can complete inside publish(), before we saw its mid
             return
         if getattr(reason_code, "is_failure", False):
-            self._m_failures.labels(reason="refused").inc()
+            self.metrics.publish_failed("refused")
             self._inflight.pop(mid)
             log.error("broker refused a batch (%s); it stays in the outbox", reason_code)
             self._lost(f"publish refused: {reason_code}")
@@ -382,13 +379,14 @@ class MqttPublisher:
         self._acked(mid)
 
     def _acked(self, mid: int) -> None:
-        rowids, sent = self._inflight.pop(mid)
-        self._m_rtt.observe(time.monotonic() - sent)
+        rowids, sent, qos = self._inflight.pop(mid)
+        if qos == 1:  # QoS 0 "completes" when written to the socket: no round trip
+            self.metrics.round_trip(time.monotonic() - sent)
         self.outbox.ack(rowids)
-        self._m_batches.inc()
-        self._m_records.inc(len(rowids))
+        self.metrics.acknowledged(len(rowids), qos)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self.metrics.transferred(received=len(message.topic) + len(message.payload))
         if self.dispatcher is not None:
             self.dispatcher.dispatch(message.topic, bytes(message.payload))
 
@@ -399,10 +397,12 @@ class MqttPublisher:
         validate_publish(topic, payload, qos)
         client = self._client
         if client is None or not self._connected:
-            self._m_failures.labels(reason="not-connected").inc()
+            self.metrics.publish_failed("not-connected")
             raise MqttConnectionError(
                 f"mqtt {self.config.host}:{self.config.port}: not connected"
                 + (f" ({self.last_error})" if self.last_error else "")
             )
         info = client.publish(topic, payload, qos=qos)
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self.metrics.transferred(sent=len(topic.encode()) + len(payload))
         return int(info.mid)

@@ -6,6 +6,7 @@ in order and delete a record only once its destination acknowledged it."""
 from __future__ import annotations
 
 from core.outbox.config import OutboxConfig, RateCap
+from core.outbox.levels import LevelPolicy, TransmissionLevels
 from core.outbox.rate import RateLimiter
 from core.outbox.sink import IMAGES_CHANNEL, OutboxSink, OutboxSinkConfig, image_key
 from core.outbox.store import Entry, Outbox, OutboxRecord, PutResult
@@ -13,6 +14,7 @@ from core.outbox.store import Entry, Outbox, OutboxRecord, PutResult
 __all__ = [
     "IMAGES_CHANNEL",
     "Entry",
+    "LevelPolicy",
     "Outbox",
     "OutboxConfig",
     "OutboxRecord",
@@ -21,5 +23,6 @@ __all__ = [
     "PutResult",
     "RateCap",
     "RateLimiter",
+    "TransmissionLevels",
     "image_key",
 ]

@@ -5,8 +5,9 @@ compact JSON) per configured channel, buffers them, and stores the buffer in one
 :meth:`~OutboxSink.flush` (the pipeline calls it after each batch): one fsync per batch with
 ``sync: full``. Once ``flush`` returned, the records survive a crash.
 
-Priorities follow the filter's transmission level (``core.filter``): ``metadata`` results are
-kept longest, ``crops`` and ``frame`` results next, and the JPEGs themselves (stored on the
+Priorities and MQTT QoS follow the filter's transmission level (``core.filter``), as
+``levels`` maps them (:mod:`core.outbox.levels`): by default ``metadata`` results are kept
+longest, ``crops`` and ``frame`` results next, all at QoS 1, and the JPEGs themselves (stored on the
 ``images`` channel for the cloud sync to upload as separate S3 objects, referenced from the
 result by ``image_keys``) are dropped first when the spool is full. The images go only where
 the ``s3`` channel is configured; otherwise a result carries their sizes, not their bytes.
@@ -19,11 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.config import checked, validate
 from core.errors import OutboxFullError
 from core.outbox.config import OutboxConfig
+from core.outbox.levels import TransmissionLevels
 from core.outbox.store import Entry, Outbox
 from core.sinks.base import ResultRecord, Sink
 
@@ -39,28 +41,24 @@ def _channels(value: tuple[str, ...]) -> str | None:
     return None
 
 
-def _priorities(value: tuple[int, int, int]) -> str | None:
-    return None if min(value) >= 1 else f"must all be >= 1 (0 is the images'), got {value}"
-
-
 @dataclass(frozen=True)
 class OutboxSinkConfig:
-    """Which destinations a result goes to and how it ranks in a full spool. As YAML::
+    """Which destinations a result goes to, and per transmission level its MQTT QoS and rank
+    in a full spool (:mod:`core.outbox.levels`). As YAML::
 
     outbox_sink:
       channels: [mqtt, s3]   # each result is spooled once per channel
-      priorities: [3, 2, 2]  # metadata, crops, frame results (images are 0)
+      levels:                # images are priority 0, below every level
+        metadata: {qos: 1, priority: 3}
+        crops: {qos: 1, priority: 2}
+        frame: {qos: 0, priority: 1}
     """
 
     channels: tuple[str, ...] = checked(("mqtt",), _channels)
-    priorities: tuple[int, int, int] = checked((3, 2, 2), _priorities)
+    levels: TransmissionLevels = field(default_factory=TransmissionLevels)
 
     def __post_init__(self) -> None:
         validate(self)
-
-    def priority(self, level: str) -> int:
-        order = ("metadata", "crops", "frame")
-        return self.priorities[order.index(level)] if level in order else self.priorities[0]
 
 
 def image_key(jpeg: bytes) -> str:
@@ -101,8 +99,10 @@ class OutboxSink(Sink):
             # so a consumer can tell a lost result from an image.
             for image in record.images:
                 self._buffer.append(Entry(f"{stream}:images", image.jpeg, 0, (IMAGES_CHANNEL,)))
-        priority = self.config.priority(record.level)
-        self._buffer.append(Entry(stream, payload, priority, self.config.channels))
+        policy = self.config.levels.policy(record.level)
+        self._buffer.append(
+            Entry(stream, payload, policy.priority, self.config.channels, policy.qos)
+        )
         self.records += 1
 
     def flush(self) -> None:

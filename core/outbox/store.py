@@ -17,7 +17,7 @@ deletes a corrupt database. Here:
   ``metadata`` (:mod:`core.outbox.sink`), so images go before detections.
 * A database that SQLite calls corrupt (at open: ``PRAGMA quick_check``) is moved aside to
   ``<name>.corrupt-<UTC time>`` with its WAL, reported (log, :attr:`Outbox.quarantined`,
-  ``edgeloop_outbox_corrupt_total``) and a fresh spool starts: never silently wiped.
+  ``edgeloop_spool_corrupt_total``) and a fresh spool starts: never silently wiped.
 * One process owns a spool at a time (an ``flock`` on ``<path>.lock``, released by the kernel
   when the process dies, so a crash never leaves it locked).
 
@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import OutboxError, OutboxFullError
+from core.metrics.messaging import DROP_REASONS, SpoolMetrics
 from core.metrics.registry import MetricsRegistry
 from core.outbox.config import OutboxConfig
 
@@ -78,12 +79,14 @@ CREATE TABLE IF NOT EXISTS records(
     priority INTEGER NOT NULL,
     size INTEGER NOT NULL,
     payload BLOB NOT NULL,
-    batch TEXT
+    batch TEXT,
+    qos INTEGER
 );
 CREATE INDEX IF NOT EXISTS records_by_channel ON records(channel, id);
 CREATE INDEX IF NOT EXISTS records_by_priority ON records(priority, id);
 """
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+"""2 added ``records.qos``; a version 1 spool is migrated at open (one ``ALTER TABLE``)."""
 _CHUNK = 500  # ids per DELETE ... WHERE id IN (...) (SQLite's variable limit is 32766)
 _EXPIRE_EVERY_S = 1.0
 
@@ -93,12 +96,15 @@ class Entry:
     """What to store: a payload for ``stream``, for each of ``channels``.
 
     ``priority``: higher is kept longer when the spool is full (0 = dropped first).
+    ``qos``: the MQTT QoS (0 or 1) its transmission level asks for; None: the publisher's
+    configured ``qos``.
     """
 
     stream: str
     payload: bytes
     priority: int = 1
     channels: tuple[str, ...] = ("mqtt",)
+    qos: int | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,7 @@ class OutboxRecord:
     size: int
     payload: bytes = field(repr=False)
     batch: str | None = None
+    qos: int | None = None
 
 
 @dataclass
@@ -151,18 +158,7 @@ class Outbox:
         self._lock = threading.RLock()
         self._last_expire = 0.0
         registry = registry if registry is not None else MetricsRegistry()
-        self._m_records = registry.gauge("edgeloop_outbox_records", "Records in the spool")
-        self._m_bytes = registry.gauge("edgeloop_outbox_bytes", "Payload bytes in the spool")
-        self._m_dropped = registry.counter(
-            "edgeloop_outbox_dropped_total",
-            "Records the spool dropped, by reason (evicted, rejected, expired)",
-            ("reason",),
-        )
-        self._m_stored = registry.counter("edgeloop_outbox_stored_total", "Records stored")
-        self._m_acked = registry.counter("edgeloop_outbox_acked_total", "Records acknowledged")
-        self._m_corrupt = registry.counter(
-            "edgeloop_outbox_corrupt_total", "Corrupt spool databases moved aside"
-        )
+        self._metrics = SpoolMetrics(registry)
         self._lockfile = self._take_lock()
         try:
             self._conn = self._open()
@@ -210,6 +206,10 @@ class Outbox:
                     raise sqlite3.DatabaseError(f"quick_check: {problem}")
             conn.executescript(_SCHEMA)
             version = self._meta(conn, "schema", SCHEMA_VERSION)
+            if version == "1":
+                conn.execute("ALTER TABLE records ADD COLUMN qos INTEGER")
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
+                version = SCHEMA_VERSION
             if version != SCHEMA_VERSION:
                 raise sqlite3.DatabaseError(f"schema version {version}, expected {SCHEMA_VERSION}")
             self.instance = self._meta(conn, "instance", secrets.token_hex(6))
@@ -263,7 +263,7 @@ class Outbox:
             if source.exists():
                 os.replace(source, f"{target}{suffix}")
         self.quarantined = target
-        self._m_corrupt.inc()
+        self._metrics.corrupt()
         log.error(
             "outbox %s is corrupt (%s): moved aside to %s, starting a fresh spool; "
             "inspect it with sqlite3 '.recover'",
@@ -298,6 +298,7 @@ class Outbox:
                 with self._transaction() as conn:
                     self._expire_locked(conn, now_ns)
                     ids = self._insert_locked(conn, entries, now_ns)
+                    self._persist_drops(conn, counters)
             except sqlite3.Error as exc:
                 self._next_seq, self._next_id = seq_before, next_id
                 self._count, self._bytes = count, nbytes
@@ -347,6 +348,7 @@ class Outbox:
                         entry.priority,
                         size,
                         entry.payload,
+                        entry.qos,
                     )
                 )
                 self._next_id += 1
@@ -367,7 +369,7 @@ class Outbox:
         if rows:
             conn.executemany(
                 "INSERT INTO records(id, channel, stream, seq, created_ns, priority, size, "
-                "payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "payload, qos) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             rows.clear()
@@ -402,8 +404,22 @@ class Outbox:
             self._last_expire = 0.0
             with self._transaction() as conn:
                 self._expire_locked(conn, time.time_ns() if now_ns is None else now_ns)
+                self._persist_drops(conn, counters)
             self._publish_counts(counters)
             return self.counters["expired"] - counters["expired"]
+
+    def _persist_drops(self, conn: sqlite3.Connection, before: dict[str, int]) -> None:
+        """Add this transaction's drops to the spool's lifetime totals (``meta`` keys
+        ``dropped.<reason>``), so ``python -m core.outbox status`` can tell them after a
+        restart. Drops are rare: nothing is written when there were none."""
+        for reason in DROP_REASONS:
+            delta = self.counters[reason] - before[reason]
+            if delta:
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                    "SET value = CAST(CAST(value AS INTEGER) + excluded.value AS TEXT)",
+                    (f"dropped.{reason}", str(delta)),
+                )
 
     def _expire_locked(self, conn: sqlite3.Connection, now_ns: int) -> None:
         now = time.monotonic()
@@ -477,7 +493,7 @@ class Outbox:
         """Up to ``limit`` records of ``channel`` with row id > ``after``, oldest first (so in
         sequence order per stream); only batch ``batch``'s records when it is given."""
         sql = (
-            "SELECT id, channel, stream, seq, created_ns, priority, size, payload, batch "
+            "SELECT id, channel, stream, seq, created_ns, priority, size, payload, batch, qos "
             "FROM records WHERE channel = ? AND id > ?"
         )
         params: list[Any] = [channel, after]
@@ -516,19 +532,14 @@ class Outbox:
     # -- metrics and closing ---------------------------------------------------------------
 
     def _publish_depth(self) -> None:
-        self._m_records.set(self._count)
-        self._m_bytes.set(self._bytes)
+        self._metrics.depth(self._count, self._bytes)
 
     def _publish_counts(self, before: dict[str, int]) -> None:
         self._publish_depth()
         for reason in ("evicted", "rejected", "expired"):
-            delta = self.counters[reason] - before[reason]
-            if delta:
-                self._m_dropped.labels(reason=reason).inc(delta)
-        if self.counters["stored"] > before["stored"]:
-            self._m_stored.inc(self.counters["stored"] - before["stored"])
-        if self.counters["acked"] > before["acked"]:
-            self._m_acked.inc(self.counters["acked"] - before["acked"])
+            self._metrics.dropped(reason, self.counters[reason] - before[reason])
+        self._metrics.stored(self.counters["stored"] - before["stored"])
+        self._metrics.acked(self.counters["acked"] - before["acked"])
 
     def close(self) -> None:
         """Checkpoint and close the database, release the spool's lock (idempotent)."""

@@ -107,6 +107,7 @@ class Batcher:
         self._closed = False
         self.batches = 0
         self.partial = 0  # batches with rows that went before they were full
+        self.sizes = [0] * (batch_size + 1)  # sizes[n]: batches of n rows so far
 
     def reserve(self, item: WorkItem, timeout: float) -> tuple[Batch, np.ndarray]:
         """A row for ``item`` in the open batch (opening one when needed, waiting up to
@@ -171,6 +172,7 @@ class Batcher:
                 if self._queue and self._queue[0].ready:
                     batch = self._queue.popleft()
                     self.batches += 1
+                    self.sizes[batch.rows] += 1
                     if 0 < batch.rows < self.batch_size:
                         self.partial += 1
                     return batch

@@ -433,6 +433,8 @@ class _Run:
             streams=streams,
             bandwidth=state.ledger.totals(),
             batches=(self.batcher.batches, self.batcher.partial),
+            batch_sizes=self.batcher.sizes,
+            scores=state.scores.drain(),
         )
 
     def _workers(self) -> dict[str, int]:

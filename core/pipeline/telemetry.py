@@ -19,6 +19,9 @@ name                                     type       labels / meaning
 ``edgeloop_model_warmup_seconds``        gauge      ``model_version``: first call + warm-up runs
 ``edgeloop_stage_heartbeat_seconds``     gauge      ``stage``: Unix time it last did work
 =======================================  =========  ==========================================
+
+plus the model-output histograms of :mod:`core.pipeline.model_metrics` (confidence per class,
+frames per batch), labelled with the model version :meth:`PipelineMetrics.model_info` set.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 
+from core.detections import Detections
 from core.metrics import MetricsRegistry
+from core.pipeline.model_metrics import ModelMetrics
 from core.pipeline.stats import StageGroup, StageStats
 
 
@@ -65,6 +70,7 @@ class PipelineMetrics:
         self.heartbeat = r.gauge(
             "edgeloop_stage_heartbeat_seconds", "Unix time a stage last did work", ("stage",)
         )
+        self.outputs = ModelMetrics(r)
         self._calls: dict[str, int] = {}
         self._fed: dict[int, int] = {}  # id(stats) -> calls already fed to the histogram
         self._counted: dict[tuple[str, ...], float] = {}
@@ -79,6 +85,7 @@ class PipelineMetrics:
         warmup_s: float | None = None,
     ) -> None:
         self.model.labels(model=model, model_version=version, backend=backend).set(1)
+        self.outputs.version = version
         if load_s is not None:
             self.load.labels(model_version=version).set(load_s)
         if warmup_s is not None:
@@ -108,8 +115,12 @@ class PipelineMetrics:
         streams: Sequence[tuple[int, int, int, Mapping[str, int], int]],
         bandwidth: Mapping[str, object],
         batches: tuple[int, int],
+        batch_sizes: Sequence[int] = (),
+        scores: Sequence[Detections] = (),
     ) -> None:
-        """``streams``: (id, read, delivered, dropped by reason, ring occupancy) each."""
+        """``streams``: (id, read, delivered, dropped by reason, ring occupancy) each;
+        ``batch_sizes[n]``: batches of n frames so far; ``scores``: detections of the frames
+        decoded since the last update."""
         now = time.time()
         for name, group in groups.items():
             calls = sum(s.calls for s in group.workers)
@@ -139,3 +150,5 @@ class PipelineMetrics:
         total, partial = batches
         self._to(("batches", "true"), self.batches.labels(partial="true"), partial)
         self._to(("batches", "false"), self.batches.labels(partial="false"), total - partial)
+        self.outputs.observe_batch_sizes(batch_sizes)
+        self.outputs.observe_scores(scores)

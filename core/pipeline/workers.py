@@ -34,6 +34,7 @@ from core.filter import FilterDecision
 from core.jpeg import encode
 from core.ledger import BandwidthLedger
 from core.pipeline.batcher import Batch, Batcher, WorkItem
+from core.pipeline.model_metrics import ScoreBuffer
 from core.pipeline.stages import (
     CompressStage,
     FilterStage,
@@ -91,6 +92,7 @@ class RunState:
         self.errlog = ErrorLog()
         self.groups: dict[str, StageGroup] = {}
         self.e2e = StageStats("e2e")
+        self.scores = ScoreBuffer()
         self.delivered = [0] * streams
         self.raw_bytes = raw_bytes
         self.ledger = ledger
@@ -391,6 +393,7 @@ class OutputWorker:
                     start = clock()
                     try:
                         self.post.process((item, raw[item.row]))
+                        self.state.scores.add(item.detections)
                     except Exception as exc:
                         self.state.fail("postprocess", stats, exc)
                     stats.record(start, clock())

@@ -301,12 +301,18 @@ DEVICE = Dashboard(
         ),
         Panel(
             "Broker",
-            "Connection state, reconnects, publish failures and round-trip p99 to the broker.",
+            "Connection state, reconnects, connect and publish failures by reason, and the "
+            "publish-to-PUBACK round-trip p99 to the broker.",
             (
                 _q(f"edgeloop_broker_connected{{{SEL}}}", "connected {{broker}}"),
                 _q(f"increase(edgeloop_broker_reconnects_total{{{SEL}}}[{RATE}])", "reconnects"),
                 _q(
-                    f"rate(edgeloop_publish_failures_total{{{SEL}}}[{RATE}])", "failures {{reason}}"
+                    f"rate(edgeloop_broker_publish_failures_total{{{SEL}}}[{RATE}])",
+                    "publish failures {{reason}}",
+                ),
+                _q(
+                    f"rate(edgeloop_broker_connect_failures_total{{{SEL}}}[{RATE}])",
+                    "connect failures {{reason}}",
                 ),
                 _q(
                     "histogram_quantile(0.99, sum by (broker, le) (rate("
@@ -316,9 +322,31 @@ DEVICE = Dashboard(
             ),
         ),
         Panel(
+            "Broker traffic",
+            "Bytes per second this process published to the broker and received from it "
+            "(topic and payload), and records per second the broker acknowledged.",
+            (
+                _q(f"rate(edgeloop_broker_sent_bytes_total{{{SEL}}}[{RATE}])", "sent {{broker}}"),
+                _q(
+                    f"rate(edgeloop_broker_received_bytes_total{{{SEL}}}[{RATE}])",
+                    "received {{broker}}",
+                ),
+                _q(
+                    f"rate(edgeloop_broker_records_total{{{SEL}}}[{RATE}])",
+                    "records acked {{broker}}",
+                ),
+            ),
+            unit="Bps",
+        ),
+        Panel(
             "Outbox spool",
-            "Messages waiting in the outbox; steady growth means the uplink cannot keep up.",
-            (_q(f"edgeloop_spool_depth{{{SEL}}}", "messages"),),
+            "Records waiting in the outbox (steady growth means the uplink cannot keep up), "
+            "their bytes, and records dropped per second by reason (evicted, rejected, expired).",
+            (
+                _q(f"edgeloop_spool_depth{{{SEL}}}", "records"),
+                _q(f"edgeloop_spool_bytes{{{SEL}}}", "bytes"),
+                _q(f"rate(edgeloop_spool_dropped_total{{{SEL}}}[{RATE}])", "dropped {{reason}}"),
+            ),
         ),
         Panel(
             "Collectors",
@@ -334,7 +362,7 @@ DEVICE = Dashboard(
 MODELS = Dashboard(
     uid="edgeloop-models",
     title="edgeloop / Model comparison",
-    description="Latency, throughput and load cost per model version (for A/B splits).",
+    description="Latency, confidence, throughput and load cost per model version (for A/B).",
     panels=(
         Panel(
             "Inference p99 per model version",
@@ -371,6 +399,48 @@ MODELS = Dashboard(
                 _q(f"edgeloop_model_warmup_seconds{{{SEL}}}", "warm-up {{model_version}}"),
             ),
             unit="s",
+        ),
+        Panel(
+            "Confidence per class and model version",
+            "Median and 10th percentile of the detection confidence per class and model "
+            "version: a version whose scores sag on a class sees that class worse.",
+            (
+                _q(
+                    "histogram_quantile(0.5, sum by (class, model_version, le) (rate("
+                    f"edgeloop_detection_confidence_ratio_bucket{{{SEL}}}[{RATE}])))",
+                    "p50 {{class}} {{model_version}}",
+                ),
+                _q(
+                    "histogram_quantile(0.1, sum by (class, model_version, le) (rate("
+                    f"edgeloop_detection_confidence_ratio_bucket{{{SEL}}}[{RATE}])))",
+                    "p10 {{class}} {{model_version}}",
+                ),
+            ),
+            unit="percentunit",
+        ),
+        Panel(
+            "Detections per second per class and model version",
+            "How often each version finds each class (the confidence histogram's count).",
+            (
+                _q(
+                    "sum by (class, model_version) (rate("
+                    f"edgeloop_detection_confidence_ratio_count{{{SEL}}}[{RATE}]))",
+                    "{{class}} {{model_version}}",
+                ),
+            ),
+        ),
+        Panel(
+            "Frames per batch",
+            "Mean frames per inference batch per model version (batch size actually reached).",
+            (
+                _q(
+                    "sum by (model_version) (rate("
+                    f"edgeloop_inference_batch_frames_sum{{{SEL}}}[{RATE}]))"
+                    " / sum by (model_version) (rate("
+                    f"edgeloop_inference_batch_frames_count{{{SEL}}}[{RATE}]))",
+                    "{{model_version}}",
+                ),
+            ),
         ),
         Panel(
             "Batches per second",
