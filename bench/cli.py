@@ -35,6 +35,7 @@ from bench.micro import SUITES, MicroOptions, run_suite
 from bench.progress import ProgressBar
 from bench.timing import Budget
 from core.device import BACKENDS, choose_backend, probe
+from core.errors import ConfigError, ModelError
 
 DEFAULT_OUT = Path("bench-report")
 
@@ -395,6 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except UsageError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    except (ConfigError, ModelError, FileNotFoundError) as exc:  # an input that cannot be used
+        print(f"bench: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # one line with the cause, non-zero exit
         print(f"bench: error: {type(exc).__name__}: {exc}", file=sys.stderr)

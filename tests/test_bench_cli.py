@@ -87,8 +87,8 @@ def test_bad_command_lines_fail_with_one_line_and_status_2(
 @pytest.mark.parametrize(
     ("argv", "status", "words"),
     [
-        (["pipeline", "--source", "/nonexistent.mp4", "--quiet"], 1, "no such file"),
-        (["scenario", "singlestream", "--model", "/nonexistent.onnx", "--quiet"], 1, "nonexistent"),
+        (["pipeline", "--source", "/nonexistent.mp4", "--quiet"], 2, "no such file"),
+        (["scenario", "singlestream", "--model", "/nonexistent.onnx", "--quiet"], 2, "nonexistent"),
         (["compare", "a.json", "b.json"], 2, "does not exist"),
     ],
 )
