@@ -41,7 +41,6 @@ import gzip
 import hashlib
 import logging
 import random
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +49,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from core.background import BackgroundLoop
 from core.cloud.config import CloudSyncConfig
 from core.errors import CloudSyncError
 from core.metrics.registry import MetricsRegistry
@@ -95,8 +95,10 @@ def _b64_sha256(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-class CloudSync:
+class CloudSync(BackgroundLoop):
     """Drains the outbox's ``s3`` and ``images`` channels (see the module docstring)."""
+
+    thread_name = "edgeloop-cloud"
 
     def __init__(
         self,
@@ -122,8 +124,7 @@ class CloudSync:
         )
         self._limiter = RateLimiter(config.rate)
         self._rng = random.Random(seed)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self.last_error: str | None = None
         registry = registry if registry is not None else MetricsRegistry()
         self._m_batches = registry.counter("edgeloop_cloud_batches_total", "Batches in S3")
@@ -293,26 +294,13 @@ class CloudSync:
 
     # -- the loop --------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Run :meth:`run` on a daemon thread until :meth:`stop`."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self.run, name="edgeloop-cloud", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
     def run(self) -> None:
         """Sync batches and images as they come due; on failure back off and retry."""
         attempt = 0
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             wait = self._limiter.delay(1)
             if wait > 0:
-                self._stop.wait(wait)
+                self.stopping.wait(wait)
                 continue
             try:
                 sent = self.sync_once() + self.sync_images()
@@ -321,10 +309,10 @@ class CloudSync:
                 delay = backoff_delay(attempt, self.config.backoff, self._rng)
                 attempt += 1
                 log.warning("%s; retrying in %.1f s", exc, delay)
-                self._stop.wait(delay)
+                self.stopping.wait(delay)
                 continue
             attempt = 0
             if sent:
                 self._limiter.take(1)
             else:
-                self._stop.wait(self.config.poll_s)
+                self.stopping.wait(self.config.poll_s)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import random
 import ssl
-import threading
 import time
 from typing import Any
 
@@ -43,6 +42,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from core.background import BackgroundLoop
 from core.errors import MqttConnectionError, MqttLimitError
 from core.metrics.messaging import BrokerMetrics
 from core.metrics.registry import MetricsRegistry
@@ -93,12 +93,14 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
     return context
 
 
-class MqttPublisher:
+class MqttPublisher(BackgroundLoop):
     """Drains ``outbox`` to the broker in ``config`` (see the module docstring).
 
     ``start()`` runs it on its own thread, ``stop()`` ends it; :meth:`publish` sends one
     validated message outside the outbox (health, replies).
     """
+
+    thread_name = "edgeloop-mqtt"
 
     def __init__(
         self,
@@ -129,28 +131,16 @@ class MqttPublisher:
         """mid -> (row ids, monotonic time sent, QoS)."""
         self._early: set[int] = set()
         self._cursor = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self.last_error: str | None = None
         registry = registry if registry is not None else MetricsRegistry()
         self.metrics = BrokerMetrics(registry, f"{config.host}:{config.port}")
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Run on a daemon thread until :meth:`stop`."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, name="edgeloop-mqtt", daemon=True)
-        self._thread.start()
-
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the thread and disconnect. Unacknowledged records stay in the outbox."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        super().stop(timeout)
 
     @property
     def connected(self) -> bool:
@@ -163,7 +153,7 @@ class MqttPublisher:
     def run(self) -> None:
         """The loop (what :meth:`start`'s thread runs): connect, publish, ack, repeat."""
         try:
-            while not self._stop.is_set():
+            while not self.stopping.is_set():
                 if not self._connected:
                     self._try_connect()
                     continue
@@ -200,7 +190,7 @@ class MqttPublisher:
     def _try_connect(self) -> None:
         wait = self._next_attempt - time.monotonic()
         if wait > 0:
-            self._stop.wait(min(wait, 0.1))
+            self.stopping.wait(min(wait, 0.1))
             return
         self._close_client()
         client = self._client = self._make_client()
@@ -221,7 +211,7 @@ class MqttPublisher:
             self._failed("refused", f"mqtt {where}: cannot connect: {exc}")
             return
         deadline = time.monotonic() + self.config.connect_timeout_s
-        while self._connack is None and time.monotonic() < deadline and not self._stop.is_set():
+        while self._connack is None and time.monotonic() < deadline and not self.stopping.is_set():
             rc = client.loop(timeout=0.05)
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self._connack is None:
                 break
@@ -324,7 +314,7 @@ class MqttPublisher:
 
     def _fill(self, client: mqtt.Client) -> None:
         batch_cfg = self.config.batch
-        while len(self._inflight) < self.config.max_inflight and not self._stop.is_set():
+        while len(self._inflight) < self.config.max_inflight and not self.stopping.is_set():
             records = self.outbox.pending(CHANNEL, batch_cfg.max_records, self._cursor)
             if not records:
                 return
