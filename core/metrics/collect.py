@@ -11,12 +11,12 @@ which found nothing here (0).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+from core.background import BackgroundLoop
 from core.metrics.registry import Counter, MetricFamily, MetricsRegistry
 
 __all__ = ["Collector", "Sampler", "Totals"]
@@ -60,13 +60,15 @@ class Totals:
         self._last[key] = total
 
 
-class Sampler:
+class Sampler(BackgroundLoop):
     """Calls every available collector each ``interval_s`` on a daemon thread.
 
     ``sample_once`` runs them in the caller's thread (the snapshot CLI, the bench); a collector
     that raises is logged once and skipped from then on, so one broken sensor never stops the
     others. ``edgeloop_collector_sample_seconds`` records what a full sample costs.
     """
+
+    thread_name = "edgeloop-metrics"
 
     def __init__(
         self, registry: MetricsRegistry, collectors: Sequence[Collector], interval_s: float = 1.0
@@ -75,8 +77,7 @@ class Sampler:
         self.collectors = list(collectors)
         self.interval_s = interval_s
         self._broken: set[str] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         up: MetricFamily[Any] = registry.gauge(
             "edgeloop_collector_up",
             "1 where a collector found its source on this device, 0 where it is absent",
@@ -103,29 +104,20 @@ class Sampler:
                 self._broken.add(collector.name)
         self._cost.set(time.perf_counter() - start)
 
-    def _loop(self) -> None:
+    def run(self) -> None:
+        """Sample now and then every ``interval_s`` until :meth:`stop` (:meth:`start` runs
+        this on its own thread)."""
         next_at = time.monotonic()
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             self.sample_once()
             next_at += self.interval_s
             delay = next_at - time.monotonic()
             if delay < 0:  # fell behind (a suspended VM): start again from now
                 next_at, delay = time.monotonic(), 0.0
-            self._stop.wait(delay)
-
-    def start(self) -> None:
-        """Sample now and then every ``interval_s`` until :meth:`stop`."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="edgeloop-metrics", daemon=True)
-        self._thread.start()
+            self.stopping.wait(delay)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread and close every collector."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        super().stop(timeout)
         for collector in self.collectors:
             collector.close()
