@@ -284,7 +284,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
     result["targets"] = targets(block)
     result["suite"] = {
         "quick": options.quick,
-        "test_slowdown": pipeline_run.test_slowdown() or None,
+        "test_slowdown": slowdown or None,
         "wall_s": time.monotonic() - started,
         "options": {
             k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 import sys
 import time
 import uuid
@@ -57,7 +58,7 @@ from core.errors import (
 )
 from core.frame import Frame, FrameMeta
 from core.liveness import is_alive, process_start_time
-from core.shm import create_segment, open_segment, unlink_segment
+from core.shm import create_segment, open_segment, segment_names, unlink_segment
 
 try:
     from native import _ring
@@ -204,7 +205,9 @@ class FrameRing:
             raise ValueError(f"slots must be 1..4096, got {slots}")
         if not 1 <= max_consumers <= _ring.MAX_CONSUMERS:
             raise ValueError(f"max_consumers must be 1..{_ring.MAX_CONSUMERS}")
-        name = name or f"ring-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        if name is None:
+            sweep_orphans()
+            name = f"ring-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         size = int(_ring.total_bytes(slots, spec.nbytes))
         segment = create_segment(name, size)
         try:
@@ -337,6 +340,11 @@ class FrameRing:
         pid, start_time = self._core_checked().producer
         return bool(pid) and is_alive(pid, start_time)
 
+    def in_use(self) -> bool:
+        """Whether a live process is attached as producer or consumer."""
+        records = self._core_checked().consumer_records()
+        return self.producer_alive() or any(is_alive(r[1], r[2]) for r in records)
+
     def stats(self) -> RingStats:
         core = self._core_checked()
         counters = core.counters()
@@ -411,6 +419,51 @@ class FrameRing:
             f"FrameRing({self._name!r}, {state}, frame={self._spec.shape} "
             f"{self._spec.dtype}, policy={self._policy})"
         )
+
+
+_DEFAULT_NAME = re.compile(r"^(ring-(\d+)-[0-9a-f]{8})(\..+)?$")
+"""A default ring name (group 1) and its creator's pid (group 2), or a companion of one."""
+
+
+def sweep_orphans() -> list[str]:
+    """Unlink the segments of default-named rings whose creator died without closing them
+    (``kill -9``, a crash, a profiler that killed its target), with their companions
+    (``<name>.*``, e.g. the pipeline's per-stream blocks); returns the names removed.
+
+    A creator that dies cannot unlink its ring, and nothing else owns the name, so without this
+    /dev/shm (RAM) fills up run after run. A ring is only swept when its creator's process
+    (the pid in its default name ``ring-<pid>-<hex>``) is gone *and* no live producer or
+    consumer is attached, so a ring that another process still reads, or a replacement
+    producer writes, stays. :meth:`FrameRing.create` sweeps before creating a default-named
+    ring; named rings are their owner's to manage.
+    """
+    kept: set[str] = set()
+    removed: list[str] = []
+    for name in sorted(segment_names()):  # a ring sorts before its companions
+        found = _DEFAULT_NAME.match(name)
+        if found is None or is_alive(int(found.group(2))):
+            continue
+        if found.group(3) is None and _in_use(name):
+            kept.add(name)
+            continue
+        if found.group(1) in kept:  # a companion of a ring still in use
+            continue
+        if unlink_segment(name):
+            removed.append(name)
+    return removed
+
+
+def _in_use(name: str) -> bool:
+    """Whether a live producer or consumer is attached to ring ``name`` (an unreadable or
+    foreign segment counts as in use: not ours to remove)."""
+    try:
+        ring = FrameRing.attach(name)
+    except (RingNotFoundError, RingVersionError, ValueError, OSError):
+        return True
+    try:
+        return ring.in_use()
+    finally:
+        ring.close()
 
 
 def _deadline(timeout: float | None) -> float | None:

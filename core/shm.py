@@ -71,3 +71,12 @@ def unlink_segment(name: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def segment_names() -> list[str]:
+    """Names (without :data:`PREFIX`) of every edgeloop segment in /dev/shm."""
+    try:
+        entries = os.listdir(SHM_DIR)
+    except FileNotFoundError:
+        return []
+    return [e[len(PREFIX) :] for e in entries if e.startswith(PREFIX)]

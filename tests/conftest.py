@@ -9,15 +9,10 @@ from pathlib import Path
 
 import pytest
 
-SHM_DIR = Path("/dev/shm")
-RING_PREFIX = "edgeloop."
+from core.liveness import is_alive
+from core.shm import segment_names, unlink_segment
+
 _CREATOR_PID = re.compile(r"-(\d+)-")
-
-
-def _rings() -> set[str]:
-    if not SHM_DIR.is_dir():
-        return set()
-    return {p.name for p in SHM_DIR.iterdir() if p.name.startswith(RING_PREFIX)}
 
 
 def _ours(name: str) -> bool:
@@ -30,25 +25,17 @@ def _ours(name: str) -> bool:
     if found is None:
         return True
     pid = int(found.group(1))
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return pid == os.getpid() or not is_alive(pid)
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_shared_memory_left_behind() -> Iterator[None]:
     """Fail the session if any test left a FrameRing segment in /dev/shm."""
-    before = _rings()
+    before = set(segment_names())
     yield
-    leaked = {name for name in _rings() - before if _ours(name)}
+    leaked = {name for name in set(segment_names()) - before if _ours(name)}
     for name in leaked:  # clean up so one failure does not poison the next run
-        os.unlink(SHM_DIR / name)
+        unlink_segment(name)
     assert not leaked, f"FrameRing segments left in /dev/shm: {sorted(leaked)}"
 
 

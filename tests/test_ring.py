@@ -23,7 +23,7 @@ from core.errors import (
     RingUsageError,
     RingVersionError,
 )
-from core.ring import FrameRing
+from core.ring import FrameRing, sweep_orphans
 from core.shm import segment_path
 
 SHAPE = (16, 24, 3)
@@ -393,3 +393,40 @@ def test_close_unlinks_only_for_the_creator_and_frees_the_name() -> None:
     frame.release()  # no-op on a closed ring
     with pytest.raises(RingClosedError):
         ring.consumer()
+
+
+def _child_creator_that_dies(made: Any, die: Any) -> None:
+    from core.shm import create_segment
+
+    ring = FrameRing.create(shape=SHAPE, slots=2)  # a default name: ring-<pid>-<hex>
+    create_segment(ring.name + ".meta", 4096).close()  # a companion, like the pipeline's
+    made.put(ring.name)
+    die.wait(30)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_rings_of_a_creator_killed_with_kill_9_are_swept_once_nobody_uses_them() -> None:
+    made, die = SPAWN.Queue(), SPAWN.Event()
+    child = SPAWN.Process(target=_child_creator_that_dies, args=(made, die))
+    child.start()
+    name = made.get(timeout=30)
+    paths = [segment_path(name), segment_path(name + ".meta")]
+    try:
+        reader = FrameRing.attach(name)
+        consumer = reader.consumer("survivor")
+        die.set()
+        child.join(timeout=30)
+        assert child.exitcode == -signal.SIGKILL
+        assert all(os.path.exists(p) for p in paths)  # the dead creator could not unlink
+        assert name not in sweep_orphans()  # a live consumer still reads it: kept
+        assert all(os.path.exists(p) for p in paths)
+        consumer.close()
+        reader.close()
+        with FrameRing.create(shape=SHAPE, slots=2) as mine:  # creating sweeps
+            assert not any(os.path.exists(p) for p in paths)
+            assert mine.name not in sweep_orphans()  # a live creator's ring stays
+            assert os.path.exists(segment_path(mine.name))
+    finally:
+        for path in paths:
+            if os.path.exists(path):
+                os.unlink(path)

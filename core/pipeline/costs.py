@@ -147,8 +147,8 @@ def measure_stage_costs(
                 got = clock.time("source", source.read_into, data)
                 if got is None:
                     raise PipelineError(f"{source.name} ended before {frames} frames were timed")
-                item = WorkItem(_Frame(data), 0, got.index + 1, got.index, got.capture_ns, None)
-                item.truth = got.truth
+                seq, index = got.index + 1, got.index
+                item = WorkItem(_Frame(data), 0, seq, index, got.capture_ns, got.truth)
                 if not clock.time("preprocess", pre.gate, item):
                     finish(item)
                     return
