@@ -28,11 +28,6 @@ Statistic = Callable[[np.ndarray], np.ndarray]
 """Reduces the last axis of an array (a batch of resamples) to one value per row."""
 
 
-def to_unit(value_ns: float, unit: str) -> float:
-    """Convert nanoseconds to ``unit`` (ns, us, ms, s)."""
-    return float(value_ns) / _SCALE[unit]
-
-
 def _figures(samples_ns: Samples, unit: str) -> dict[str, float]:
     """min, mean, p50..p99.9, max in ``unit``, then cv and n: the one computation behind both
     summary styles."""
