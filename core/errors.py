@@ -80,6 +80,11 @@ class BackendUnavailableError(EdgeloopError, RuntimeError):
     missing (a module, a GPU, an execution provider) and how to get it."""
 
 
+class InferenceProcessError(EdgeloopError, RuntimeError):
+    """The inference process (``infer_worker: process``) failed: it did not start in time, it
+    died, or one of its calls failed there; the message carries the cause it gave."""
+
+
 class SourceError(EdgeloopError, IOError):
     """A frame source cannot deliver: missing or unreadable file, undecodable stream, device
     gone, connection refused. The message starts with the source's name and says the cause."""

@@ -4,6 +4,8 @@ filter levels, the ledger, metrics, process sources and stage costs. No timing a
 from __future__ import annotations
 
 import itertools
+import os
+import threading
 
 import numpy as np
 import pytest
@@ -38,10 +40,12 @@ def _accounted(report: PipelineReport) -> None:
         assert "shutdown" not in stream.dropped
 
 
-def test_results_leave_in_order_per_stream() -> None:
+@pytest.mark.parametrize("worker", ["thread", "process"])
+def test_results_leave_in_order_per_stream(worker: str) -> None:
     sink = RecordingSink()
     report = _run(
         *send_everything("model.batch_size=4", "model.batch_timeout_ms=2"),
+        f"infer_worker={worker}",
         streams=3,
         sink=sink,
         max_frames=90,
@@ -58,8 +62,9 @@ def test_results_leave_in_order_per_stream() -> None:
     _accounted(report)
 
 
-def test_no_slot_leaks_and_every_frame_accounted() -> None:
-    report = _run(max_frames=40, streams=2)
+@pytest.mark.parametrize("worker", ["thread", "process"])
+def test_no_slot_leaks_and_every_frame_accounted(worker: str) -> None:
+    report = _run(f"infer_worker={worker}", max_frames=40, streams=2)
     assert report.frames == 40
     assert [s.state for s in report.streams] == ["ended", "ended"]
     assert sum(s.produced for s in report.streams) == 40
@@ -266,5 +271,44 @@ def test_report_figures_are_consistent() -> None:
     assert report.fps > 0 and report.duration_s > 0
     assert set(report.busy_frac) == set(STAGES) == set(report.workers)
     assert all(0.0 <= v <= 1.5 for v in report.busy_frac.values())
-    assert report.backend.name == "onnxruntime" and report.backend.input_slots == 3
+    assert report.backend.name == "onnxruntime" and report.backend.input_slots == 4
+    assert "process_pid" in report.backend.extra  # auto: ONNX Runtime runs in a process
     assert np.issubdtype(report.e2e_ns.dtype, np.integer)
+
+
+def _nice(tid: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, tid)
+
+
+class _PrioritySink(RecordingSink):
+    """Notes the niceness of the thread that emits (the output worker)."""
+
+    def emit(self, record: object) -> None:  # type: ignore[override]
+        self.nice = _nice(threading.get_native_id())
+        super().emit(record)  # type: ignore[arg-type]
+
+
+def test_every_worker_but_inference_yields_its_core() -> None:
+    """``stage_nice``: the source and output threads run that much nicer; the inference
+    process keeps the niceness of the process that started it."""
+    base = _nice(threading.get_native_id())
+    seen: list[int] = []
+
+    def noting(config: SourceConfig, stream_id: int) -> Source:
+        source = open_source(config, stream_id)
+        read_into = source.read_into
+
+        def spy(out: np.ndarray) -> SourceFrame | None:
+            seen.append(_nice(threading.get_native_id()))
+            return read_into(out)
+
+        source.read_into = spy  # type: ignore[method-assign]
+        return source
+
+    sink = _PrioritySink()
+    config = small_config(*send_everything(), "stage_nice=3", "infer_worker=process")
+    with Pipeline(config, sink=sink, source_factory=noting) as pipeline:
+        pipeline.run(max_frames=10)
+        child = pipeline.backend.describe().extra["process_pid"]
+        assert _nice(child) == base
+    assert set(seen) == {min(base + 3, 19)} and sink.nice == min(base + 3, 19)

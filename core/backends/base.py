@@ -153,6 +153,8 @@ class BatchPlan:
 
 
 Outputs = tuple[np.ndarray, ...]
+Allocator = Callable[[tuple[int, ...], np.dtype[Any]], np.ndarray]
+"""Makes a zero-filled array of a shape and dtype (``np.zeros``, or one in shared memory)."""
 
 
 class Backend(abc.ABC):
@@ -194,6 +196,7 @@ class Backend(abc.ABC):
         self._input = np.empty(0)  # slot 0's whole input array (describe(), dtype)
         self._input_views: list[list[np.ndarray]] = []  # [slot][n - 1]
         self._results: list[list[Outputs]] = []  # [slot][n - 1]
+        self._slot_arrays: list[tuple[np.ndarray, Outputs]] = []  # [slot]: whole arrays
         self._timings: LoadTimings | None = None
 
     # -- what the pipeline calls ------------------------------------------------------------
@@ -252,6 +255,12 @@ class Backend(abc.ABC):
             self.infer(self.capacity, slot)
         return time.perf_counter() - start
 
+    def slot_buffers(self, slot: int = 0) -> tuple[np.ndarray, Outputs]:
+        """Input slot ``slot``'s whole input array and output arrays, the memory that
+        ``input_buffer`` and ``infer`` return views of (for a process that maps them)."""
+        index = self._slot(slot)
+        return self._slot_arrays[index]
+
     @abc.abstractmethod
     def describe(self) -> BackendInfo:
         """Name, versions, where it runs, precision, tensors and buffer shapes."""
@@ -305,6 +314,7 @@ class Backend(abc.ABC):
         if len(inputs) != self.input_slots or len(outputs) != self.input_slots:
             raise RuntimeError(f"{type(self).__name__} allocated buffers for the wrong slots")
         self._input = inputs[0]
+        self._slot_arrays = [(i, tuple(o)) for i, o in zip(inputs, outputs, strict=True)]
         sizes = range(1, self.capacity + 1)
         self._input_views = [[array[:n] for n in sizes] for array in inputs]
         self._results = [[tuple(o[:n] for o in outs) for n in sizes] for outs in outputs]

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from core.backends.base import PRECISIONS, Backend, BackendInfo, TensorSpec
+from core.backends.base import PRECISIONS, Allocator, Backend, BackendInfo, TensorSpec
 from core.backends.model_file import check_model_file, load_failure
 from core.cache import cache_dir
 from core.device import ort_providers, probe
@@ -131,6 +131,8 @@ class OnnxRuntimeBackend(Backend):
     ``providers`` lists execution providers in order of preference; None takes the best this
     machine offers (``core.device.ort_providers``). ``precision`` other than ``fp32`` needs
     the TensorRT execution provider (fp16); a float16 model runs in float16 regardless.
+    ``allocator`` makes every input and output array (zero-filled; default ``np.zeros``):
+    :mod:`core.backends.process` places them in shared memory.
     """
 
     name = "onnxruntime"
@@ -149,6 +151,7 @@ class OnnxRuntimeBackend(Backend):
         device_id: int = 0,
         input_slots: int = 1,
         spinning: bool = True,
+        allocator: Allocator | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -170,6 +173,7 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:  # ONNX Runtime's errors derive from Exception only
             raise load_failure(path, exc) from exc
         self._ort = ort
+        self._allocator: Allocator = allocator if allocator is not None else np.zeros
         self.threads = threads
         self.precision = precision
         super().__init__(
@@ -212,10 +216,10 @@ class OnnxRuntimeBackend(Backend):
         height, width = self.input_size
         total = self.plan.rows
         dtype = np.dtype(self.input_spec.dtype)
-        inputs = [np.zeros((total, 3, height, width), dtype) for _ in range(self.input_slots)]
-        outputs = [
-            [np.zeros((total, *shape), dt) for shape, dt in rows] for _ in range(self.input_slots)
-        ]
+        new = self._allocator
+        slots = range(self.input_slots)
+        inputs = [new((total, 3, height, width), dtype) for _ in slots]
+        outputs = [[new((total, *shape), dt) for shape, dt in rows] for _ in slots]
         self._adopt_buffers(inputs, outputs)
         self._runs = [
             self._bind_runs(array, outs) for array, outs in zip(inputs, outputs, strict=True)

@@ -26,6 +26,8 @@ A complete YAML file (every key optional)::
     ring_slots: 8
     rate: 25                    # pace every source (frames/s); null: as fast as it goes
     source_workers: thread      # thread | process
+    infer_worker: auto          # auto | thread | process
+    stage_nice: 5               # how much nicer than inference the other workers run
 
 >>> config = load_pipeline_config(overrides=["model.batch_size=4", "rate=20"])
 >>> config.model.batch_size, config.rate, config.sources[0].kind
@@ -88,7 +90,13 @@ class PipelineConfig:
     spinning); ``None`` reads as fast as back-pressure allows. ``source_workers``: a source
     runs in a thread of this process (``thread``, the default: measured as fast or faster here,
     see the README) or in a process of its own writing into the shared-memory ring
-    (``process``: its decoding never competes for the GIL). ``compress_workers`` threads encode
+    (``process``: its decoding never competes for the GIL). ``infer_worker``: inference runs
+    in a thread of this process (``thread``) or in a process of its own whose buffers are
+    shared memory (``process``, ONNX Runtime only: :mod:`core.backends.process`), where it
+    never waits for the GIL the other stages hold; ``auto`` (the default) is a process for
+    ONNX Runtime, a thread for TensorRT. ``stage_nice``: every worker but inference runs that
+    many steps nicer, so that on a machine whose cores the stages share the bottleneck keeps
+    its core (:mod:`core.pipeline.priority`; 0 turns it off). ``compress_workers`` threads encode
     JPEG (the encoder releases the GIL); results still reach the sink in order.
     ``source_error_limit`` consecutive failed reads (errors or stalls) end a stream as failed.
     ``stop_timeout_s`` bounds how long stopping waits for each worker.
@@ -101,6 +109,8 @@ class PipelineConfig:
     ring_slots: int = checked(8, in_range(2, 1024))
     rate: float | None = checked(None, positive)
     source_workers: Literal["thread", "process"] = "thread"
+    infer_worker: Literal["auto", "thread", "process"] = "auto"
+    stage_nice: int = checked(5, in_range(0, 19))
     compress_workers: int = checked(1, in_range(1, 16))
     source_error_limit: int = checked(10, in_range(1, 1_000_000))
     stop_timeout_s: float = checked(5.0, positive)

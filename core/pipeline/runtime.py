@@ -15,8 +15,10 @@ How it runs (the workers are described in :mod:`core.pipeline.workers`, the stag
   source writes frames into its slots (a thread, or a process with ``source_workers:
   process``); only slot indices and results move between workers after that;
 * one ingest thread per stream (motion gate, then preprocessing straight into a row of the
-  backend's input), batches across streams (:mod:`core.pipeline.batcher`), one inference
-  thread, one output thread (decode, filter, compress, sink);
+  backend's input), batches across streams (:mod:`core.pipeline.batcher`), inference in a
+  thread or in a process of its own (``infer_worker``; :mod:`core.backends.process`), one
+  output thread (decode, filter, compress, sink); every worker but inference runs
+  ``stage_nice`` steps nicer (:mod:`core.pipeline.priority`);
 * the calling thread monitors: warm-up, duration, sources that ended or hang, metrics,
   progress. Stopping stops the sources first and lets everything in flight drain, within
   ``stop_timeout_s``; a worker that does not stop is abandoned and reported, never waited on.
@@ -40,6 +42,8 @@ from typing import Any
 import numpy as np
 
 from core.backends import Backend, open_backend
+from core.backends.process import ProcessBackend
+from core.device import choose_backend, probe
 from core.errors import PipelineError
 from core.filter import MotionGate, ResultFilter
 from core.ledger import BandwidthLedger
@@ -79,8 +83,9 @@ from core.sources import Source, SourceConfig, open_source
 
 log = logging.getLogger("edgeloop.pipeline")
 
-INPUT_SLOTS = 3
-"""Backend input slots: one filling, one inferring, one being decoded."""
+INPUT_SLOTS = {"thread": 3, "process": 4}
+"""Backend input slots by ``infer_worker``: one filling, one inferring, one being decoded; an
+inference process also keeps the next batch queued, so that it never waits for the parent."""
 DEFAULT_THREADS = 1
 """ONNX Runtime intra-op threads when ``model.threads`` is None (see :class:`ModelConfig`)."""
 STALL_GRACE_S = 1.0
@@ -124,6 +129,7 @@ class Pipeline:
         self.source_factory = source_factory
         self._sink = sink
         self._backend: Backend | None = None
+        self._infer_worker: str | None = None
         self._metrics = PipelineMetrics(self.registry)
 
     @property
@@ -131,13 +137,16 @@ class Pipeline:
         """The loaded, warmed-up model (loaded on first use, kept until :meth:`close`)."""
         if self._backend is None:
             m = self.config.model
-            self._backend = open_backend(
+            opener: Callable[..., Backend] = open_backend
+            if self.infer_worker == "process":
+                opener = ProcessBackend
+            self._backend = opener(
                 m.model,
                 m.backend,
                 threads=m.threads if m.threads is not None else DEFAULT_THREADS,
                 precision=m.precision,
                 batch_size=m.batch_size,
-                input_slots=INPUT_SLOTS,
+                input_slots=self.input_slots,
                 spinning=False,  # a spinning pool thread would hold a core the stages need
             )
             info = self._backend.describe()
@@ -150,6 +159,24 @@ class Pipeline:
                 warmup_s=timings.first_inference_s + timings.warmup_s,
             )
         return self._backend
+
+    @property
+    def infer_worker(self) -> str:
+        """Where inference runs, ``thread`` or ``process``: ``infer_worker: auto`` is a
+        process wherever ONNX Runtime is the backend (its buffers can be shared memory), a
+        thread for TensorRT."""
+        if self._infer_worker is None:
+            wanted = self.config.infer_worker
+            if wanted == "auto":
+                chosen = choose_backend(self.config.model.backend, probe()).backend
+                wanted = "process" if chosen == "onnxruntime" else "thread"
+            self._infer_worker = wanted
+        return self._infer_worker
+
+    @property
+    def input_slots(self) -> int:
+        """The backend's input slots (:data:`INPUT_SLOTS`)."""
+        return INPUT_SLOTS[self.infer_worker]
 
     def run(
         self,
@@ -270,18 +297,22 @@ class _Run:
             self._close()
             raise
         raw_bytes = [int(np.prod(w.shape)) * 3 for w in self.sources]
-        state = self.state = RunState(len(self.sources), BandwidthLedger(), raw_bytes)
+        state = self.state = RunState(
+            len(self.sources), BandwidthLedger(), raw_bytes, cfg.stage_nice
+        )
         m = cfg.model
         self.batcher = Batcher(
             lambda slot: backend.input_buffer(m.batch_size, slot),
             m.batch_size,
             m.batch_timeout_ms / 1e3,
-            INPUT_SLOTS,
+            self.pipeline.input_slots,
         )
         outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.infer = InferWorker(InferStage(backend), self.batcher, outbox, state)
         self.output = OutputWorker(
             outbox,
             self.batcher,
+            self.infer,
             post=PostprocessStage(class_names, m.score_floor, m.iou_threshold),
             filt=FilterStage(result_filter),
             compress=CompressStage(result_filter),
@@ -290,8 +321,9 @@ class _Run:
             compress_workers=cfg.compress_workers,
             quality=cfg.filter.jpeg_quality,
         )
-        self.infer = InferWorker(InferStage(backend), self.batcher, outbox, state)
-        arm_test_slowdown()
+        slowdown = arm_test_slowdown()
+        if isinstance(backend, ProcessBackend):
+            backend.arm_test_slowdown(slowdown)
         for stream_id, (consumer, block) in enumerate(
             zip(self.consumers, self.blocks, strict=True)
         ):
@@ -312,7 +344,7 @@ class _Run:
                 self.sources, self.rings, self.blocks, quotas, strict=True
             ):
                 settings = SourceLoopSettings(
-                    worker.stream_id, cfg.rate, quota, cfg.source_error_limit
+                    worker.stream_id, cfg.rate, quota, cfg.source_error_limit, nice=cfg.stage_nice
                 )
                 worker.start(ring, block, settings)
             self._monitor()

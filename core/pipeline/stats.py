@@ -52,13 +52,17 @@ class StageStats:
     """One worker's record of one stage: raw latencies and totals (see the module docstring).
 
     ``buffer`` (from :func:`stats_buffer`, possibly in shared memory) holds everything; its
-    length fixes the number of samples kept, a power of two.
+    length fixes the number of samples kept, a power of two. ``slowed=False``: the calls it
+    records were slowed where they ran (an inference process), not again here.
     """
 
-    __slots__ = ("_head", "_lat", "_mask", "_slowdown", "buffer", "name")
+    __slots__ = ("_head", "_lat", "_mask", "_slowdown", "_slowed", "buffer", "name")
 
-    def __init__(self, name: str, buffer: npt.NDArray[np.int64] | None = None) -> None:
+    def __init__(
+        self, name: str, buffer: npt.NDArray[np.int64] | None = None, *, slowed: bool = True
+    ) -> None:
         self.name = name
+        self._slowed = slowed and name not in _NOT_SLOWED
         self.buffer = stats_buffer() if buffer is None else buffer
         capacity = len(self.buffer) - HEADER
         if capacity < 1 or capacity & (capacity - 1):
@@ -71,7 +75,7 @@ class StageStats:
     def record(self, start_ns: int, end_ns: int, frames: int = 1) -> None:
         """One call that took ``end_ns - start_ns`` and served ``frames`` frames (stretched by
         the test-only slowdown when one is armed: :data:`TEST_SLOWDOWN_ENV`)."""
-        if _test_slowdown and self.name not in _NOT_SLOWED:
+        if _test_slowdown and self._slowed:
             end_ns = self._slowdown.stretch(start_ns, end_ns)
         head = self._head
         n = int(head[_CALLS])

@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from core.detections import GroundTruth
 from core.errors import PipelineError, RingTimeoutError, SourceStalledError
+from core.pipeline.priority import be_nicer
 from core.pipeline.stats import HEADER, SAMPLES, ErrorLog, StageStats, arm_test_slowdown
 from core.ring import FrameRing, RingProducer
 from core.shm import create_segment, open_segment, unlink_segment
@@ -191,6 +192,8 @@ class SourceLoopSettings:
     quota: int | None
     error_limit: int
     claim_timeout_s: float = 0.1
+    nice: int = 0
+    """Steps nicer than inference the loop runs (:mod:`core.pipeline.priority`)."""
 
 
 def source_loop(
@@ -202,6 +205,7 @@ def source_loop(
 ) -> None:
     """Read frames into ring slots until the source ends, fails, the quota is met or ``stop``
     is set; then end the stream (see the module docstring). Never raises for a bad read."""
+    be_nicer(settings.nice)
     errlog = ErrorLog()
     status = block.status
     stats = block.stats

@@ -21,20 +21,21 @@ bandwidth ledger, off the latency path.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from core.backends.process import ProcessBackend
 from core.detections import Detections, GroundTruth
-from core.errors import PipelineError, RingClosedError, RingTimeoutError
+from core.errors import InferenceProcessError, PipelineError, RingClosedError, RingTimeoutError
 from core.filter import FilterDecision
 from core.jpeg import encode
 from core.ledger import BandwidthLedger
 from core.pipeline.batcher import Batch, Batcher, WorkItem
 from core.pipeline.model_metrics import ScoreBuffer
+from core.pipeline.priority import be_nicer, run_when_idle
 from core.pipeline.stages import (
     CompressStage,
     FilterStage,
@@ -59,36 +60,13 @@ MAX_OCCLUDED = 0.7
 :mod:`core.accuracy`: nobody can be blamed for missing a sliver)."""
 
 
-SAMPLER_NICE = 10
-"""How much nicer than the stages the ledger's JPEG sampler runs where ``SCHED_IDLE`` is not
-available."""
-
-
-def run_when_idle(nice: int) -> str:
-    """Let the calling thread run only on CPU time nobody else wants: Linux's ``SCHED_IDLE``
-    (a thread of any other policy that wakes takes the CPU from it at once), else ``nice``
-    steps nicer. Returns which it got ("idle", "nice" or "none").
-
-    Measured paced at 80 % of capacity (1080p, the reference detector, 2 cores): at nice +10
-    the sampler's 4 ms encode every 30th frame still delayed the frames beside it -- end-to-end
-    p99 8.8 to 30 ms against 7.0 ms without the sampler."""
-    tid = threading.get_native_id()
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread (Linux)
-        return "idle"
-    except (AttributeError, OSError):
-        pass
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
-        return "nice"
-    except (AttributeError, OSError):  # pragma: no cover - not Linux, or not allowed
-        return "none"
-
-
 class RunState:
     """What the workers share with the pipeline for one run: stats, counters, results."""
 
-    def __init__(self, streams: int, ledger: BandwidthLedger, raw_bytes: list[int]) -> None:
+    def __init__(
+        self, streams: int, ledger: BandwidthLedger, raw_bytes: list[int], stage_nice: int = 0
+    ) -> None:
+        self.stage_nice = stage_nice
         self.errlog = ErrorLog()
         self.groups: dict[str, StageGroup] = {}
         self.e2e = StageStats("e2e")
@@ -146,8 +124,15 @@ class RunState:
         self.crash_event.set()
 
 
-def _thread(name: str, state: RunState, body: Callable[[], None]) -> threading.Thread:
+def _thread(
+    name: str, state: RunState, body: Callable[[], None], *, yields: bool = True
+) -> threading.Thread:
+    """A worker thread; ``yields``: it runs ``state.stage_nice`` steps nicer than inference
+    (:mod:`core.pipeline.priority`)."""
+
     def run() -> None:
+        if yields:
+            be_nicer(state.stage_nice)
         try:
             body()
         except BaseException as exc:
@@ -256,7 +241,11 @@ class IngestWorker:
 
 
 class InferWorker:
-    """Runs each batch through the backend; hands (batch, outputs) to the output worker."""
+    """Runs each batch through the backend; hands (batch, outputs) to the output worker.
+
+    With a :class:`~core.backends.process.ProcessBackend` it only submits: the batch goes to
+    the output worker as (batch, :data:`PENDING`), which collects the outputs in the same
+    order and records the inference process's own timings as this stage's."""
 
     def __init__(
         self, stage: InferStage, batcher: Batcher, out: queue.SimpleQueue[Any], state: RunState
@@ -265,8 +254,12 @@ class InferWorker:
         self.batcher = batcher
         self.out = out
         self.state = state
-        self.stats = state.group("infer").add(StageStats("infer"))
-        self.thread = _thread("infer", state, self._run)
+        backend = stage.backend
+        self.remote = backend if isinstance(backend, ProcessBackend) else None
+        # an inference process slows its own calls under the test-only slowdown
+        self.stats = state.group("infer").add(StageStats("infer", slowed=self.remote is None))
+        body = self._run if self.remote is None else self._submit
+        self.thread = _thread("infer", state, body, yields=False)  # the submitter feeds it
 
     def _run(self) -> None:
         stage, batcher, out, state, stats = (
@@ -296,6 +289,35 @@ class InferWorker:
             out.put(None)
             stage.on_stop()
 
+    def _submit(self) -> None:
+        remote, batcher, out = self.remote, self.batcher, self.out
+        assert remote is not None
+        self.stage.on_start()
+        try:
+            while True:
+                batch = batcher.next_batch()
+                if batch is None:
+                    return
+                if batch.rows:
+                    remote.submit(batch.rows, batch.slot)
+                out.put((batch, PENDING if batch.rows else None))
+        finally:
+            out.put(None)
+            self.stage.on_stop()
+
+    def collect(self, batch: Batch) -> Any:
+        """A submitted batch's outputs (None when its call failed), its timings recorded."""
+        assert self.remote is not None
+        reply = self.remote.collect(batch.slot)
+        if reply.error is not None:
+            self.state.fail("infer", self.stats, InferenceProcessError(reply.error), batch.rows)
+        self.stats.record(reply.cost.start_ns, reply.cost.end_ns, batch.rows)
+        return reply.outputs if reply.error is None else None
+
+
+PENDING = object()
+"""The outputs of a batch an inference process is still running (:meth:`InferWorker.collect`)."""
+
 
 # -- output ------------------------------------------------------------------------------------
 
@@ -307,6 +329,7 @@ class OutputWorker:
         self,
         inbox: queue.SimpleQueue[Any],
         batcher: Batcher,
+        infer: InferWorker,
         *,
         post: PostprocessStage,
         filt: FilterStage,
@@ -318,6 +341,7 @@ class OutputWorker:
     ) -> None:
         self.inbox = inbox
         self.batcher = batcher
+        self.infer = infer
         self.post = post
         self.filter = filt
         self.compress = compress
@@ -385,6 +409,8 @@ class OutputWorker:
         clock = time.perf_counter_ns
         stats = self.post_stats
         try:
+            if outputs is PENDING:
+                outputs = self.infer.collect(batch)
             if outputs is not None:
                 raw = outputs[0]
                 for item in batch.items:
@@ -466,7 +492,7 @@ class JpegSampler:
         return True
 
     def _run(self) -> None:
-        run_when_idle(SAMPLER_NICE)
+        run_when_idle()
         while True:
             got = self._inbox.get()
             if got is None:

@@ -1,0 +1,131 @@
+"""The inference process (``core.backends.process``): the same outputs as in-process ONNX
+Runtime through shared memory, calls in order, its own timings, errors that name the cause,
+and nothing left in /dev/shm whichever side ends first."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.backends import open_backend
+from core.backends.process import ProcessBackend
+from core.errors import BackendUnavailableError, InferenceProcessError, ModelError
+from core.pipeline import Pipeline
+from core.shm import segment_names
+from tests.pipeline_doubles import send_everything, small_config
+
+OPEN = {"threads": 1, "batch_size": 2, "input_slots": 3, "spinning": False}
+
+
+def _ours() -> set[str]:
+    return {name for name in segment_names() if name.startswith("infer.")}
+
+
+@pytest.fixture(scope="module")
+def remote() -> Iterator[ProcessBackend]:
+    backend = ProcessBackend("detector", "onnxruntime", **OPEN)
+    yield backend
+    backend.close()
+
+
+def test_outputs_match_the_backend_in_this_process(remote: ProcessBackend) -> None:
+    local = open_backend("detector", "onnxruntime", **OPEN)
+    images = np.random.default_rng(0).random(local.input_buffer(2, 1).shape, np.float32)
+    for backend in (remote, local):
+        backend.input_buffer(2, 1)[:] = images
+    (got,) = remote.infer(2, 1)
+    (expected,) = local.infer(2, 1)
+    np.testing.assert_array_equal(got, expected)
+    info = remote.describe()
+    assert info.name == "onnxruntime" and info.input_slots == 3
+    assert info.extra["process_pid"] == remote.pid != os.getpid()
+    assert info.model_sha256 == local.describe().model_sha256
+    assert remote.timings.load_s > 0 and remote.timings.warmup_runs == 3
+
+
+def test_submitted_calls_come_back_in_order_with_the_childs_timings(
+    remote: ProcessBackend,
+) -> None:
+    rng = np.random.default_rng(1)
+    for slot in range(3):
+        remote.input_buffer(1, slot)[:] = rng.random(remote.input_buffer(1, slot).shape)
+        remote.submit(1, slot)
+    for slot in range(3):
+        reply = remote.collect(slot)
+        assert reply.error is None and reply.outputs[0].shape[0] == 1
+        assert reply.cost.end_ns > reply.cost.start_ns and reply.cost.cpu_ns > 0
+        assert remote.last_call == reply.cost
+    remote.submit(1, 0)
+    with pytest.raises(InferenceProcessError, match="expected slot 2"):
+        remote.collect(2)  # the reply was slot 0's: a caller out of protocol is told
+
+
+def test_the_buffers_are_unlinked_once_mapped(remote: ProcessBackend) -> None:
+    assert not _ours()  # both sides hold the mappings; no name is left to leak
+
+
+def test_a_model_the_child_cannot_open_raises_its_own_error(tmp_path: Path) -> None:
+    bad = tmp_path / "truncated.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(ModelError, match=r"truncated\.onnx"):
+        ProcessBackend(bad, "onnxruntime", **OPEN)
+    with pytest.raises(BackendUnavailableError):
+        ProcessBackend("detector", "tensorrt", **OPEN)  # no GPU here: the child says why
+    assert not _ours()
+
+
+def test_a_killed_child_is_reported_not_waited_on() -> None:
+    backend = ProcessBackend("detector", "onnxruntime", **OPEN)
+    try:
+        os.kill(backend.pid, signal.SIGKILL)
+        with pytest.raises(InferenceProcessError, match="is gone"):
+            for _ in range(3):  # the first send may still land in the pipe's buffer
+                backend.infer(1, 0)
+    finally:
+        backend.close()
+    assert not backend.alive() and not _ours()
+
+
+def test_a_pipeline_with_an_inference_process_keeps_order_and_counts() -> None:
+    config = small_config(*send_everything("model.batch_size=2"), "infer_worker=process")
+    with Pipeline(config) as pipeline:
+        report = pipeline.run(max_frames=40)
+        costs = pipeline.stage_costs(frames=6)
+    assert report.frames == 40 and sum(report.errors.values()) == 0
+    assert report.backend.input_slots == 4 and "process_pid" in report.backend.extra
+    assert report.stage_ns["infer"].size > 0 and report.busy_frac["infer"] > 0
+    stream = report.streams[0]
+    assert stream.produced == stream.delivered and stream.occupancy_end == 0
+    assert costs["infer"].cpu_ns > 0  # the child's CPU, which the parent's clock cannot see
+    assert not _ours()
+
+
+def test_a_script_without_a_main_guard_can_start_one(tmp_path: Path) -> None:
+    """The child is a fresh ``python -m core.backends.process``, not multiprocessing's spawn,
+    which would re-run this script's top level and fail."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from core.backends.process import ProcessBackend\n"
+        "backend = ProcessBackend('detector', 'onnxruntime', batch_size=1)\n"
+        "print(backend.infer(1)[0].shape)\n"
+        "backend.close()\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith("(1, ")
