@@ -18,6 +18,9 @@
 #   fallback/      used only where the image lacks them: cython-*-py3-none-any.whl (no Cython
 #                  >= 3.0.10 importable) and py312-include.tar.gz (CPython 3.12 headers, where
 #                  the interpreter's include folder has no Python.h)
+# Make it where apt works: echo /.devcarry/ >> .git/info/exclude; mkdir -p .devcarry &&
+#   (cd .devcarry && apt-get download libturbojpeg0 libturbojpeg0-dev) -- the first run on an
+#   H200 (2026-11-26) needed nothing else: Python.h, Cython and gcc were there.
 # Environment: OUT (required), PYTHON (default python3), DEVICE_CHECK_BUDGET_S, and
 # DEVICE_CHECK_SKIP: step names to skip, comma-separated ("bench pipeline" for a dry run on a
 # machine whose benchmarks must not be disturbed).
