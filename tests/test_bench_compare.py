@@ -107,6 +107,34 @@ def test_improvement_and_controls_never_fail() -> None:
     assert naive["verdict"] == "worse (not gated)" and control["regressed"] == []
 
 
+def _machine(report: dict[str, Any], slowdown: float) -> dict[str, Any]:
+    """``report`` as if the machine itself were ``slowdown`` times slower: the control too."""
+    windows = report["naive"]["samples"]["fps_windows"]
+    report["naive"]["samples"]["fps_windows"] = [v / slowdown for v in windows]
+    report["pipeline"]["naive_fps"] /= slowdown
+    return report
+
+
+def test_a_machine_that_slowed_down_is_not_a_regression() -> None:
+    """The same code on a machine 7 % slower: the control fell as much, so nothing is gated."""
+    drifted = _machine(make_report(seed=2, slowdown=1.07), 1.07)
+    result = compare.compare(make_report(seed=1), drifted)["comparison"]
+    assert result["regressed"] == [] and result["machine_change"] < -0.05
+    fps = next(r for r in result["figures"] if r["key"] == "pipeline.fps")
+    assert fps["verdict"] == compare.MACHINE and abs(fps["change_vs_control"]) < 0.03
+    assert "the control changed by" in compare.render({"comparison": result})
+
+
+def test_a_regression_larger_than_the_machines_drift_still_fails() -> None:
+    worse = _machine(make_report(seed=2, slowdown=1.2), 1.05)
+    result = compare.compare(make_report(seed=1), worse)["comparison"]
+    assert "pipeline fps" in result["regressed"]
+    fps = next(r for r in result["figures"] if r["key"] == "pipeline.fps")
+    assert fps["change_vs_control"] == pytest.approx(1.05 / 1.2 - 1, abs=0.03)
+    faster = _machine(make_report(seed=2, slowdown=1.1), 0.9)  # a control that sped up
+    assert "pipeline fps" in compare.compare(make_report(seed=1), faster)["comparison"]["regressed"]
+
+
 def test_other_machine_or_model_refused_unless_forced(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
