@@ -92,7 +92,8 @@ class _SharedArrays:
         self.prefix = f"{_SEGMENT_PREFIX}{os.getpid()}."
         self.names: list[str] = []
         self.layout: list[tuple[str, tuple[int, ...], str]] = []
-        self._maps: list[Any] = []
+        self._maps: list[Any] = []  # the mappings: alive as long as the arrays
+        self._addresses: list[int] = []
 
     def __call__(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
         dtype = np.dtype(dtype)
@@ -103,20 +104,26 @@ class _SharedArrays:
         self._maps.append(segment)
         self.layout.append((name, tuple(int(d) for d in shape), dtype.str))
         array: np.ndarray = np.ndarray(shape, dtype, buffer=segment)
+        self._addresses.append(_address(array))
         return array
 
     def index_of(self, array: np.ndarray) -> int:
         """Which allocation ``array`` (or a view at its start) is."""
-        address = array.__array_interface__["data"][0]
-        for k, segment in enumerate(self._maps):
-            view = np.frombuffer(segment, np.uint8, count=1)
-            if view.__array_interface__["data"][0] == address:
-                return k
-        raise InferenceProcessError("the backend holds a buffer outside shared memory")
+        try:
+            return self._addresses.index(_address(array))
+        except ValueError:
+            raise InferenceProcessError(
+                "the backend holds a buffer outside shared memory"
+            ) from None
 
     def unlink(self) -> None:
         for name in self.names:
             unlink_segment(name)
+
+
+def _address(array: np.ndarray) -> int:
+    address: int = array.__array_interface__["data"][0]
+    return address
 
 
 def _open_in_child(model: str, backend: str, options: dict[str, Any]) -> tuple[Backend, Any]:

@@ -52,7 +52,7 @@ from core.pipeline.stages import (
     model_class_names,
     stage_workers,
 )
-from core.pipeline.stats import TestSlowdown, arm_test_slowdown
+from core.pipeline.stats import TestSlowdown
 from core.preprocess import PreprocessSpec
 from core.sinks import NullSink, Sink, open_sink
 
@@ -115,10 +115,8 @@ def measure_stage_costs(
     workers = stage_workers(len(config.sources), config.compress_workers)
     class_names = model_class_names(backend)
     spec = backend.preprocess_spec(PreprocessSpec.yolo())
-    slowdown = arm_test_slowdown()
+    pipeline.arm_test_slowdown()
     remote = backend if isinstance(backend, ProcessBackend) else None
-    if remote is not None:
-        remote.arm_test_slowdown(slowdown)
     pre = PreprocessStage(MotionGate(config.filter.motion), spec)
     post = PostprocessStage(class_names, m.score_floor, m.iou_threshold)
     result_filter = ResultFilter(config.filter, class_names)

@@ -198,6 +198,15 @@ class Pipeline:
         run = _Run(self, duration_s, max_frames, warmup_s, progress)
         return run.execute()
 
+    def arm_test_slowdown(self) -> float:
+        """Read the test-only slowdown (:data:`core.pipeline.stats.TEST_SLOWDOWN_ENV`) into
+        this process and the inference process, if there is one: a run or a cost measure
+        starts. The fraction, 0.0 when unset."""
+        fraction = arm_test_slowdown()
+        if isinstance(self._backend, ProcessBackend):
+            self._backend.arm_test_slowdown(fraction)
+        return fraction
+
     def stage_costs(
         self, frames: int = 50, *, span: tuple[int, int] | None = None
     ) -> dict[str, StageCost]:
@@ -321,9 +330,7 @@ class _Run:
             compress_workers=cfg.compress_workers,
             quality=cfg.filter.jpeg_quality,
         )
-        slowdown = arm_test_slowdown()
-        if isinstance(backend, ProcessBackend):
-            backend.arm_test_slowdown(slowdown)
+        self.pipeline.arm_test_slowdown()
         for stream_id, (consumer, block) in enumerate(
             zip(self.consumers, self.blocks, strict=True)
         ):
