@@ -68,3 +68,31 @@ def grids(prev: np.ndarray, cur: np.ndarray) -> None:
         raise ValueError("prev and cur must be 2-D uint8 arrays")
     if prev.shape != cur.shape:
         raise ValueError(f"prev {prev.shape} and cur {cur.shape} differ in shape")
+
+
+def wrapped_sum(base: np.ndarray, level: int, noise: np.ndarray, out: np.ndarray) -> None:
+    """Three HxWx3 uint8 images of one size (``out`` writeable, overlapping neither other) and a
+    level in [0, 255]."""
+    for array in (base, noise, out):
+        image(array)
+    if noise.shape != base.shape or out.shape != base.shape:
+        raise ValueError("base, noise and out must be HxWx3 images of one size")
+    if not 0 <= level <= 255:
+        raise ValueError("level must be in [0, 255]")
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable")
+    if np.may_share_memory(out, base) or np.may_share_memory(out, noise):
+        raise ValueError("out must not overlap base or noise")
+
+
+def painted(out: np.ndarray, mask: np.ndarray, colour: np.ndarray, noise: np.ndarray) -> None:
+    """HxWx3 uint8 ``out`` (writeable, not overlapping) and ``noise``, HxW bool ``mask``, and
+    3 uint8 ``colour`` values."""
+    image(out)
+    image(noise)
+    if out.shape != noise.shape or mask.shape != out.shape[:2] or mask.dtype != np.bool_:
+        raise ValueError("out and noise must be HxWx3 and mask HxW bool, all of one size")
+    if colour.dtype != np.uint8 or colour.shape != (3,):
+        raise ValueError("colour must be 3 uint8 values")
+    if not out.flags.writeable or np.may_share_memory(out, noise):
+        raise ValueError("out must be writeable and not overlap noise")

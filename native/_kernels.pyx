@@ -141,3 +141,48 @@ def motion_diff(const uint8_t[:, ::1] prev, const uint8_t[:, ::1] cur, int thres
         changed = lib.el_motion_diff(&prev[0, 0], &cur[0, 0], h, w, threshold, box)
     _check(changed, "motion_diff")
     return (changed, box[0], box[1], box[2], box[3])
+
+
+def add_wrapped(const uint8_t[:, :, ::view.contiguous] base, int level,
+                const uint8_t[:, :, ::view.contiguous] noise,
+                uint8_t[:, :, ::view.contiguous] out):
+    """``out = (base + level + noise) mod 256``, byte by byte."""
+    cdef lib.el_image b, z
+    cdef int rc
+    if not 0 <= level <= 255:
+        raise ValueError("level must be in [0, 255]")
+    _image(base, &b)
+    _image(noise, &z)
+    if (noise.shape[0] != base.shape[0] or noise.shape[1] != base.shape[1]
+            or out.shape[0] != base.shape[0] or out.shape[1] != base.shape[1]
+            or out.shape[2] != 3 or out.strides[1] != 3 or out.strides[0] < 3 * out.shape[1]):
+        raise ValueError("base, noise and out must be HxWx3 images of one size")
+    if np.may_share_memory(out, base) or np.may_share_memory(out, noise):
+        raise ValueError("out must not overlap base or noise")
+    with nogil:
+        rc = lib.el_add_wrapped(&b, <uint8_t>level, &z, &out[0, 0, 0], out.strides[0])
+    _check(rc, "add_wrapped")
+
+
+def paint_wrapped(uint8_t[:, :, ::view.contiguous] out, mask, colour,
+                  const uint8_t[:, :, ::view.contiguous] noise):
+    """``out = (colour + noise) mod 256`` where ``mask`` is set."""
+    cdef lib.el_image z
+    cdef const uint8_t[:, ::view.contiguous] m = mask.view(np.uint8)
+    cdef const uint8_t[::1] c = np.asarray(colour, dtype=np.uint8)
+    cdef int rc
+    if mask.dtype != np.bool_:
+        raise ValueError("mask must be a bool array")
+    _image(noise, &z)
+    if (out.shape[0] != noise.shape[0] or out.shape[1] != noise.shape[1] or out.shape[2] != 3
+            or out.strides[1] != 3 or out.strides[0] < 3 * out.shape[1]
+            or m.shape[0] != noise.shape[0] or m.shape[1] != noise.shape[1]):
+        raise ValueError("out and noise must be HxWx3 and mask HxW, all of one size")
+    if c.shape[0] != 3:
+        raise ValueError("colour must hold 3 values")
+    if np.may_share_memory(out, noise):
+        raise ValueError("out must not overlap noise")
+    with nogil:
+        rc = lib.el_paint_wrapped(&out[0, 0, 0], out.strides[0], &z, &m[0, 0], m.strides[0],
+                                  &c[0])
+    _check(rc, "paint_wrapped")

@@ -36,6 +36,14 @@ The contract (all arrays already validated by the ``core`` wrappers; kernels onl
 ``motion_diff(prev, cur, threshold) -> (changed, x0, y0, x1, y1)``
     Count of cells with ``|cur - prev| > threshold`` and their bounding box (half-open; all
     zero when nothing changed).
+``add_wrapped(base, level, noise, out) -> None``
+    ``out = (base + level + noise) mod 256``, byte by byte (the synthetic camera's sensor pass:
+    background, brightness, noise). Three HxWx3 uint8 images of one size, rows may be padded;
+    ``out`` overlaps neither input; ``0 <= level <= 255``.
+``paint_wrapped(out, mask, colour, noise) -> None``
+    ``out = (colour + noise) mod 256`` on the pixels where ``mask`` is set, the others left as
+    they are (an object drawn through the sensor noise). ``out`` and ``noise``: HxWx3 uint8, rows
+    may be padded, not overlapping; ``mask``: HxW bool; ``colour``: 3 uint8 values.
 """
 
 from __future__ import annotations
@@ -46,7 +54,14 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-KERNEL_NAMES: tuple[str, ...] = ("preprocess_into", "nms", "motion_gray", "motion_diff")
+KERNEL_NAMES: tuple[str, ...] = (
+    "preprocess_into",
+    "nms",
+    "motion_gray",
+    "motion_diff",
+    "add_wrapped",
+    "paint_wrapped",
+)
 IMPLEMENTATIONS: tuple[str, ...] = ("cython", "numba", "numpy")
 MODULES: dict[str, str] = {
     "cython": "native._kernels",

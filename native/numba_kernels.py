@@ -508,6 +508,38 @@ def motion_diff(
     return count, x0, y0, x1, y1
 
 
+@_kernel
+def _add_wrapped(base: np.ndarray, level: int, noise: np.ndarray, out: np.ndarray) -> None:
+    lvl = np.uint8(level)
+    for y in range(base.shape[0]):
+        for x in range(base.shape[1]):
+            for c in range(3):
+                out[y, x, c] = base[y, x, c] + lvl + noise[y, x, c]
+
+
+def add_wrapped(base: np.ndarray, level: int, noise: np.ndarray, out: np.ndarray) -> None:
+    """``out = (base + level + noise) mod 256``, byte by byte."""
+    _checks.wrapped_sum(base, level, noise, out)
+    _add_wrapped(_readonly(base), int(level), _readonly(noise), out)
+
+
+@_kernel
+def _paint_wrapped(
+    out: np.ndarray, mask: np.ndarray, colour: np.ndarray, noise: np.ndarray
+) -> None:
+    for y in range(out.shape[0]):
+        for x in range(out.shape[1]):
+            if mask[y, x]:
+                for c in range(3):
+                    out[y, x, c] = colour[c] + noise[y, x, c]
+
+
+def paint_wrapped(out: np.ndarray, mask: np.ndarray, colour: np.ndarray, noise: np.ndarray) -> None:
+    """``out = (colour + noise) mod 256`` where ``mask`` is set."""
+    _checks.painted(out, mask, colour, noise)
+    _paint_wrapped(out, _readonly(mask), _readonly(colour), _readonly(noise))
+
+
 # -- start-up --------------------------------------------------------------------------------
 
 
@@ -526,3 +558,5 @@ def warm_up() -> None:
     grey = np.empty((2, 2), np.uint8)
     motion_gray(src, 2, False, grey)
     motion_diff(grey, grey, 10)
+    add_wrapped(src, 1, src, np.empty_like(src))
+    paint_wrapped(np.empty_like(src), np.ones(src.shape[:2], bool), np.ones(3, np.uint8), src)

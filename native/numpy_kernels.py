@@ -175,3 +175,16 @@ def motion_diff(
     rows = np.flatnonzero(changed.any(axis=1))
     cols = np.flatnonzero(changed.any(axis=0))
     return (count, int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+
+
+def add_wrapped(base: np.ndarray, level: int, noise: np.ndarray, out: np.ndarray) -> None:
+    """``out = (base + level + noise) mod 256``, byte by byte."""
+    _checks.wrapped_sum(base, level, noise, out)
+    np.add(base, np.uint8(level), out=out)
+    np.add(out, noise, out=out)
+
+
+def paint_wrapped(out: np.ndarray, mask: np.ndarray, colour: np.ndarray, noise: np.ndarray) -> None:
+    """``out = (colour + noise) mod 256`` where ``mask`` is set."""
+    _checks.painted(out, mask, colour, noise)
+    np.copyto(out, noise + colour, where=mask[..., None])

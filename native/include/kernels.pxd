@@ -36,3 +36,7 @@ cdef extern from "kernels.h" nogil:
     int el_motion_gray(const el_image *src, int factor, int swap_rb, uint8_t *out)
     int64_t el_motion_diff(const uint8_t *prev, const uint8_t *cur, int height, int width,
                            int threshold, int box[4])
+    int el_add_wrapped(const el_image *base, uint8_t level, const el_image *noise, uint8_t *out,
+                       Py_ssize_t out_stride)
+    int el_paint_wrapped(uint8_t *out, Py_ssize_t out_stride, const el_image *noise,
+                         const uint8_t *mask, Py_ssize_t mask_stride, const uint8_t colour[3])

@@ -66,6 +66,18 @@ int el_motion_gray(const el_image *src, int factor, int swap_rb, uint8_t *out);
 int64_t el_motion_diff(const uint8_t *prev, const uint8_t *cur, int height, int width,
                        int threshold, int box[4]);
 
+/* out = (base + level + noise) mod 256, byte by byte, over three HxWx3 images of base's size
+ * (rows `stride` / `out_stride` bytes apart; out must not overlap base or noise: restrict).
+ * Returns EL_OK or EL_EINVAL. */
+int el_add_wrapped(const el_image *base, uint8_t level, const el_image *noise, uint8_t *out,
+                   ptrdiff_t out_stride);
+
+/* out = (colour + noise) mod 256 on the pixels whose mask byte is non-zero; out and noise are
+ * HxWx3 images of noise's size (out rows `out_stride` bytes apart), mask HxW (rows `mask_stride`
+ * bytes apart). Returns EL_OK or EL_EINVAL. */
+int el_paint_wrapped(uint8_t *out, ptrdiff_t out_stride, const el_image *noise,
+                     const uint8_t *mask, ptrdiff_t mask_stride, const uint8_t colour[3]);
+
 #ifdef __cplusplus
 }
 #endif
