@@ -395,6 +395,7 @@ def _samples_block(report: Any) -> dict[str, Any]:
         ),
         "fps_windows": _windows(report.fps_timeline),
         "latency_windows_p50_ms": _windows(report.latency_timeline),
+        "latency_windows_p99_ms": _windows(report.latency_p99_timeline),
     }
 
 

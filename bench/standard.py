@@ -50,7 +50,11 @@ class SuiteOptions:
     backend: str | None = None
     rate: float | None = None
     duration_s: float = 20.0
-    paced_s: float = 12.0
+    paced_s: float = 30.0
+    """Long enough that one stall does not make the p99: at 80 % load a 30 ms stall delays some
+    40 frames while the backlog drains, more than 1 % of a 12 s run's 3 200 frames (measured
+    here: 2 of 4 standard runs of 12 s had a p99 of 18-21 ms from one such stall, the others
+    7.4-8.7 ms) but half of 1 % of a 30 s run's."""
     naive_s: float = 10.0
     quiet_frames: int | None = None
     """None: two quiet cycles of scene time (:func:`bench.pipeline_run.quiet_frames`)."""

@@ -96,6 +96,11 @@ class PipelineReport:
     workers: dict[str, int]
     fps_timeline: list[tuple[float, float]]
     latency_timeline: list[tuple[float, float]]
+    """Per window: its end (s into the measured phase) and the median end-to-end latency (ms)."""
+    latency_p99_timeline: list[tuple[float, float]]
+    """The same windows' p99: the tail's own spread over time. Within a window, frames delayed
+    by one stall come together, so windows -- not frames -- are what vary independently from
+    run to run (``bench compare`` judges the paced p99 on them)."""
     bytes: dict[str, Any]
     predictions: list[Detections]
     truths: list[GroundTruth]

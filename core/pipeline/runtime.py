@@ -32,6 +32,7 @@ then only after every worker was stopped and every ring closed.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -551,7 +552,8 @@ class _Run:
             busy_frac=busy,
             workers=workers,
             fps_timeline=self._fps_timeline(),
-            latency_timeline=self._latency_timeline(),
+            latency_timeline=self._latency_timeline(50),
+            latency_p99_timeline=self._latency_timeline(99),
             bytes=dict(state.ledger.totals()),
             predictions=list(state.predictions),
             truths=list(state.truths),
@@ -603,13 +605,13 @@ class _Run:
             out.append(((t1 - self.measure_start_ns) / 1e9, (d1 - d0) / seconds))
         return out
 
-    def _latency_timeline(self) -> list[tuple[float, float]]:
+    def _latency_timeline(self, percentile: float) -> list[tuple[float, float]]:
         out = []
         e2e = self.state.e2e
         for (_, _, c0), (t1, _, c1) in zip(self.windows, self.windows[1:], strict=False):
             samples = e2e.samples_since(c0)[: c1 - c0]
-            p50 = float(np.percentile(samples, 50)) / 1e6 if samples.size else float("nan")
-            out.append(((t1 - self.measure_start_ns) / 1e9, p50))
+            value = float(np.percentile(samples, percentile)) / 1e6 if samples.size else math.nan
+            out.append(((t1 - self.measure_start_ns) / 1e9, value))
         return out
 
     # -- closing ----------------------------------------------------------------------------
