@@ -5,7 +5,7 @@
                                     quiet scene, the naive loop; a summary table and a report
                                     folder (``--out``, default ``bench-report/``)
 ``python -m bench micro``           every micro-benchmark (``--only ring,preprocess,jpeg,
-                                    inference,metrics``)
+                                    inference,outbox,metrics,synthetic``)
 ``python -m bench pipeline``        one pipeline run and the naive loop (``--model``,
                                     ``--source``, ``--streams``, ``--batch``, ``--backend``,
                                     ``--duration``, ``--rate``, ``--config``)
@@ -304,9 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-micro", action="store_true", help="skip the micro summary")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    micro = sub.add_parser(
-        "micro", help="micro-benchmarks: ring, preprocess, jpeg, inference, outbox, metrics"
-    )
+    micro = sub.add_parser("micro", help="micro-benchmarks: " + ", ".join(SUITES))
     _common(micro)
     _publish(micro)
     micro.add_argument("--quick", action="store_true", help="short budgets (smoke test)")

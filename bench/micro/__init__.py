@@ -22,11 +22,20 @@ SUITES: dict[str, str] = {
     "inference": "bench.micro.inference",
     "outbox": "bench.micro.outbox",
     "metrics": "bench.micro.metrics",
+    "synthetic": "bench.micro.synthetic",
 }
 
 
 SUMMARY_CASES = frozenset(
-    {"1080p", "letterbox640", "encode1080q85", "detector-s", "write_ack", "sample1hz"}
+    {
+        "1080p",
+        "letterbox640",
+        "encode1080q85",
+        "detector-s",
+        "write_ack",
+        "sample1hz",
+        "render1080p",
+    }
 )
 """The standard suite's micro summary: one case per suite, the one its headline is about
 (``python -m bench micro`` runs them all)."""
