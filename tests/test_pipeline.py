@@ -3,6 +3,7 @@ filter levels, the ledger, metrics, process sources and stage costs. No timing a
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import threading
@@ -199,6 +200,30 @@ def test_pacing_and_duration() -> None:
     assert report.streams[0].state == "stopped"
     _accounted(report)
     assert report.fps_timeline and report.latency_timeline
+    assert len(report.latency_p99_timeline) == len(report.latency_timeline)
+    for (t50, p50), (t99, p99) in zip(
+        report.latency_timeline, report.latency_p99_timeline, strict=True
+    ):
+        assert t50 == t99 and (np.isnan(p50) or p50 <= p99)
+
+
+def test_the_heap_is_frozen_during_a_run_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What lived before the run is out of the collector's reach while it runs (a full
+    collection would stop every thread for 15 ms), and handed back afterwards."""
+    from core.pipeline import runtime
+
+    seen: list[int] = []
+    freeze = runtime.freeze_heap
+
+    def spy() -> int:
+        count = freeze()
+        seen.append(gc.get_freeze_count())
+        return count
+
+    monkeypatch.setattr(runtime, "freeze_heap", spy)
+    _accounted(_run(max_frames=10))
+    assert seen and seen[0] > 1000  # the modules, NumPy, the backend: thousands of objects
+    assert gc.get_freeze_count() == 0
 
 
 def test_warm_up_is_left_out() -> None:
