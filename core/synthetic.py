@@ -410,6 +410,7 @@ class SyntheticCamera:
         else:
             np.add(self._background, np.uint8(level % 256), out=out)
         objects = self._objects(index)
+        paint = kernel("paint_wrapped")
         masks: list[tuple[int, int, int, int, npt.NDArray[np.bool_]]] = []
         for obj in objects:
             x1, y1, x2, y2 = obj.box(cfg.width, cfg.height)
@@ -422,7 +423,7 @@ class SyntheticCamera:
             if noise is None:
                 np.copyto(out[r0:r1, c0:c1], colour, where=mask[..., None])
             else:  # the object seen through the same noise (wraps, as above)
-                kernel("paint_wrapped")(out[r0:r1, c0:c1], mask, colour, noise[r0:r1, c0:c1])
+                paint(out[r0:r1, c0:c1], mask, colour, noise[r0:r1, c0:c1])
             masks.append((r0, r1, c0, c1, mask))
         return self._truth(objects, masks)
 

@@ -168,11 +168,13 @@ def paint_wrapped(uint8_t[:, :, ::view.contiguous] out, mask, colour,
                   const uint8_t[:, :, ::view.contiguous] noise):
     """``out = (colour + noise) mod 256`` where ``mask`` is set."""
     cdef lib.el_image z
-    cdef const uint8_t[:, ::view.contiguous] m = mask.view(np.uint8)
-    cdef const uint8_t[::1] c = np.asarray(colour, dtype=np.uint8)
+    cdef const uint8_t[:, ::view.contiguous] m
+    cdef const uint8_t[::1] c
     cdef int rc
-    if mask.dtype != np.bool_:
-        raise ValueError("mask must be a bool array")
+    if mask.dtype != np.bool_ or colour.dtype != np.uint8:
+        raise ValueError("mask must be a bool array and colour 3 uint8 values")
+    m = mask.view(np.uint8)
+    c = colour
     _image(noise, &z)
     if (out.shape[0] != noise.shape[0] or out.shape[1] != noise.shape[1] or out.shape[2] != 3
             or out.strides[1] != 3 or out.strides[0] < 3 * out.shape[1]

@@ -62,6 +62,8 @@ def test_bad_arguments_are_refused(impl: str) -> None:
         paint(out, mask[:5], np.zeros(3, np.uint8), noise)
     with pytest.raises(ValueError, match="overlap"):
         paint(noise, mask, np.zeros(3, np.uint8), noise)
+    with pytest.raises(ValueError, match="colour"):
+        paint(out, mask, np.zeros(3, np.int64), noise)  # no silent cast
 
 
 @each_impl

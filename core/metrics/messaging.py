@@ -54,9 +54,10 @@ few bytes per message, which the per-interface counters of :mod:`core.metrics.ne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
-from core.metrics.registry import MetricsRegistry
+from core.metrics.registry import Counter, MetricFamily, MetricsRegistry
 
 __all__ = [
     "BROKER_RTT_BUCKETS_S",
@@ -83,6 +84,14 @@ DROP_REASONS: Final = ("evicted", "rejected", "expired")
 policy, older than ``max_age_s``."""
 
 
+def _per_reason(
+    family: MetricFamily[Counter], broker: str, reasons: Sequence[str]
+) -> dict[str, Counter]:
+    """One child of a ``(broker, reason)`` family per known reason, made up front so that
+    every reason is exported from the start (at 0), not only once it has happened."""
+    return {reason: family.labels(broker=broker, reason=reason) for reason in reasons}
+
+
 class BrokerMetrics:
     """The broker connection's families for one broker (``broker``: ``host:port``)."""
 
@@ -97,15 +106,15 @@ class BrokerMetrics:
         self._reconnects = r.counter(
             "edgeloop_broker_reconnects_total", "Connections made after the first", labels
         ).labels(broker=broker)
-        connect_failures = r.counter(
-            "edgeloop_broker_connect_failures_total",
-            "Connection attempts that failed, by reason",
-            ("broker", "reason"),
+        self._connect_failures = _per_reason(
+            r.counter(
+                "edgeloop_broker_connect_failures_total",
+                "Connection attempts that failed, by reason",
+                ("broker", "reason"),
+            ),
+            broker,
+            CONNECT_FAILURE_REASONS,
         )
-        self._connect_failures = {
-            reason: connect_failures.labels(broker=broker, reason=reason)
-            for reason in CONNECT_FAILURE_REASONS
-        }
         self._rtt = r.histogram(
             "edgeloop_broker_rtt_seconds",
             "Broker round trip: publish to PUBACK",
@@ -118,15 +127,15 @@ class BrokerMetrics:
         self._received = r.counter(
             "edgeloop_broker_received_bytes_total", "Topic and payload bytes received", labels
         ).labels(broker=broker)
-        failures = r.counter(
-            "edgeloop_broker_publish_failures_total",
-            "Publishes that failed, by reason",
-            ("broker", "reason"),
+        self._failures = _per_reason(
+            r.counter(
+                "edgeloop_broker_publish_failures_total",
+                "Publishes that failed, by reason",
+                ("broker", "reason"),
+            ),
+            broker,
+            PUBLISH_FAILURE_REASONS,
         )
-        self._failures = {
-            reason: failures.labels(broker=broker, reason=reason)
-            for reason in PUBLISH_FAILURE_REASONS
-        }
         self._batches = r.counter(
             "edgeloop_broker_batches_total", "Batches the broker acknowledged", ("broker", "qos")
         )
