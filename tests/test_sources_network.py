@@ -5,6 +5,7 @@ is gone (reconnects that give up). RTSP itself: its URL and FFmpeg options, unit
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -81,9 +82,9 @@ def test_a_stalled_sender_raises_stalled_instead_of_hanging(
     assert mean_abs_diff(first, next(frames(1))) < 6.0
     delivered, error = _read_until_error(source, out)
     assert delivered > 0  # MPEG-TS holds the last frame or two until more data comes
-    if decoder == "pyav":
+    if decoder == "pyav":  # whichever timeout fires first, the reader's wait or FFmpeg's read
         assert isinstance(error, SourceStalledError)
-        assert f"no frame within {TIMEOUT_S:g} s; not reconnecting" in str(error)
+        assert re.search(r"no (frame|data) within .*; not reconnecting", str(error))
     else:  # usually the same; but OpenCV's read timeout may report first, without its cause
         assert "not reconnecting" in str(error)
     assert source.read_into(out) is None  # reconnect_attempts=0: the stream has ended

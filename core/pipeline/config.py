@@ -27,7 +27,7 @@ A complete YAML file (every key optional)::
     rate: 25                    # pace every source (frames/s); null: as fast as it goes
     source_workers: thread      # thread | process
     infer_worker: auto          # auto | thread | process
-    stage_nice: 5               # how much nicer than inference the other workers run
+    stage_nice: 5               # how much nicer than inference ingest and compress run
 
 >>> config = load_pipeline_config(overrides=["model.batch_size=4", "rate=20"])
 >>> config.model.batch_size, config.rate, config.sources[0].kind
@@ -94,10 +94,11 @@ class PipelineConfig:
     in a thread of this process (``thread``) or in a process of its own whose buffers are
     shared memory (``process``, ONNX Runtime only: :mod:`core.backends.process`), where it
     never waits for the GIL the other stages hold; ``auto`` (the default) is a process for
-    ONNX Runtime, a thread for TensorRT. ``stage_nice``: every worker but inference runs that
-    many steps nicer, so that on a machine whose cores the stages share the bottleneck keeps
-    its core (:mod:`core.pipeline.priority`; 0 turns it off). ``compress_workers`` threads encode
-    JPEG (the encoder releases the GIL); results still reach the sink in order.
+    ONNX Runtime, a thread for TensorRT. ``stage_nice``: every worker but inference and
+    output runs that many steps nicer, so that on a machine whose cores the stages share the
+    bottleneck keeps its core (:mod:`core.pipeline.priority`; 0 turns it off).
+    ``compress_workers`` threads encode JPEG (the encoder releases the GIL); results still
+    reach the sink in order.
     ``source_error_limit`` consecutive failed reads (errors or stalls) end a stream as failed.
     ``stop_timeout_s`` bounds how long stopping waits for each worker.
     """

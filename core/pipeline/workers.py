@@ -357,7 +357,9 @@ class OutputWorker:
             self.pool = CompressPool(compress, compress_workers, state, self.finish)
         else:
             self.compress_stats = state.group("compress").add(StageStats("compress"))
-        self.thread = _thread("output", state, self._run)
+        # The output thread keeps inference's priority: it is the latency path after inference
+        # and needs little CPU (:mod:`core.pipeline.priority`).
+        self.thread = _thread("output", state, self._run, yields=False)
 
     def threads(self) -> list[threading.Thread]:
         extra = self.pool.threads if self.pool is not None else []

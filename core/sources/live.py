@@ -175,8 +175,8 @@ class LiveSource(Source):
             raise self._lost("the sender ended the stream")
         if isinstance(item, SourceFrameError):
             raise item
-        if isinstance(item, SourceError):
-            raise self._lost(str(item).removeprefix(f"{self.name}: "))
+        if isinstance(item, SourceError):  # a stall FFmpeg's own timeout caught stays a stall
+            raise self._lost(str(item).removeprefix(f"{self.name}: "), type(item))
         frame, capture_ns = item
         if frame.shape != out.shape:
             raise self.error(
