@@ -26,8 +26,9 @@ adjusted is reported as ``worse (so was the control)``, not gated: on a shared V
 drifts 5-10 % within minutes, back-to-back runs of the same code otherwise "regress" (measured:
 fps -5.2 % while the naive loop fell 7.1 %). Gated: the pipeline's fps and the
 paced run's end-to-end p50 and p99. Shown, never gated: the flat-out latencies (queueing in the
-rings, not the code's speed), the naive loop's fps (a control: the same code in both runs, so
-when it moved as much as edgeloop's the machine changed, not the code), and figures without
+rings, not the code's speed), the naive loop's fps (a control: the same code in both runs,
+measured in segments around the pipeline runs, so when it moved as much as edgeloop's the
+machine changed, not the code), and figures without
 samples (efficiency, speedup, scenario results: points without an interval).
 
 A report whose verdict is INVALID is compared all the same, with a warning: its intervals are

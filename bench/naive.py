@@ -18,6 +18,7 @@ JPEG done) is kept raw, in ns, with the time spent in each step.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ class NaiveResult:
     warmup_frames: int
     jpeg_bytes: int
     model: str
+    segment_frames: list[int] | None = None
+    """Frames per measured segment, in order (None: one segment)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -208,6 +211,114 @@ class _Model:
         return found
 
 
+class NaiveLoop:
+    """The naive loop on ``stream`` with ``model`` (a path or a reference model's name), loaded
+    once (load and first inference timed) and measured in one or more segments.
+
+    Why segments: the naive loop is also ``bench compare``'s control, the same code in both
+    runs whose change is the machine's. A shared VM's speed drifts 5-10 % within a minute
+    (measured: micro inference and every pipeline stage 5-15 % slower for the first 80 s of a
+    run, the naive loop measured after them unchanged), so a control measured after the
+    pipeline misses the drift the pipeline met. The standard suite measures a segment before,
+    between and after the pipeline runs; their frames make one result."""
+
+    def __init__(
+        self,
+        model: str | Path,
+        stream: StreamSpec,
+        *,
+        score_threshold: float = 0.25,
+        iou_threshold: float = 0.45,
+        jpeg_quality: int = 85,
+    ) -> None:
+        from core.backends import resolve_model  # noqa: PLC0415 - loads the models on demand
+
+        self.path = resolve_model(str(model))
+        self.net = _Model(self.path, score_threshold, iou_threshold)
+        self.read = _reader(stream)
+        self.jpeg_quality = jpeg_quality
+        self.encode_args = [int(self.net.cv2.IMWRITE_JPEG_QUALITY), jpeg_quality]
+        first = self.net.preprocess(self.read(0))
+        start = time.perf_counter()
+        self.net.infer(first)
+        self.first_inference_s = time.perf_counter() - start
+        self.index = 1
+        self.segments: list[np.ndarray] = []
+        """Per segment, one row of step marks (ns) per measured frame."""
+        self.starts_ns: list[int] = []
+        self.warmup_frames = 0
+        self.jpeg_bytes = 0
+
+    def _one(self, marks: list[int]) -> int:
+        clock, net = time.perf_counter_ns, self.net
+        marks[0] = clock()
+        frame = self.read(self.index)
+        marks[1] = clock()
+        blob = net.preprocess(frame)
+        marks[2] = clock()
+        raw = net.infer(blob)
+        marks[3] = clock()
+        net.postprocess(raw)
+        marks[4] = clock()
+        ok, data = net.cv2.imencode(".jpg", frame, self.encode_args)
+        marks[5] = clock()
+        self.index += 1
+        return len(data) if ok else 0
+
+    def measure(self, budget: Budget, progress: Callable[[float], None] | None = None) -> None:
+        """One segment: warm-up bounded by time and count, then frames until ``budget``'s
+        minimum duration and count are both met; ``progress`` gets the elapsed fraction."""
+        clock = time.perf_counter_ns
+        marks = [0] * 6
+        warmed, start_ns = 0, clock()
+        while warmed < budget.warmup_count or clock() - start_ns < budget.warmup_s * 1e9:
+            self._one(marks)
+            warmed += 1
+        self.warmup_frames += warmed
+        rows: list[list[int]] = []
+        start_ns = clock()
+        while len(rows) < budget.max_count:
+            self.jpeg_bytes += self._one(marks)
+            rows.append(list(marks))
+            elapsed = clock() - start_ns
+            if progress is not None and len(rows) % 8 == 0:
+                progress(min(1.0, elapsed / (budget.min_s * 1e9)))
+            if len(rows) >= budget.min_count and elapsed >= budget.min_s * 1e9:
+                break
+        self.segments.append(np.asarray(rows, dtype=np.int64))
+        self.starts_ns.append(start_ns)
+
+    def result(self, window_s: float = 1.0) -> NaiveResult:
+        """Every measured segment as one result (fps: their frames over their durations)."""
+        if not self.segments:
+            raise ValueError("the naive loop has measured nothing yet")
+        times = np.concatenate(self.segments)
+        durations = [
+            (t[-1, 5] - s) / 1e9 for t, s in zip(self.segments, self.starts_ns, strict=True)
+        ]
+        duration_s = float(sum(durations))
+        return NaiveResult(
+            fps=len(times) / duration_s,
+            frames=len(times),
+            duration_s=duration_s,
+            latency_ns=times[:, 5] - times[:, 0],
+            end_ns=times[:, 5],
+            step_ns={step: times[:, i + 1] - times[:, i] for i, step in enumerate(STEPS)},
+            load_s=self.net.load_s,
+            first_inference_s=self.first_inference_s,
+            warmup_frames=self.warmup_frames,
+            jpeg_bytes=self.jpeg_bytes,
+            model=str(self.path),
+            segment_frames=[len(t) for t in self.segments],
+            extra={
+                "window_s": window_s,
+                "segments": len(self.segments),
+                "intra_op_threads": "onnxruntime default",
+                "jpeg_quality": self.jpeg_quality,
+            },
+        )
+
+
 def run_naive(
     model: str | Path,
     stream: StreamSpec,
@@ -219,81 +330,47 @@ def run_naive(
     window_s: float = 1.0,
     progress: Callable[[float], None] | None = None,
 ) -> NaiveResult:
-    """Run the naive loop on ``stream`` with ``model`` (a path or a reference model's name)
-    and measure it; ``progress`` receives the measured phase's elapsed fraction."""
-    from core.backends import resolve_model  # noqa: PLC0415 - loads the models on demand
-
-    path = resolve_model(str(model))
-    net = _Model(path, score_threshold, iou_threshold)
-    cv2 = net.cv2
-    read = _reader(stream)
-    encode_args = [int(cv2.IMWRITE_JPEG_QUALITY), jpeg_quality]
-    clock = time.perf_counter_ns
-
-    def one(index: int, marks: list[int]) -> int:
-        marks[0] = clock()
-        frame = read(index)
-        marks[1] = clock()
-        blob = net.preprocess(frame)
-        marks[2] = clock()
-        raw = net.infer(blob)
-        marks[3] = clock()
-        net.postprocess(raw)
-        marks[4] = clock()
-        ok, data = cv2.imencode(".jpg", frame, encode_args)
-        marks[5] = clock()
-        return len(data) if ok else 0
-
-    marks = [0] * 6
-    first = net.preprocess(read(0))
-    start = time.perf_counter()
-    net.infer(first)
-    first_inference_s = time.perf_counter() - start
-    index = 1
-    start_ns = clock()
-    while index - 1 < budget.warmup_count or clock() - start_ns < budget.warmup_s * 1e9:
-        one(index, marks)
-        index += 1
-    warmup_frames = index - 1
-    rows: list[list[int]] = []
-    jpeg_bytes = 0
-    start_ns = clock()
-    while len(rows) < budget.max_count:
-        jpeg_bytes += one(index, marks)
-        rows.append(list(marks))
-        index += 1
-        elapsed = clock() - start_ns
-        if progress is not None and len(rows) % 8 == 0:
-            progress(min(1.0, elapsed / (budget.min_s * 1e9)))
-        if len(rows) >= budget.min_count and elapsed >= budget.min_s * 1e9:
-            break
-    times = np.asarray(rows, dtype=np.int64)
-    duration_s = (times[-1, 5] - start_ns) / 1e9
-    return NaiveResult(
-        fps=len(rows) / duration_s,
-        frames=len(rows),
-        duration_s=duration_s,
-        latency_ns=times[:, 5] - times[:, 0],
-        end_ns=times[:, 5],
-        step_ns={step: times[:, i + 1] - times[:, i] for i, step in enumerate(STEPS)},
-        load_s=net.load_s,
-        first_inference_s=first_inference_s,
-        warmup_frames=warmup_frames,
-        jpeg_bytes=jpeg_bytes,
-        model=str(path),
-        extra={
-            "window_s": window_s,
-            "intra_op_threads": "onnxruntime default",
-            "jpeg_quality": jpeg_quality,
-        },
+    """The naive loop measured in one segment (:class:`NaiveLoop`)."""
+    loop = NaiveLoop(
+        model,
+        stream,
+        score_threshold=score_threshold,
+        iou_threshold=iou_threshold,
+        jpeg_quality=jpeg_quality,
     )
+    loop.measure(budget, progress)
+    return loop.result(window_s)
+
+
+def _segments(result: NaiveResult) -> list[slice]:
+    bounds = np.cumsum([0, *(result.segment_frames or [result.frames])])
+    return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+
+
+def _per_segment(
+    result: NaiveResult, windows: Callable[[slice], list[tuple[float, float]]]
+) -> list[tuple[float, float]]:
+    """Each segment's windows, one after the other: ``t_s`` counts measured time only (the
+    gaps between segments are other runs)."""
+    out: list[tuple[float, float]] = []
+    offset = 0.0
+    for part in _segments(result):
+        found = windows(part)
+        out.extend((offset + t, v) for t, v in found)
+        offset += found[-1][0] if found else 0.0
+    return out
 
 
 def fps_windows(result: NaiveResult) -> list[tuple[float, float]]:
-    """``(t_s, fps)`` per window of the measured phase."""
-    return window_rates(result.end_ns, float(result.extra["window_s"]))
+    """``(t_s, fps)`` per window of the measured segments."""
+    window_s = float(result.extra["window_s"])
+    return _per_segment(result, lambda part: window_rates(result.end_ns[part], window_s))
 
 
 def latency_windows(result: NaiveResult) -> list[tuple[float, float]]:
-    """``(t_s, median latency ms)`` per window of the measured phase."""
-    return window_values(result.end_ns, result.latency_ns / 1e6, float(result.extra["window_s"]))
+    """``(t_s, median latency ms)`` per window of the measured segments."""
+    window_s = float(result.extra["window_s"])
+    latency_ms = result.latency_ns / 1e6
+    return _per_segment(
+        result, lambda part: window_values(result.end_ns[part], latency_ms[part], window_s)
+    )

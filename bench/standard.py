@@ -4,7 +4,9 @@ pipeline``): one orchestration, two selections of its parts.
 The standard suite, in order: environment capture; a short micro summary (one case per suite
 on a token budget, :data:`bench.micro.SUMMARY_CASES`); the pipeline flat out (after its stages
 measured alone, for ``bound_fps``); the pipeline paced at 80 % of the measured fps; the quiet
-scene; the naive loop on the same stream and model; then the verdict, the summary table, and
+scene; the naive loop on the same stream and model, measured in three segments around those
+runs (before the flat run, between it and the paced run, at the end: as ``bench compare``'s
+control it must see the machine they saw); then the verdict, the summary table, and
 the report folder (``report.json``, ``report.md``, three PNG plots). About two minutes on two
 cores; ``--quick`` takes seconds (a smoke test: its figures mean little).
 
@@ -36,6 +38,8 @@ from bench.stats import downsample, latency_block
 from bench.timing import Budget
 
 NAIVE_WARMUP = Budget(warmup_s=1.0, warmup_count=5, min_s=0.0, min_count=0)
+NAIVE_REWARM_S = 0.25
+"""Warm-up of the naive loop's later segments (its session is warm already)."""
 
 
 @dataclass(frozen=True)
@@ -86,15 +90,29 @@ class SuiteOptions:
         phases = [("environment", 1.0)]
         if self.micro:
             phases.append(("micro", 7.0))
+        naive = self.naive_segments()
+        for name in naive[:1]:
+            phases.append((name, self.naive_s / len(naive) + 3.0))  # loads the model
         phases.append(("pipeline", self.duration_s + 6.0))
+        for name in naive[1:-1]:
+            phases.append((name, self.naive_s / len(naive) + 0.5))
         if self.paced:
             phases.append(("paced", self.paced_s + 3.0))
         if self.quiet:
             phases.append(("quiet", 12.0 if not self.quick else 3.0))
-        if self.naive:
-            phases.append(("naive", self.naive_s + 2.0))
+        for name in naive[-1:] if len(naive) > 1 else []:
+            phases.append((name, self.naive_s / len(naive) + 0.5))
         phases.append(("report", 3.0))
         return phases
+
+    def naive_segments(self) -> list[str]:
+        """The naive loop's segments, in order: before the flat run, between it and the paced
+        run (when there is one), after the last pipeline run (:class:`bench.naive.NaiveLoop`
+        says why)."""
+        if not self.naive:
+            return []
+        count = 3 if self.paced else 2
+        return [f"naive {i}/{count}" for i in range(1, count + 1)]
 
 
 @dataclass
@@ -121,6 +139,30 @@ def micro_summary(bar: ProgressBar) -> dict[str, Any]:
         bar.update(i / len(SUITES), f"micro summary: {name}")
         out[name] = run_suite(name, options)
     return out
+
+
+def _naive_segment(
+    loop: naive.NaiveLoop, options: SuiteOptions, bar: ProgressBar, index: int
+) -> None:
+    """Measure the naive loop's segment ``index``: an equal share of ``naive_s`` and of the
+    minimum count; a full warm-up first, a short one after (the session is warm, the caches
+    were the pipeline's)."""
+    names = options.naive_segments()
+    count = len(names)
+    if index:
+        bar.phase(names[index], f"naive loop, segment {index + 1} of {count}")
+    seconds = options.naive_s / count
+    budget = Budget(
+        warmup_s=NAIVE_WARMUP.warmup_s if index == 0 else NAIVE_REWARM_S,
+        warmup_count=NAIVE_WARMUP.warmup_count,
+        min_s=seconds,
+        min_count=-(-options.naive_min_frames // count),
+    )
+    done = options.naive_s * index / count
+    loop.measure(
+        budget,
+        progress=lambda f: bar.update(f, f"naive loop: {done + f * seconds:.0f} s"),
+    )
 
 
 def naive_block(result: naive.NaiveResult, budget: Budget) -> dict[str, Any]:
@@ -220,6 +262,18 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
     if options.micro:
         bar.phase("micro", "micro summary")
         result["micro"] = micro_summary(bar)
+    segments = options.naive_segments()
+    loop = None
+    if segments:
+        bar.phase(segments[0], "naive loop: loading the model")
+        loop = naive.NaiveLoop(
+            model_path,
+            config.sources[0],
+            score_threshold=config.filter.score_threshold,
+            iou_threshold=config.model.iou_threshold,
+            jpeg_quality=config.filter.jpeg_quality,
+        )
+        _naive_segment(loop, options, bar, 0)
     bar.phase("pipeline", "pipeline")
     flat = pipeline_run.run(
         pipeline_run.capacity_config(config),
@@ -234,6 +288,8 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
     )
     block = pipeline_run.flat_out_block(flat, cores)
     runs = {"pipeline": block["verdict"]}
+    if loop is not None and len(segments) > 2:
+        _naive_segment(loop, options, bar, 1)
     paced = None
     if options.paced and config.rate is None:
         bar.phase("paced", "pipeline paced")
@@ -264,20 +320,11 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
         block["quiet"] = pipeline_run.quiet_block(quiet)
         runs["quiet"] = block["quiet"]["verdict"]
     naive_result = None
-    if options.naive:
-        bar.phase("naive", "naive loop")
+    if loop is not None:
+        _naive_segment(loop, options, bar, len(segments) - 1)
+        naive_result = loop.result(window_s=min(1.0, max(0.1, options.naive_s / 10)))
         budget = dataclasses.replace(
             NAIVE_WARMUP, min_s=options.naive_s, min_count=options.naive_min_frames
-        )
-        naive_result = naive.run_naive(
-            model_path,
-            config.sources[0],
-            budget,
-            score_threshold=config.filter.score_threshold,
-            iou_threshold=config.model.iou_threshold,
-            jpeg_quality=config.filter.jpeg_quality,
-            window_s=min(1.0, max(0.1, options.naive_s / 10)),  # the pipeline's windows
-            progress=lambda f: bar.update(f, f"naive loop: {f * options.naive_s:.0f} s"),
         )
         result["naive"] = naive_block(naive_result, budget)
         runs["naive"] = result["naive"]["verdict"]

@@ -3,9 +3,11 @@ NMS keeps what edgeloop's keeps (a fair baseline)."""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from bench import naive
 from bench.timing import Budget
@@ -14,17 +16,20 @@ from core.detections import nms
 TINY = Budget(warmup_s=0.0, warmup_count=1, min_s=0.01, min_count=4, max_count=20)
 
 
+STREAM = SimpleNamespace(
+    kind="synthetic",
+    uri=None,
+    width=320,
+    height=180,
+    fps=30.0,
+    seed=0,
+    quiet_fraction=None,
+    max_objects=3,
+)
+
+
 def test_naive_loop_runs_a_few_frames() -> None:
-    stream = SimpleNamespace(
-        kind="synthetic",
-        uri=None,
-        width=320,
-        height=180,
-        fps=30.0,
-        seed=0,
-        quiet_fraction=None,
-        max_objects=3,
-    )
+    stream = STREAM
     seen: list[float] = []
     result = naive.run_naive("detector", stream, TINY, window_s=0.001, progress=seen.append)
     assert 4 <= result.frames <= 20 and result.fps > 0 and result.duration_s > 0
@@ -35,6 +40,32 @@ def test_naive_loop_runs_a_few_frames() -> None:
     assert result.jpeg_bytes > 0 and result.load_s > 0 and result.first_inference_s > 0
     assert result.warmup_frames >= 1 and result.model.endswith("detector-s.onnx")
     assert naive.fps_windows(result)
+
+
+def test_segments_make_one_result_without_the_gaps_between_them() -> None:
+    """Measured in segments with other work between them (here a sleep): the frames add up,
+    the fps counts measured time only, and no window spans a gap (it would read ~0 fps)."""
+    budget = Budget(warmup_s=0.0, warmup_count=1, min_s=0.2, min_count=4, max_count=2000)
+    loop = naive.NaiveLoop("detector", STREAM)
+    loop.measure(budget)
+    time.sleep(0.5)
+    loop.measure(budget)
+    result = loop.result(window_s=0.1)
+    assert result.segment_frames is not None and len(result.segment_frames) == 2
+    assert sum(result.segment_frames) == result.frames == result.latency_ns.size
+    assert result.warmup_frames >= 2 and result.extra["segments"] == 2
+    assert 0.4 <= result.duration_s < 0.9  # two segments of 0.2 s and more, not the sleep
+    assert result.fps == pytest.approx(result.frames / result.duration_s)
+    windows = naive.fps_windows(result)
+    times = [t for t, _ in windows]
+    assert times == sorted(times) and times[-1] <= result.duration_s + 1e-9
+    first = result.segment_frames[0]
+    spans = [result.end_ns[:first], result.end_ns[first:]]
+    whole = [int((e[-1] - e[0]) / 1e9 // 0.1) for e in spans]
+    assert len(windows) == sum(whole)  # each segment's own windows; none across the sleep
+    assert len(naive.latency_windows(result)) <= len(windows)
+    with pytest.raises(ValueError, match="measured nothing"):
+        naive.NaiveLoop("detector", STREAM).result()
 
 
 def test_numpy_nms_agrees_with_the_native_kernel() -> None:

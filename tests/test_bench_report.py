@@ -91,6 +91,7 @@ def test_report_json_has_every_contract_key(quick_run: tuple[Path, dict[str, Any
     assert set(report["verdict"]["runs"]) == {"pipeline", "paced", "quiet", "naive"}
     assert report["env"]["model"]["sha256"] and report["env"]["git_commit"]
     assert report["naive"]["fps"] == pipeline["naive_fps"]
+    assert report["naive"]["settings"]["segments"] == 3  # around the flat and paced runs
 
 
 def test_report_keeps_the_samples_compare_needs(
