@@ -4,7 +4,7 @@ Per figure, the change ``new / base - 1`` computed from the raw samples both rep
 (``*.samples``: per-window fps, end-to-end latencies downsampled to order statistics, per-window
 p99 latencies), a 95 % percentile-bootstrap interval for it (each run resampled on its own), and
 a Mann-Whitney two-sided p-value (does one run's distribution sit above the other's?). A median
-is judged on frames; the paced p99 on windows (the mean of each window's p99): a tail is made of
+is judged on frames; the paced p99 on windows (the median of the windows' p99s): a tail is made of
 a few stalls, each delaying a burst of frames, so frames resampled one by one would make the
 interval far narrower than the run-to-run spread.
 
@@ -47,9 +47,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench import SCHEMA
 from bench.env import machine_fingerprint
-from bench.stats import bootstrap_change, mann_whitney
+from bench.stats import bootstrap_change, mann_whitney, statistic
 
 DEFAULT_MAX_REGRESSION = 5.0
 """Percent."""
@@ -94,12 +96,15 @@ FIGURES: tuple[Figure, ...] = (
     # A tail percentile is judged on the run's windows (each window's own p99), not on its
     # frames: the frames of one stall come together, so resampling frames calls a p99 that
     # merely met a different stall "significant" (measured: two runs of the same code, p99
-    # 7.97 vs 8.82 ms, +10.6 %, interval [+4.5 %, +15.4 %] from frames).
+    # 7.97 vs 8.82 ms, +10.6 %, interval [+4.5 %, +15.4 %] from frames). The median window,
+    # not the mean: a run's one to four stall windows (15-25 ms among 29 of 6-9 ms, measured)
+    # moved the mean by up to 20 % between runs of the same code; a slower pipeline moves
+    # every window.
     Figure(
         "paced e2e p99 ms",
         "pipeline.paced.e2e_latency_ms.p99",
         "pipeline.paced.samples.latency_windows_p99_ms",
-        "mean",
+        "median",
         False,
     ),
     # Flat out, latency is queueing in the rings (how full the back-pressure window happens to
@@ -218,11 +223,14 @@ def compare_figure(
         a, b, figure.statistic, confidence=CONFIDENCE, rounds=rounds
     )
     _, p_value = mann_whitney(b, a)
+    reduce = statistic(figure.statistic)
     row.update(
         change=change,
         ci95=[low, high],
         p_value=p_value,
         statistic=figure.statistic,
+        samples=figure.samples,
+        judged=[float(reduce(np.asarray([a]))[0]), float(reduce(np.asarray([b]))[0])],
         n=[len(a), len(b)],
         verdict=_verdict(figure, change, (low, high), p_value, max_regression),
     )
@@ -320,6 +328,10 @@ def compare(
     }
 
 
+def _close(a: Sequence[float], b: Sequence[float], rel: float = 0.01) -> bool:
+    return all(abs(x - y) <= rel * max(abs(x), abs(y)) for x, y in zip(a, b, strict=True))
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:+.1f} %"
 
@@ -344,6 +356,14 @@ def render(result: dict[str, Any]) -> str:
             }
         )
     lines = table(rows) if rows else ["no figure in common"]
+    for r in comparison["figures"]:
+        judged = r.get("judged")
+        if judged and not _close(judged, (r["base"], r["new"])):
+            name = str(r["samples"]).rsplit(".", 1)[-1]
+            lines.append(
+                f"{r['figure']}: the change is of the {r['statistic']} of {name} "
+                f"({judged[0]:.4g} -> {judged[1]:.4g})"
+            )
     machine = comparison.get("machine_change")
     if machine is not None:
         lines.append(
