@@ -37,6 +37,7 @@ import numpy as np
 from bench.micro import MicroOptions
 from bench.stats import ratio, summarize
 from core.sample_media import scene_image
+from core.spawned import exit_cause
 
 CASES: dict[str, tuple[int, int, int]] = {"1080p": (1080, 1920, 3), "480p": (480, 640, 3)}
 CONTENDERS = ("edgeloop", "mp_queue", "pyzmq", "shm_pipe")
@@ -296,8 +297,11 @@ def _run_contender(
     child = ctx.Process(target=_consumer_main, args=(kind, shape, address, child_conn), daemon=True)
     child.start()
     try:
-        if not parent_conn.poll(60):
-            raise RuntimeError(f"{LABELS[kind]} consumer did not start")
+        deadline = time.monotonic() + 60
+        while not parent_conn.poll(0.05):
+            if not child.is_alive() or time.monotonic() > deadline:
+                cause = exit_cause(child.exitcode)
+                raise RuntimeError(f"{LABELS[kind]} consumer did not start: {cause}")
         parent_conn.recv()
         if kind == "edgeloop":
             sender.start()

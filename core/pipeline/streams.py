@@ -41,6 +41,7 @@ from core.pipeline.stats import HEADER, SAMPLES, ErrorLog, StageStats, arm_test_
 from core.ring import FrameRing, RingProducer
 from core.shm import create_segment, open_segment, unlink_segment
 from core.sources import Source, SourceConfig, open_source
+from core.spawned import exit_cause
 
 log = logging.getLogger("edgeloop.pipeline")
 
@@ -443,11 +444,11 @@ class ProcessSourceWorker(SourceWorker):
                 return reply
             if not self._process.is_alive():
                 break
+        self._process.join(1.0)  # a child that hung up is exiting: its exit code says why
+        exitcode = self._process.exitcode
         self.abandon()
-        raise PipelineError(
-            f"source process {self.stream_id} did not {what} within {timeout:.0f} s "
-            f"(exit code {self._process.exitcode})"
-        )
+        cause = f"within {timeout:.0f} s" if exitcode is None else f"({exit_cause(exitcode)})"
+        raise PipelineError(f"source process {self.stream_id} did not {what} {cause}")
 
     def start(self, ring: FrameRing, block: StreamBlock, settings: SourceLoopSettings) -> None:
         self._conn.send(("attach", ring.name, block.name, block.slots, settings))
