@@ -15,7 +15,9 @@ fraction of a millisecond a frame, but every frame waits for it after inference,
 waited for the heavy ingest thread's time slice. Measured paced at 260 fps (1080p, reference
 detector, 2 cores, four runs each, interleaved): postprocess p99 3.3-3.5 ms nicer against
 0.7-0.8 ms not; end-to-end p99 minus inference p99 3.7-5.4 ms against 3.7-4.4 ms; flat-out fps
-the same within the runs' spread (316-358 against 315-359).
+the same within the runs' spread (316-358 against 315-359). Again a day later at 256 fps, four
+runs each, interleaved: the median window's p99 8.4-9.1 ms nicer against 8.1-8.7 ms not, p50
+4.40-4.63 against 4.32-4.59 ms (stall windows of 12-35 ms came in both).
 
 The ledger's JPEG sampler goes further (:func:`run_when_idle`): it runs only on idle time.
 """
