@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from bench import verdict as checks
-from bench.stats import downsample, latency_block
+from bench.stats import downsample, latency_block, stall_windows
 
 PACED_FRACTION = 0.8
 QUIET_FRACTION = 0.05
@@ -549,6 +549,7 @@ def paced_block(measured: Measured) -> dict[str, Any]:
         rate_per_stream=measured.config.rate,
         infer_p99_ms=infer_p99,
         e2e_p99_over_infer_p99_ms=e2e["p99"] - infer_p99 if e2e and infer_p99 else None,
+        stalls=stall_windows(report.latency_p99_timeline),
         run=_run_settings(measured),
         samples=_samples_block(report),
         verdict=checks.verdict(_measurement_checks(measured, judge_latency=True)),

@@ -114,6 +114,7 @@ SUMMARY = (
     ("paced e2e p99", "pipeline.paced.e2e_latency_ms.p99", "ms", "paced_p99"),
     ("paced infer p99", "pipeline.paced.infer_p99_ms", "ms", None),
     ("paced dropped", "pipeline.paced.dropped", "frames", "paced_drops"),
+    ("paced stall windows", "pipeline.paced.stalls.count", "windows", None),
     ("bytes raw", "pipeline.bytes.raw", "bytes", None),
     ("bytes jpeg_all", "pipeline.bytes.jpeg_all", "bytes", None),
     ("bytes sent", "pipeline.bytes.sent", "bytes", None),

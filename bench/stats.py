@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -123,6 +124,36 @@ def window_values(end_ns: Samples, values: Samples, window_s: float) -> list[tup
         if chosen.size:
             out.append(((i + 1) * window_s, float(np.median(chosen))))
     return out
+
+
+STALL_FACTOR = 2.0
+"""A window whose p99 is over this many times the median window's held a stall."""
+
+
+def stall_windows(
+    windows: Sequence[tuple[float, float]], factor: float = STALL_FACTOR
+) -> dict[str, Any]:
+    """The windows ``(t_s, p99_ms)`` whose p99 is over ``factor`` times the median window's:
+    where a run's p99 comes from a few stalls (of the machine or the pipeline: the report
+    cannot tell which) rather than from every window. ``count``, the ``median_window_p99_ms``
+    and ``threshold_ms`` they were judged by, and each one's ``t_s`` and ``p99_ms``.
+
+    >>> found = stall_windows([(1.0, 8.0), (2.0, 7.5), (3.0, 25.0), (4.0, 8.2)])
+    >>> found["count"], found["windows"], round(found["median_window_p99_ms"], 2)
+    (1, [{'t_s': 3.0, 'p99_ms': 25.0}], 8.1)
+    """
+    values = [v for _, v in windows]
+    if not values:
+        return {"count": 0, "median_window_p99_ms": None, "threshold_ms": None, "windows": []}
+    median = float(np.median(values))
+    threshold = factor * median
+    found = [{"t_s": float(t), "p99_ms": float(v)} for t, v in windows if v > threshold]
+    return {
+        "count": len(found),
+        "median_window_p99_ms": median,
+        "threshold_ms": threshold,
+        "windows": found,
+    }
 
 
 def downsample(samples: Samples, max_n: int) -> np.ndarray:

@@ -87,6 +87,10 @@ def test_report_json_has_every_contract_key(quick_run: tuple[Path, dict[str, Any
     for key in ("rate", "e2e_latency_ms", "infer_p99_ms", "dropped"):
         assert key in paced, key
     assert paced["rate"] == pytest.approx(0.8 * pipeline["fps"])
+    stalls = paced["stalls"]
+    assert stalls["count"] == len(stalls["windows"]) and stalls["median_window_p99_ms"] > 0
+    assert stalls["threshold_ms"] == pytest.approx(2 * stalls["median_window_p99_ms"])
+    assert all(w["p99_ms"] > stalls["threshold_ms"] for w in stalls["windows"])
     assert quiet["quiet_fraction"] == 0.05 and quiet["frames"] == 120
     assert set(report["verdict"]["runs"]) == {"pipeline", "paced", "quiet", "naive"}
     assert report["env"]["model"]["sha256"] and report["env"]["git_commit"]
