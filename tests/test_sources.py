@@ -203,6 +203,33 @@ def test_images_that_cannot_open_say_why(tmp_path: Path, setup: str) -> None:
         _images(folder)
 
 
+def _claiming(data: bytes, width: int, height: int) -> bytes:
+    """``data`` (a baseline JPEG) with its frame header claiming another size."""
+    out = bytearray(data)
+    sof = out.find(b"\xff\xc0")
+    out[sof + 5 : sof + 7] = height.to_bytes(2, "big")
+    out[sof + 7 : sof + 9] = width.to_bytes(2, "big")
+    return bytes(out)
+
+
+def test_a_first_image_too_large_to_ring_is_refused_before_anything_is_reserved(
+    tmp_path: Path,
+) -> None:
+    """A hostile or damaged header (30000 x 30000: 21.6 GB for an 8-slot ring) is refused when
+    the source opens, naming ``max_pixels``; a real large frame passes once it is raised."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    small = jpeg.encode(np.zeros((48, 64, 3), np.uint8))
+    (folder / "a.jpg").write_bytes(_claiming(small, 30000, 30000))
+    with pytest.raises(SourceError, match=r"30000x30000 \(900 MP\), over max_pixels"):
+        _images(folder)
+    (folder / "a.jpg").write_bytes(small)
+    with pytest.raises(SourceError, match="max_pixels"):
+        _images(folder, max_pixels=1024)  # 64 x 48 = 3072 pixels
+    source = open_source(SourceConfig(kind="images", uri=str(folder), max_pixels=4096), 0)
+    assert source.open() == (48, 64)
+
+
 # -- V4L2 -----------------------------------------------------------------------------------
 
 

@@ -46,6 +46,10 @@ _URI_HELP: dict[str, str] = {
 }
 
 
+MAX_PIXELS = 8192 * 8192
+"""The default ``SourceConfig.max_pixels``: an 8K camera (7680 x 4320) fits with room."""
+
+
 @dataclass(frozen=True)
 class SourceConfig:
     """One stream: which kind of source, where, and how to read it.
@@ -64,7 +68,10 @@ class SourceConfig:
     files and network streams (``auto``: PyAV, else OpenCV), ``decode_threads`` its decoding
     threads (0: FFmpeg's choice). ``reconnect_attempts``: how many consecutive failed
     reconnects a live source (V4L2, network) makes before its stream counts as ended
-    (-1: forever); see :mod:`core.sources.live`.
+    (-1: forever); see :mod:`core.sources.live`. ``max_pixels``: the largest frame a source
+    may open (width x height; default 8192 x 8192): the ring is sized from the first frame's
+    header, and a damaged or hostile one (a JPEG whose header says 30000 x 30000) would
+    otherwise reserve gigabytes of shared memory per slot.
     """
 
     kind: SourceKind = "synthetic"
@@ -81,6 +88,7 @@ class SourceConfig:
     decoder: DecoderName = "auto"
     decode_threads: int = checked(0, in_range(0, 64))
     reconnect_attempts: int = checked(10, at_least(-1))
+    max_pixels: int = checked(MAX_PIXELS, in_range(1024, 1 << 30))
 
     def __post_init__(self) -> None:
         validate(self)
@@ -157,7 +165,15 @@ class Source(abc.ABC):
         return kind(f"{self.name}: {message}")
 
     def _opened(self, shape: tuple[int, int]) -> tuple[int, int]:
-        self._shape = (int(shape[0]), int(shape[1]))
+        """Record the opened size; a frame over ``max_pixels`` is refused (the source closed)."""
+        height, width = int(shape[0]), int(shape[1])
+        if height * width > self.config.max_pixels:
+            self.close()
+            raise self.error(
+                f"its frames are {width}x{height} ({height * width / 1e6:.0f} MP), over "
+                f"max_pixels ({self.config.max_pixels:,}); raise max_pixels if that is real"
+            )
+        self._shape = (height, width)
         return self._shape
 
     def _check_out(self, out: np.ndarray) -> np.ndarray:
