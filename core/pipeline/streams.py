@@ -439,12 +439,12 @@ class ProcessSourceWorker(SourceWorker):
             if self._conn.poll(0.05):
                 try:
                     reply: tuple[Any, ...] = self._conn.recv()
-                except EOFError:
+                except EOFError:  # it hung up: it is exiting, and its exit code says why
+                    self._process.join(1.0)
                     break
                 return reply
             if not self._process.is_alive():
                 break
-        self._process.join(1.0)  # a child that hung up is exiting: its exit code says why
         exitcode = self._process.exitcode
         self.abandon()
         cause = f"within {timeout:.0f} s" if exitcode is None else f"({exit_cause(exitcode)})"
