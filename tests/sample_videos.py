@@ -72,6 +72,16 @@ def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
 
 
+def claiming_size(data: bytes, width: int, height: int) -> bytes:
+    """``data`` (a baseline JPEG) with its frame header claiming another size: a hostile or
+    damaged header, for the size guards that must refuse it before allocating."""
+    out = bytearray(data)
+    sof = out.find(b"\xff\xc0")
+    out[sof + 5 : sof + 7] = height.to_bytes(2, "big")
+    out[sof + 7 : sof + 9] = width.to_bytes(2, "big")
+    return bytes(out)
+
+
 def padded(height: int, width: int, pad: int = 8) -> np.ndarray:
     """An HxWx3 view with padded rows, like a ring slot that is wider than the frame."""
     return np.zeros((height, width + pad, 3), np.uint8)[:, :width]

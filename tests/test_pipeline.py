@@ -13,6 +13,7 @@ import pytest
 
 from core.pipeline import STAGES, Pipeline, PipelineReport
 from core.pipeline.costs import CHUNKS, WARMUP_FRAMES, _chunks
+from core.pipeline.priority import slice_us
 from core.pipeline.stats import TEST_SLOWDOWN_ENV, StageStats, arm_test_slowdown
 from core.sources import Source, SourceConfig, SourceFrame, open_source
 from tests.pipeline_doubles import (
@@ -306,18 +307,22 @@ def _nice(tid: int) -> int:
 
 
 class _PrioritySink(RecordingSink):
-    """Notes the niceness of the thread that emits (the output worker)."""
+    """Notes the niceness and time slice of the thread that emits (the output worker)."""
 
     def emit(self, record: object) -> None:  # type: ignore[override]
         self.nice = _nice(threading.get_native_id())
+        self.slice_us = slice_us()
         super().emit(record)  # type: ignore[arg-type]
 
 
 def test_ingest_yields_its_core_to_inference_and_output() -> None:
     """``stage_nice``: the source threads run that much nicer; the inference process and the
-    output thread keep the niceness of the process that started them."""
+    output thread keep the niceness of the process that started them, and (where the kernel
+    has per-thread slices) ask for ``critical_slice_us``, which the sources do not get."""
     base = _nice(threading.get_native_id())
+    base_slice = slice_us()
     seen: list[int] = []
+    slices: list[float | None] = []
 
     def noting(config: SourceConfig, stream_id: int) -> Source:
         source = open_source(config, stream_id)
@@ -325,15 +330,22 @@ def test_ingest_yields_its_core_to_inference_and_output() -> None:
 
         def spy(out: np.ndarray) -> SourceFrame | None:
             seen.append(_nice(threading.get_native_id()))
+            slices.append(slice_us())
             return read_into(out)
 
         source.read_into = spy  # type: ignore[method-assign]
         return source
 
     sink = _PrioritySink()
-    config = small_config(*send_everything(), "stage_nice=3", "infer_worker=process")
+    config = small_config(
+        *send_everything(), "stage_nice=3", "infer_worker=process", "critical_slice_us=150"
+    )
     with Pipeline(config, sink=sink, source_factory=noting) as pipeline:
         pipeline.run(max_frames=10)
         child = pipeline.backend.describe().extra["process_pid"]
         assert _nice(child) == base
+        child_slice = slice_us(child)
     assert set(seen) == {min(base + 3, 19)} and sink.nice == base
+    if base_slice is not None:  # Linux 6.12 and later
+        assert child_slice == sink.slice_us == 150.0
+        assert set(slices) == {base_slice}

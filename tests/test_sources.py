@@ -18,7 +18,7 @@ from core.sources.images import ImageDirSource
 from core.sources.synthetic import SyntheticSource
 from core.sources.v4l2 import V4L2Source, device_path
 from core.synthetic import SceneConfig, SyntheticCamera
-from tests.sample_videos import HEIGHT, WIDTH, frames, padded
+from tests.sample_videos import HEIGHT, WIDTH, claiming_size, frames, padded
 
 # -- config and factory ---------------------------------------------------------------------
 
@@ -203,15 +203,6 @@ def test_images_that_cannot_open_say_why(tmp_path: Path, setup: str) -> None:
         _images(folder)
 
 
-def _claiming(data: bytes, width: int, height: int) -> bytes:
-    """``data`` (a baseline JPEG) with its frame header claiming another size."""
-    out = bytearray(data)
-    sof = out.find(b"\xff\xc0")
-    out[sof + 5 : sof + 7] = height.to_bytes(2, "big")
-    out[sof + 7 : sof + 9] = width.to_bytes(2, "big")
-    return bytes(out)
-
-
 def test_a_first_image_too_large_to_ring_is_refused_before_anything_is_reserved(
     tmp_path: Path,
 ) -> None:
@@ -220,7 +211,7 @@ def test_a_first_image_too_large_to_ring_is_refused_before_anything_is_reserved(
     folder = tmp_path / "frames"
     folder.mkdir()
     small = jpeg.encode(np.zeros((48, 64, 3), np.uint8))
-    (folder / "a.jpg").write_bytes(_claiming(small, 30000, 30000))
+    (folder / "a.jpg").write_bytes(claiming_size(small, 30000, 30000))
     with pytest.raises(SourceError, match=r"30000x30000 \(900 MP\), over max_pixels"):
         _images(folder)
     (folder / "a.jpg").write_bytes(small)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core import jpeg
 from core.backends import TensorSpec
 from core.backends.trt_plan import (
     EngineKey,
@@ -18,11 +19,13 @@ from core.backends.trt_plan import (
     calibration_files,
     engine_path,
     load_cached_engine,
+    load_calibration_frame,
     plan_buffers,
     profile_shapes,
     store_engine,
 )
 from core.errors import BackendUnavailableError, ConfigError
+from tests.sample_videos import claiming_size
 
 KEY = EngineKey(
     model_sha256="ab" * 32,
@@ -124,6 +127,37 @@ def test_calibration_inputs(tmp_path: Path) -> None:
     np.save(tmp_path / "frame2.npy", np.full((8, 8, 3), 9, np.uint8))
     assert calibration_digest(files) != before  # new frames: new calibration, new engine
     assert calibration_batches(3, 4) == [[0, 1, 2, 0]]
+
+
+def test_calibration_frames_are_checked_before_they_are_read(tmp_path: Path) -> None:
+    """A calibration frame is checked like a source's: a header claiming more than
+    ``max_pixels`` is refused before anything is allocated, a .npy of another shape or dtype
+    is refused rather than cast, and a broken file names itself."""
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
+    good = tmp_path / "good.npy"
+    np.save(good, image)
+    assert np.array_equal(load_calibration_frame(good), image)
+    data = jpeg.encode(image)
+    (tmp_path / "good.jpg").write_bytes(data)
+    assert load_calibration_frame(tmp_path / "good.jpg").shape == (48, 64, 3)
+
+    (tmp_path / "huge.jpg").write_bytes(claiming_size(data, 30000, 30000))
+    with pytest.raises(ConfigError, match=r"huge.jpg: 30000x30000 is over max_pixels"):
+        load_calibration_frame(tmp_path / "huge.jpg")
+    with pytest.raises(ConfigError, match=r"good.npy: 64x48 is over max_pixels \(1,000\)"):
+        load_calibration_frame(good, max_pixels=1000)
+    np.save(tmp_path / "float.npy", image.astype(np.float32))
+    with pytest.raises(ConfigError, match=r"float.npy: .*HxWx3 uint8.*float32"):
+        load_calibration_frame(tmp_path / "float.npy")
+    np.save(tmp_path / "grey.npy", image[..., 0])
+    with pytest.raises(ConfigError, match=r"grey.npy: .*got shape \(48, 64\)"):
+        load_calibration_frame(tmp_path / "grey.npy")
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ConfigError, match=r"cut.jpg: "):
+        load_calibration_frame(tmp_path / "cut.jpg")
+    (tmp_path / "text.npy").write_text("not an array")
+    with pytest.raises(ConfigError, match=r"text.npy: "):
+        load_calibration_frame(tmp_path / "text.npy")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt installed")

@@ -48,6 +48,7 @@ from core.backends.trt_plan import (
     calibration_files,
     engine_path,
     load_cached_engine,
+    load_calibration_frame,
     plan_buffers,
     profile_shapes,
     store_engine,
@@ -82,15 +83,6 @@ def _device_pointer(host: Any) -> int:
     return int(host.base.get_device_pointer())
 
 
-def _load_frame(path: Path) -> np.ndarray:
-    if path.suffix.lower() == ".npy":
-        frame = np.load(path)
-        return np.ascontiguousarray(frame, dtype=np.uint8)
-    from core import jpeg  # noqa: PLC0415 - only calibration reads JPEG files
-
-    return jpeg.decode(path.read_bytes())
-
-
 def _calibrator(
     trt: Any, cuda: Any, files: list[Path], spec: PreprocessSpec, *, batch: int, cache: Path
 ) -> Any:
@@ -112,7 +104,7 @@ def _calibrator(
             if indices is None:
                 return None
             for row, index in enumerate(indices):
-                preprocess_into(_load_frame(files[index]), self.host[row], spec)
+                preprocess_into(load_calibration_frame(files[index]), self.host[row], spec)
             cuda.memcpy_htod(self.device, self.host)
             return [int(self.device)]
 

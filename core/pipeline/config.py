@@ -28,6 +28,7 @@ A complete YAML file (every key optional)::
     source_workers: thread      # thread | process
     infer_worker: auto          # auto | thread | process
     stage_nice: 5               # how much nicer than inference ingest and compress run
+    critical_slice_us: 100      # the time slice inference and output ask for (0: the default)
 
 >>> config = load_pipeline_config(overrides=["model.batch_size=4", "rate=20"])
 >>> config.model.batch_size, config.rate, config.sources[0].kind
@@ -47,6 +48,7 @@ from typing import Literal
 from core.config import checked, in_range, load, positive, validate
 from core.errors import ConfigError
 from core.filter import FilterConfig
+from core.pipeline.priority import CRITICAL_SLICE_US
 from core.sinks import SinkConfig
 from core.sources import SourceConfig
 
@@ -97,6 +99,9 @@ class PipelineConfig:
     ONNX Runtime, a thread for TensorRT. ``stage_nice``: every worker but inference and
     output runs that many steps nicer, so that on a machine whose cores the stages share the
     bottleneck keeps its core (:mod:`core.pipeline.priority`; 0 turns it off).
+    ``critical_slice_us``: inference and output ask Linux for that short a time slice, so
+    that when they wake they take a core at once rather than after a niced stage's slice
+    (kernel 6.12 and later; 0 keeps the kernel's default slice).
     ``compress_workers`` threads encode JPEG (the encoder releases the GIL); results still
     reach the sink in order.
     ``source_error_limit`` consecutive failed reads (errors or stalls) end a stream as failed.
@@ -112,6 +117,7 @@ class PipelineConfig:
     source_workers: Literal["thread", "process"] = "thread"
     infer_worker: Literal["auto", "thread", "process"] = "auto"
     stage_nice: int = checked(5, in_range(0, 19))
+    critical_slice_us: int = checked(CRITICAL_SLICE_US, in_range(0, 100_000))
     compress_workers: int = checked(1, in_range(1, 16))
     source_error_limit: int = checked(10, in_range(1, 1_000_000))
     stop_timeout_s: float = checked(5.0, positive)

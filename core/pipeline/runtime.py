@@ -52,6 +52,7 @@ from core.ledger import BandwidthLedger
 from core.metrics import MetricsRegistry
 from core.pipeline.batcher import Batcher
 from core.pipeline.config import PipelineConfig
+from core.pipeline.priority import ask_short_slice
 from core.pipeline.report import PipelineProgress, PipelineReport, StageCost, StreamReport
 from core.pipeline.stages import (
     STAGES,
@@ -151,6 +152,8 @@ class Pipeline:
                 input_slots=self.input_slots,
                 spinning=False,  # a spinning pool thread would hold a core the stages need
             )
+            if isinstance(self._backend, ProcessBackend):  # its one thread runs the model
+                ask_short_slice(self.config.critical_slice_us, self._backend.pid)
             info = self._backend.describe()
             timings = self._backend.timings
             self._metrics.model_info(
@@ -324,7 +327,11 @@ class _Run:
             raise
         raw_bytes = [int(np.prod(w.shape)) * 3 for w in self.sources]
         state = self.state = RunState(
-            len(self.sources), BandwidthLedger(), raw_bytes, cfg.stage_nice
+            len(self.sources),
+            BandwidthLedger(),
+            raw_bytes,
+            cfg.stage_nice,
+            cfg.critical_slice_us,
         )
         m = cfg.model
         self.batcher = Batcher(

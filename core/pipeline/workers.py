@@ -35,7 +35,7 @@ from core.jpeg import encode
 from core.ledger import BandwidthLedger
 from core.pipeline.batcher import Batch, Batcher, WorkItem
 from core.pipeline.model_metrics import ScoreBuffer
-from core.pipeline.priority import be_nicer, run_when_idle
+from core.pipeline.priority import ask_short_slice, be_nicer, run_when_idle
 from core.pipeline.stages import (
     CompressStage,
     FilterStage,
@@ -64,9 +64,15 @@ class RunState:
     """What the workers share with the pipeline for one run: stats, counters, results."""
 
     def __init__(
-        self, streams: int, ledger: BandwidthLedger, raw_bytes: list[int], stage_nice: int = 0
+        self,
+        streams: int,
+        ledger: BandwidthLedger,
+        raw_bytes: list[int],
+        stage_nice: int = 0,
+        critical_slice_us: int = 0,
     ) -> None:
         self.stage_nice = stage_nice
+        self.critical_slice_us = critical_slice_us
         self.errlog = ErrorLog()
         self.groups: dict[str, StageGroup] = {}
         self.e2e = StageStats("e2e")
@@ -127,12 +133,14 @@ class RunState:
 def _thread(
     name: str, state: RunState, body: Callable[[], None], *, yields: bool = True
 ) -> threading.Thread:
-    """A worker thread; ``yields``: it runs ``state.stage_nice`` steps nicer than inference
-    (:mod:`core.pipeline.priority`)."""
+    """A worker thread; ``yields``: it runs ``state.stage_nice`` steps nicer than inference,
+    else it asks for the latency-critical path's short slice (:mod:`core.pipeline.priority`)."""
 
     def run() -> None:
         if yields:
             be_nicer(state.stage_nice)
+        else:
+            ask_short_slice(state.critical_slice_us)
         try:
             body()
         except BaseException as exc:
