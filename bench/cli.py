@@ -203,11 +203,19 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_compare(args: argparse.Namespace) -> dict[str, Any]:
-    if args.max_regression < 0:
-        raise UsageError(f"--max-regression must be >= 0 percent, got {args.max_regression}")
+    for option in ("max_regression", "max_latency_regression"):
+        if getattr(args, option) < 0:
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(f"{flag} must be >= 0 percent, got {getattr(args, option)}")
     try:
         base, new = compare.load(args.base), compare.load(args.new)
-        result = compare.compare(base, new, max_regression=args.max_regression, force=args.force)
+        result = compare.compare(
+            base,
+            new,
+            max_regression=args.max_regression,
+            max_latency_regression=args.max_latency_regression,
+            force=args.force,
+        )
     except compare.CompareRefused as exc:
         raise UsageError(str(exc)) from None
     print(compare.render(result))
@@ -365,7 +373,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=compare.DEFAULT_MAX_REGRESSION,
         metavar="PCT",
-        help=f"tolerated change in percent (default {compare.DEFAULT_MAX_REGRESSION:g})",
+        help=f"tolerated fps drop in percent (default {compare.DEFAULT_MAX_REGRESSION:g})",
+    )
+    comp.add_argument(
+        "--max-latency-regression",
+        type=float,
+        default=compare.DEFAULT_MAX_LATENCY_REGRESSION,
+        metavar="PCT",
+        help="tolerated latency rise in percent "
+        f"(default {compare.DEFAULT_MAX_LATENCY_REGRESSION:g})",
     )
     comp.add_argument("--force", action="store_true", help="compare different machines/models")
     return parser

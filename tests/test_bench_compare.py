@@ -76,19 +76,51 @@ def test_a_a_reports_no_regression() -> None:
 
 
 def test_injected_ten_percent_slowdown_is_flagged(tmp_path: Path) -> None:
+    """fps is gated at 5 %, latency at 10 %: a 10 % slowdown fails on fps; latency fails
+    once it rose more than its own threshold."""
     base = write(tmp_path / "base.json", make_report(seed=1))
     slow = write(tmp_path / "slow.json", make_report(seed=2, slowdown=1.1))
     out = tmp_path / "cmp.json"
     assert main(["compare", str(base), str(slow), "--json", str(out)]) == 1
     result = json.loads(out.read_text())["comparison"]
     assert "pipeline fps" in result["regressed"]
-    assert "paced e2e p50 ms" in result["regressed"] and "paced e2e p99 ms" in result["regressed"]
-    flat = next(r for r in result["figures"] if r["key"] == "pipeline.e2e_latency_ms.p50")
-    assert flat["verdict"] == "worse (not gated)"
+    assert result["max_regression_pct"] == 5 and result["max_latency_regression_pct"] == 10
     fps = next(r for r in result["figures"] if r["key"] == "pipeline.fps")
     assert fps["change"] == pytest.approx(1 / 1.1 - 1, abs=0.02) and fps["ci95"][1] < 0
-    # the same change under a threshold above it is not a regression
-    assert main(["compare", str(base), str(slow), "--max-regression", "15"]) == 0
+    assert fps["threshold_pct"] == 5
+    # the same change under thresholds above it is not a regression
+    above = ["--max-regression", "15", "--max-latency-regression", "15"]
+    assert main(["compare", str(base), str(slow), *above]) == 0
+    # latency at 5 % too: the paced figures fail as well; the flat-out ones are never gated
+    assert main(["compare", str(base), str(slow), "--max-latency-regression", "5"]) == 1
+    strict = compare.compare(
+        make_report(seed=1), make_report(seed=2, slowdown=1.1), max_latency_regression=5
+    )["comparison"]
+    assert {"paced e2e p50 ms", "paced e2e p99 ms"} <= set(strict["regressed"])
+    flat = next(r for r in strict["figures"] if r["key"] == "pipeline.e2e_latency_ms.p50")
+    assert flat["verdict"] == "worse (not gated)" and flat["threshold_pct"] == 5
+    # latency that rose beyond 10 % fails at the default
+    slower = compare.compare(make_report(seed=1), make_report(seed=2, slowdown=1.2))["comparison"]
+    assert {"paced e2e p50 ms", "paced e2e p99 ms"} <= set(slower["regressed"])
+
+
+def _with_paced_latency(report: dict[str, Any], scale: float) -> dict[str, Any]:
+    paced = report["pipeline"]["paced"]
+    frames = np.asarray(paced["samples"]["e2e_latency_ms"]) * scale
+    paced["samples"]["e2e_latency_ms"] = frames.tolist()
+    paced["e2e_latency_ms"]["p50"] = float(np.median(frames))
+    return report
+
+
+def test_a_latency_median_that_moved_as_between_same_code_runs_passes() -> None:
+    """Measured A/A: the paced p50 moved +6.0 % (significant) with fps and the control still.
+    That passes at the default latency threshold and fails at 5 %."""
+    shifted = _with_paced_latency(make_report(seed=2), 1.06)
+    result = compare.compare(make_report(seed=1), shifted)["comparison"]
+    p50 = next(r for r in result["figures"] if r["figure"] == "paced e2e p50 ms")
+    assert p50["verdict"] == "worse (small)" and result["regressed"] == []
+    strict = compare.compare(make_report(seed=1), shifted, max_latency_regression=5)
+    assert strict["comparison"]["regressed"] == ["paced e2e p50 ms"]
 
 
 def test_significant_but_small_or_large_but_noisy_changes_pass() -> None:
