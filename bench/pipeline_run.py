@@ -537,6 +537,12 @@ def _run_settings(measured: Measured) -> dict[str, Any]:
     }
 
 
+def _stages_after_capture(report: Any) -> dict[str, list[tuple[float, float]]]:
+    """The stages' p99 timelines that end-to-end latency is made of: not the source's (a frame
+    is stamped captured once read, so reading it is not part of its latency)."""
+    return {k: v for k, v in report.stage_p99_timeline.items() if k != "source"}
+
+
 def paced_block(measured: Measured) -> dict[str, Any]:
     """``pipeline.paced``: latency below capacity, against the inference stage's p99."""
     report = measured.report
@@ -549,7 +555,7 @@ def paced_block(measured: Measured) -> dict[str, Any]:
         rate_per_stream=measured.config.rate,
         infer_p99_ms=infer_p99,
         e2e_p99_over_infer_p99_ms=e2e["p99"] - infer_p99 if e2e and infer_p99 else None,
-        stalls=stall_windows(report.latency_p99_timeline),
+        stalls=stall_windows(report.latency_p99_timeline, stages=_stages_after_capture(report)),
         run=_run_settings(measured),
         samples=_samples_block(report),
         verdict=checks.verdict(_measurement_checks(measured, judge_latency=True)),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -131,29 +131,66 @@ STALL_FACTOR = 2.0
 
 
 def stall_windows(
-    windows: Sequence[tuple[float, float]], factor: float = STALL_FACTOR
+    windows: Sequence[tuple[float, float]],
+    factor: float = STALL_FACTOR,
+    stages: Mapping[str, Sequence[tuple[float, float]]] | None = None,
 ) -> dict[str, Any]:
     """The windows ``(t_s, p99_ms)`` whose p99 is over ``factor`` times the median window's:
-    where a run's p99 comes from a few stalls (of the machine or the pipeline: the report
-    cannot tell which) rather than from every window. ``count``, the ``median_window_p99_ms``
-    and ``threshold_ms`` they were judged by, and each one's ``t_s`` and ``p99_ms``.
+    where a run's p99 comes from a few stalls (of the machine or the pipeline) rather than from
+    every window. ``count``, the ``median_window_p99_ms`` and ``threshold_ms`` they were judged
+    by, and each one's ``t_s`` and ``p99_ms``.
+
+    With ``stages`` (each stage's p99 over the same windows) each stall also has its
+    ``stages_p99_ms`` and ``slowest_stage``: the stage whose p99 rose most against its own
+    median window (``ratio``). A ratio near 1 says every stage kept its speed and frames waited
+    between them; inference at 1.5 says the machine ran it slower (a throttle, a neighbour)
+    and the queue behind it did the rest.
 
     >>> found = stall_windows([(1.0, 8.0), (2.0, 7.5), (3.0, 25.0), (4.0, 8.2)])
     >>> found["count"], found["windows"], round(found["median_window_p99_ms"], 2)
     (1, [{'t_s': 3.0, 'p99_ms': 25.0}], 8.1)
+    >>> infer = [(1.0, 3.0), (2.0, 3.1), (3.0, 4.8), (4.0, 3.0)]
+    >>> stall_windows([(1.0, 8.0), (2.0, 7.5), (3.0, 25.0), (4.0, 8.2)], stages={"infer": infer})[
+    ...     "windows"][0]["slowest_stage"]
+    {'stage': 'infer', 'ratio': 1.57}
     """
     values = [v for _, v in windows]
     if not values:
         return {"count": 0, "median_window_p99_ms": None, "threshold_ms": None, "windows": []}
     median = float(np.median(values))
     threshold = factor * median
-    found = [{"t_s": float(t), "p99_ms": float(v)} for t, v in windows if v > threshold]
-    return {
+    aligned = {
+        name: np.asarray([v for _, v in timeline], np.float64)
+        for name, timeline in (stages or {}).items()
+        if len(timeline) == len(windows)
+    }
+    medians = {name: float(np.nanmedian(v)) for name, v in aligned.items() if np.isfinite(v).any()}
+    found = []
+    for i, (t, v) in enumerate(windows):
+        if not v > threshold:
+            continue
+        stall: dict[str, Any] = {"t_s": float(t), "p99_ms": float(v)}
+        if medians:
+            here = {name: float(aligned[name][i]) for name in medians}
+            stall["stages_p99_ms"] = here
+            ratios = {
+                name: here[name] / medians[name]
+                for name in medians
+                if medians[name] > 0 and math.isfinite(here[name])
+            }
+            if ratios:
+                slowest = max(ratios, key=ratios.__getitem__)
+                stall["slowest_stage"] = {"stage": slowest, "ratio": round(ratios[slowest], 2)}
+        found.append(stall)
+    out: dict[str, Any] = {
         "count": len(found),
         "median_window_p99_ms": median,
         "threshold_ms": threshold,
         "windows": found,
     }
+    if medians:
+        out["median_window_stages_p99_ms"] = medians
+    return out
 
 
 def downsample(samples: Samples, max_n: int) -> np.ndarray:

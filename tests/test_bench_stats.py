@@ -118,3 +118,23 @@ def test_verdict_names_the_first_failure_and_combines_runs() -> None:
     assert both["result"] == "INVALID" and both["reason"] == "naive: stable: fps 20 %"
     assert both["runs"] == {"pipeline": "VALID", "naive": "INVALID"}
     assert verdict.combine({"pipeline": good})["result"] == "VALID"
+
+
+def test_stall_windows_name_the_stage_that_slowed() -> None:
+    """Each stall window says which stage's own p99 rose most against its median window; a
+    stage timeline of another length (not the same windows) or without calls is left out."""
+    e2e = [(1.0, 8.0), (2.0, 7.5), (3.0, 30.0), (4.0, 8.2), (5.0, 19.0)]
+    infer = [(1.0, 3.0), (2.0, 3.1), (3.0, 3.2), (4.0, 3.0), (5.0, 6.0)]
+    output = [(1.0, 0.5), (2.0, 0.5), (3.0, 2.0), (4.0, 0.6), (5.0, 0.5)]
+    idle = [(t, math.nan) for t, _ in e2e]
+    found = stats.stall_windows(
+        e2e, stages={"infer": infer, "output": output, "compress": idle, "short": infer[:3]}
+    )
+    assert [w["t_s"] for w in found["windows"]] == [3.0, 5.0]
+    first, second = found["windows"]
+    assert first["slowest_stage"] == {"stage": "output", "ratio": 4.0}
+    assert second["slowest_stage"] == {"stage": "infer", "ratio": round(6.0 / 3.1, 2)}
+    assert set(first["stages_p99_ms"]) == {"infer", "output"}
+    assert found["median_window_stages_p99_ms"] == {"infer": 3.1, "output": 0.5}
+    # without stage timelines the block is as before
+    assert "slowest_stage" not in stats.stall_windows(e2e)["windows"][0]

@@ -206,6 +206,14 @@ def test_pacing_and_duration() -> None:
         report.latency_timeline, report.latency_p99_timeline, strict=True
     ):
         assert t50 == t99 and (np.isnan(p50) or p50 <= p99)
+    # each stage's p99 over the same windows, from that stage's own calls
+    timelines = report.stage_p99_timeline
+    assert set(timelines) == set(STAGES)
+    infer_ms = report.stage_ns["infer"] / 1e6
+    for name, timeline in timelines.items():
+        assert [t for t, _ in timeline] == [t for t, _ in report.latency_p99_timeline], name
+    windows = [v for _, v in timelines["infer"] if not np.isnan(v)]
+    assert windows and infer_ms.min() <= min(windows) <= max(windows) <= infer_ms.max()
 
 
 def test_the_heap_is_frozen_during_a_run_only(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -114,6 +114,10 @@ class PipelineReport:
     """Batches with rows that went before they were full (batch timeout, or the end)."""
     metrics: dict[str, Any] = field(default_factory=dict)
     """The metrics registry's snapshot at the end of the run."""
+    stage_p99_timeline: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """Per stage, the latency windows' p99 of its calls (ms; NaN for a window without one): in a
+    window whose end-to-end p99 rose, whether a stage itself ran slower (the machine slowed
+    it, a throttle) or every stage kept its speed and frames waited between them."""
 
     @property
     def fps(self) -> float:

@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -66,7 +66,7 @@ from core.pipeline.stages import (
     source_policy,
     stage_workers,
 )
-from core.pipeline.stats import arm_test_slowdown
+from core.pipeline.stats import StageGroup, arm_test_slowdown
 from core.pipeline.streams import (
     FAILED,
     RUNNING,
@@ -259,6 +259,16 @@ def freeze_heap() -> int:
     return gc.get_freeze_count()
 
 
+class _Window(NamedTuple):
+    """A window mark: when, frames delivered, end-to-end samples and each stage's workers'
+    calls so far (the samples between two marks are the window's)."""
+
+    t_ns: int
+    delivered: int
+    e2e_calls: int
+    stage_calls: dict[str, tuple[int, ...]]
+
+
 class _Run:
     """One run: setup, monitor, stop, report, close (see :meth:`Pipeline.run`)."""
 
@@ -284,7 +294,7 @@ class _Run:
         self.stuck: dict[int, str] = {}
         self.forced = False
         self.window_s = 1.0 if duration_s is None else min(1.0, max(0.1, duration_s / 10))
-        self.windows: list[tuple[int, int, int]] = []  # (t ns, delivered, e2e calls)
+        self.windows: list[_Window] = []
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -408,7 +418,7 @@ class _Run:
         state.ledger = BandwidthLedger()
         self.batches_mark = (self.batcher.batches, self.batcher.partial)
         self.measure_start_ns = now_ns
-        self.windows = [(now_ns, sum(state.delivered), state.e2e.calls)]
+        self.windows = [self._window(now_ns)]
 
     def _overwritten(self, stream: int) -> int:
         consumer = self.consumers[stream]
@@ -453,8 +463,8 @@ class _Run:
             measured_ns = now - self.measure_start_ns if marked else 0
             if self.duration_s is not None and measured_ns >= self.duration_s * 1e9:
                 return
-            if marked and now - self.windows[-1][0] >= self.window_s * 1e9:
-                self.windows.append((now, sum(state.delivered), state.e2e.calls))
+            if marked and now - self.windows[-1].t_ns >= self.window_s * 1e9:
+                self.windows.append(self._window(now))
             if now >= next_metrics:
                 self._update_metrics(now - start_ns)
                 next_metrics = now + int(METRICS_EVERY_S * 1e9)
@@ -470,8 +480,9 @@ class _Run:
         frames = sum(state.delivered) - sum(self.delivered_mark) if marked else 0
         fps = 0.0
         if marked and len(self.windows) >= 2:
-            (t0, d0, _), (t1, d1, _) = self.windows[-2], self.windows[-1]
-            fps = (d1 - d0) / ((t1 - t0) / 1e9) if t1 > t0 else 0.0
+            w0, w1 = self.windows[-2], self.windows[-1]
+            seconds = (w1.t_ns - w0.t_ns) / 1e9
+            fps = (w1.delivered - w0.delivered) / seconds if seconds > 0 else 0.0
         errors = sum(g.errors for g in state.groups.values()) if marked else 0
         dropped = sum(self._overwritten(i) for i in range(len(self.rings)))
         self.progress(
@@ -579,6 +590,7 @@ class _Run:
             fps_timeline=self._fps_timeline(),
             latency_timeline=self._latency_timeline(50),
             latency_p99_timeline=self._latency_timeline(99),
+            stage_p99_timeline=self._stage_timelines(99),
             bytes=dict(state.ledger.totals()),
             predictions=list(state.predictions),
             truths=list(state.truths),
@@ -623,21 +635,52 @@ class _Run:
             produced_total=block.produced,
         )
 
+    def _window(self, now_ns: int) -> _Window:
+        state = self.state
+        calls = {name: group.calls_each() for name, group in state.groups.items()}
+        return _Window(now_ns, sum(state.delivered), state.e2e.calls, calls)
+
     def _fps_timeline(self) -> list[tuple[float, float]]:
         out = []
-        for (t0, d0, _), (t1, d1, _) in zip(self.windows, self.windows[1:], strict=False):
-            seconds = (t1 - t0) / 1e9
-            out.append(((t1 - self.measure_start_ns) / 1e9, (d1 - d0) / seconds))
+        for w0, w1 in zip(self.windows, self.windows[1:], strict=False):
+            seconds = (w1.t_ns - w0.t_ns) / 1e9
+            out.append(
+                ((w1.t_ns - self.measure_start_ns) / 1e9, (w1.delivered - w0.delivered) / seconds)
+            )
+        return out
+
+    def _timeline(
+        self, percentile: float, samples: Callable[[_Window, _Window], np.ndarray]
+    ) -> list[tuple[float, float]]:
+        out = []
+        for w0, w1 in zip(self.windows, self.windows[1:], strict=False):
+            values = samples(w0, w1)
+            value = float(np.percentile(values, percentile)) / 1e6 if values.size else math.nan
+            out.append(((w1.t_ns - self.measure_start_ns) / 1e9, value))
         return out
 
     def _latency_timeline(self, percentile: float) -> list[tuple[float, float]]:
-        out = []
         e2e = self.state.e2e
-        for (_, _, c0), (t1, _, c1) in zip(self.windows, self.windows[1:], strict=False):
-            samples = e2e.samples_since(c0)[: c1 - c0]
-            value = float(np.percentile(samples, percentile)) / 1e6 if samples.size else math.nan
-            out.append(((t1 - self.measure_start_ns) / 1e9, value))
-        return out
+        return self._timeline(
+            percentile,
+            lambda w0, w1: e2e.samples_since(w0.e2e_calls)[: w1.e2e_calls - w0.e2e_calls],
+        )
+
+    def _stage_timelines(self, percentile: float) -> dict[str, list[tuple[float, float]]]:
+        """Per stage, each window's ``percentile`` of its calls."""
+        return {
+            name: self._stage_timeline(name, group, percentile)
+            for name, group in self.state.groups.items()
+            if all(len(w.stage_calls.get(name, ())) == len(group.workers) for w in self.windows)
+        }  # a stage whose workers changed mid-run (none do) would be left out
+
+    def _stage_timeline(
+        self, name: str, group: StageGroup, percentile: float
+    ) -> list[tuple[float, float]]:
+        return self._timeline(
+            percentile,
+            lambda w0, w1: group.samples_between(w0.stage_calls[name], w1.stage_calls[name]),
+        )
 
     # -- closing ----------------------------------------------------------------------------
 

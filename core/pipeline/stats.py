@@ -172,7 +172,20 @@ class StageGroup:
 
     def samples(self) -> npt.NDArray[np.int64]:
         """Every worker's latencies since the mark, concatenated (int64 ns)."""
-        parts = [w.samples_since(m.calls) for w, m in zip(self.workers, self._marks, strict=True)]
+        return self.samples_between(tuple(m.calls for m in self._marks), None)
+
+    def calls_each(self) -> tuple[int, ...]:
+        """Each worker's call count now: a bookmark for :meth:`samples_between`."""
+        return tuple(w.calls for w in self.workers)
+
+    def samples_between(
+        self, start: tuple[int, ...], end: tuple[int, ...] | None
+    ) -> npt.NDArray[np.int64]:
+        """Every worker's latencies between two bookmarks (``end`` None: until now)."""
+        parts = [
+            w.samples_since(c0)[: None if end is None else end[i] - c0]
+            for i, (w, c0) in enumerate(zip(self.workers, start, strict=True))
+        ]
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
