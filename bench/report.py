@@ -168,11 +168,31 @@ def verdict_line(report: dict[str, Any]) -> str | None:
     return f"verdict: {verdict.get('result')} -- {verdict.get('reason')}"
 
 
+def stall_lines(report: dict[str, Any]) -> list[str]:
+    """One line per paced stall window: when, its p99, and the stage that added the most.
+
+    >>> stall_lines({"pipeline": {"paced": {"stalls": {"windows": [{"t_s": 20.3, "p99_ms": 27.2,
+    ...     "slowest_stage": {"stage": "infer", "added_ms": 2.81, "ratio": 1.87}}]}}}})
+    ['paced stall at 20.3 s: p99 27.2 ms; most added by infer: +2.81 ms (1.87x its median window)']
+    """
+    lines = []
+    for window in _get(report, "pipeline.paced.stalls.windows") or []:
+        line = f"paced stall at {window['t_s']:.1f} s: p99 {window['p99_ms']:.1f} ms"
+        slowest = window.get("slowest_stage") or {}
+        if "added_ms" in slowest:  # a report made at 42b1f28 has the ratio only
+            line += (
+                f"; most added by {slowest['stage']}: +{slowest['added_ms']:.2f} ms "
+                f"({slowest['ratio']:.2f}x its median window)"
+            )
+        lines.append(line)
+    return lines
+
+
 def pipeline_sections(report: dict[str, Any]) -> Iterable[tuple[str, list[str]]]:
     """(title, lines) of the pipeline summary and stage tables, when the report has them."""
     if "pipeline" not in report:
         return
-    yield "summary", table(summary_rows(report))
+    yield "summary", table(summary_rows(report)) + stall_lines(report)
     rows = stage_rows(report)
     if rows:
         limit = _get(report, "pipeline.bound.limit")

@@ -121,20 +121,22 @@ def test_verdict_names_the_first_failure_and_combines_runs() -> None:
 
 
 def test_stall_windows_name_the_stage_that_slowed() -> None:
-    """Each stall window says which stage's own p99 rose most against its median window; a
+    """Each stall window says which stage's own p99 rose the most milliseconds above its
+    median window -- not the largest ratio: a small stage that tripled added less -- and a
     stage timeline of another length (not the same windows) or without calls is left out."""
     e2e = [(1.0, 8.0), (2.0, 7.5), (3.0, 30.0), (4.0, 8.2), (5.0, 19.0)]
     infer = [(1.0, 3.0), (2.0, 3.1), (3.0, 3.2), (4.0, 3.0), (5.0, 6.0)]
-    output = [(1.0, 0.5), (2.0, 0.5), (3.0, 2.0), (4.0, 0.6), (5.0, 0.5)]
+    output = [(1.0, 0.5), (2.0, 0.5), (3.0, 2.0), (4.0, 0.6), (5.0, 1.5)]
     idle = [(t, math.nan) for t, _ in e2e]
     found = stats.stall_windows(
         e2e, stages={"infer": infer, "output": output, "compress": idle, "short": infer[:3]}
     )
     assert [w["t_s"] for w in found["windows"]] == [3.0, 5.0]
     first, second = found["windows"]
-    assert first["slowest_stage"] == {"stage": "output", "ratio": 4.0}
-    assert second["slowest_stage"] == {"stage": "infer", "ratio": round(6.0 / 3.1, 2)}
+    assert first["slowest_stage"] == {"stage": "output", "added_ms": 1.4, "ratio": 3.33}
+    # output took 2.5 times its median but added 0.9 ms; inference added 2.9 ms
+    assert second["slowest_stage"] == {"stage": "infer", "added_ms": 2.9, "ratio": 1.94}
     assert set(first["stages_p99_ms"]) == {"infer", "output"}
-    assert found["median_window_stages_p99_ms"] == {"infer": 3.1, "output": 0.5}
+    assert found["median_window_stages_p99_ms"] == {"infer": 3.1, "output": 0.6}
     # without stage timelines the block is as before
     assert "slowest_stage" not in stats.stall_windows(e2e)["windows"][0]
