@@ -14,7 +14,7 @@ import pytest
 from core.pipeline import STAGES, Pipeline, PipelineReport
 from core.pipeline.costs import CHUNKS, WARMUP_FRAMES, _chunks
 from core.pipeline.priority import slice_us
-from core.pipeline.stats import TEST_SLOWDOWN_ENV, StageStats, arm_test_slowdown
+from core.pipeline.stats import TEST_SLOWDOWN_ENV, StageStats, arm_test_slowdown, stats_buffer
 from core.sources import Source, SourceConfig, SourceFrame, open_source
 from tests.pipeline_doubles import (
     HEIGHT,
@@ -357,3 +357,16 @@ def test_ingest_yields_its_core_to_inference_and_output() -> None:
     if base_slice is not None:  # Linux 6.12 and later
         assert child_slice == sink.slice_us == 150.0
         assert set(slices) == {base_slice}
+
+
+def test_samples_between_two_marks_leave_out_what_the_ring_overwrote() -> None:
+    """A window's samples are its own calls: those the ring overwrote are left out, never
+    made up from later calls (a window older than the ring would otherwise borrow them)."""
+    stats = StageStats("x", stats_buffer(8))
+    for i in range(20):
+        stats.record(0, i)  # call i took i ns
+    assert stats.samples_between(14, 17).tolist() == [14, 15, 16]
+    assert stats.samples_between(10, 15).tolist() == [12, 13, 14]  # 10 and 11 are gone
+    assert stats.samples_between(2, 5).size == 0
+    assert stats.samples_between(18, None).tolist() == [18, 19]
+    assert stats.samples_since(0).tolist() == list(range(12, 20))

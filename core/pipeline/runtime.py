@@ -663,7 +663,7 @@ class _Run:
         e2e = self.state.e2e
         return self._timeline(
             percentile,
-            lambda w0, w1: e2e.samples_since(w0.e2e_calls)[: w1.e2e_calls - w0.e2e_calls],
+            lambda w0, w1: e2e.samples_between(w0.e2e_calls, w1.e2e_calls),
         )
 
     def _stage_timelines(self, percentile: float) -> dict[str, list[tuple[float, float]]]:

@@ -116,11 +116,18 @@ class StageStats:
     def samples_since(self, calls: int) -> npt.NDArray[np.int64]:
         """A copy of the latencies recorded after the first ``calls`` calls (at most the last
         ring's worth), oldest first."""
-        end = self.calls
-        start = max(calls, end - (self._mask + 1))
-        if end <= start:
+        return self.samples_between(calls, None)
+
+    def samples_between(self, first: int, end: int | None) -> npt.NDArray[np.int64]:
+        """A copy of the latencies of calls ``first`` to ``end`` (exclusive; None: to now),
+        oldest first; those the ring has overwritten since are left out, never replaced by
+        later ones."""
+        now = self.calls
+        stop = now if end is None else min(end, now)
+        start = max(first, now - (self._mask + 1))
+        if stop <= start:
             return np.zeros(0, np.int64)
-        index = np.arange(start, end) & self._mask
+        index = np.arange(start, stop) & self._mask
         samples: npt.NDArray[np.int64] = self._lat[index]
         return samples
 
@@ -183,7 +190,7 @@ class StageGroup:
     ) -> npt.NDArray[np.int64]:
         """Every worker's latencies between two bookmarks (``end`` None: until now)."""
         parts = [
-            w.samples_since(c0)[: None if end is None else end[i] - c0]
+            w.samples_between(c0, None if end is None else end[i])
             for i, (w, c0) in enumerate(zip(self.workers, start, strict=True))
         ]
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
