@@ -213,28 +213,21 @@ def load_calibration_frame(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarr
     refused instead of allocated, and an ``.npy`` of another shape or dtype is refused instead
     of cast (a float array cast to uint8 would calibrate on garbage). Every error is a
     :class:`ConfigError` naming the file."""
+    npy = path.suffix.lower() == ".npy"
     try:
-        if path.suffix.lower() == ".npy":
+        if npy:
             array = np.load(path, mmap_mode="r", allow_pickle=False)  # reads only the header
             shape, dtype = array.shape, array.dtype
         else:
             data = path.read_bytes()
             header = jpeg.read_header(data)
             shape, dtype = (header.height, header.width, 3), np.dtype(np.uint8)
-    except (OSError, ValueError) as exc:  # unreadable, not a .npy, not a JPEG
-        raise ConfigError(f"calibration frame {path}: {exc}") from exc
-    if len(shape) != 3 or shape[2] != 3 or dtype != np.uint8:
-        raise ConfigError(
-            f"calibration frame {path}: a .npy frame must be HxWx3 uint8 BGR, "
-            f"got shape {shape} {dtype}"
-        )
-    if shape[0] * shape[1] > max_pixels:
-        raise ConfigError(
-            f"calibration frame {path}: {shape[1]}x{shape[0]} is over max_pixels ({max_pixels:,})"
-        )
-    try:
-        return np.array(array) if path.suffix.lower() == ".npy" else jpeg.decode(data)
-    except (OSError, ValueError) as exc:  # a truncated body behind a good header
+        if len(shape) != 3 or shape[2] != 3 or dtype != np.uint8:
+            raise ConfigError(f"a .npy frame must be HxWx3 uint8 BGR, got shape {shape} {dtype}")
+        if shape[0] * shape[1] > max_pixels:
+            raise ConfigError(f"{shape[1]}x{shape[0]} is over max_pixels ({max_pixels:,})")
+        return np.array(array) if npy else jpeg.decode(data)
+    except (OSError, ValueError) as exc:  # unreadable, not a .npy or JPEG, refused, truncated
         raise ConfigError(f"calibration frame {path}: {exc}") from exc
 
 
