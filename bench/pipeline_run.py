@@ -555,7 +555,11 @@ def paced_block(measured: Measured) -> dict[str, Any]:
         rate_per_stream=measured.config.rate,
         infer_p99_ms=infer_p99,
         e2e_p99_over_infer_p99_ms=e2e["p99"] - infer_p99 if e2e and infer_p99 else None,
-        stalls=stall_windows(report.latency_p99_timeline, stages=_stages_after_capture(report)),
+        stalls=stall_windows(
+            report.latency_p99_timeline,
+            stages=_stages_after_capture(report),
+            infer_off_cpu=report.infer_off_cpu_timeline,
+        ),
         run=_run_settings(measured),
         samples=_samples_block(report),
         verdict=checks.verdict(_measurement_checks(measured, judge_latency=True)),

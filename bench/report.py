@@ -169,20 +169,29 @@ def verdict_line(report: dict[str, Any]) -> str | None:
 
 
 def stall_lines(report: dict[str, Any]) -> list[str]:
-    """One line per paced stall window: when, its p99, and the stage that added the most.
+    """One line per paced stall window: when, its p99, the stage that added the most, and how
+    long inference waited for a core in it.
 
     >>> stall_lines({"pipeline": {"paced": {"stalls": {"windows": [{"t_s": 20.3, "p99_ms": 27.2,
-    ...     "slowest_stage": {"stage": "infer", "added_ms": 2.81, "ratio": 1.87}}]}}}})
-    ['paced stall at 20.3 s: p99 27.2 ms; most added by infer: +2.81 ms (1.87x its median window)']
+    ...     "slowest_stage": {"stage": "infer", "added_ms": 2.81, "ratio": 1.87},
+    ...     "infer_off_cpu_ms": 31.0}], "median_window_infer_off_cpu_ms": 0.6}}}})
+    ['paced stall at 20.3 s: p99 27.2 ms; most added by infer: +2.81 ms (1.87x its median
+      window); inference off its core 31.0 ms (median window 0.6)']
     """
     lines = []
-    for window in _get(report, "pipeline.paced.stalls.windows") or []:
+    stalls = _get(report, "pipeline.paced.stalls") or {}
+    for window in stalls.get("windows") or []:
         line = f"paced stall at {window['t_s']:.1f} s: p99 {window['p99_ms']:.1f} ms"
         slowest = window.get("slowest_stage") or {}
         if "added_ms" in slowest:  # a report made at 42b1f28 has the ratio only
             line += (
                 f"; most added by {slowest['stage']}: +{slowest['added_ms']:.2f} ms "
                 f"({slowest['ratio']:.2f}x its median window)"
+            )
+        if "infer_off_cpu_ms" in window:  # reports since this change
+            line += (
+                f"; inference off its core {window['infer_off_cpu_ms']:.1f} ms "
+                f"(median window {stalls['median_window_infer_off_cpu_ms']:.1f})"
             )
         lines.append(line)
     return lines

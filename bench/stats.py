@@ -134,6 +134,7 @@ def stall_windows(
     windows: Sequence[tuple[float, float]],
     factor: float = STALL_FACTOR,
     stages: Mapping[str, Sequence[tuple[float, float]]] | None = None,
+    infer_off_cpu: Sequence[tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
     """The windows ``(t_s, p99_ms)`` whose p99 is over ``factor`` times the median window's:
     where a run's p99 comes from a few stalls (of the machine or the pipeline) rather than from
@@ -151,10 +152,21 @@ def stall_windows(
     >>> found = stall_windows([(1.0, 8.0), (2.0, 7.5), (3.0, 25.0), (4.0, 8.2)])
     >>> found["count"], found["windows"], round(found["median_window_p99_ms"], 2)
     (1, [{'t_s': 3.0, 'p99_ms': 25.0}], 8.1)
+
     >>> infer = [(1.0, 3.0), (2.0, 3.1), (3.0, 4.8), (4.0, 3.0)]
     >>> stall_windows([(1.0, 8.0), (2.0, 7.5), (3.0, 25.0), (4.0, 8.2)], stages={"infer": infer})[
     ...     "windows"][0]["slowest_stage"]
     {'stage': 'infer', 'added_ms': 1.75, 'ratio': 1.57}
+
+    With ``infer_off_cpu`` (the ms inference spent off its core in each window) each stall
+    also has its ``infer_off_cpu_ms``, beside the ``median_window_infer_off_cpu_ms``: inference
+    that slowed while it kept its core was slowed by the machine; one that waited for a core
+    shared it with another thread.
+
+    >>> off = [(1.0, 0.5), (2.0, 0.75), (3.0, 31.0), (4.0, 0.5)]
+    >>> found = stall_windows([(1.0, 8.0), (2.0, 7.5), (3.0, 25.0), (4.0, 8.2)], infer_off_cpu=off)
+    >>> found["windows"][0]["infer_off_cpu_ms"], found["median_window_infer_off_cpu_ms"]
+    (31.0, 0.625)
     """
     values = [v for _, v in windows]
     if not values:
@@ -167,6 +179,11 @@ def stall_windows(
         if len(timeline) == len(windows)
     }
     medians = {name: float(np.nanmedian(v)) for name, v in aligned.items() if np.isfinite(v).any()}
+    off_cpu = (
+        [v for _, v in infer_off_cpu]
+        if infer_off_cpu is not None and len(infer_off_cpu) == len(windows)
+        else None
+    )
     found = []
     for i, (t, v) in enumerate(windows):
         if not v > threshold:
@@ -187,6 +204,8 @@ def stall_windows(
                     "added_ms": round(added[slowest], 3),
                     "ratio": round(here[slowest] / medians[slowest], 2),
                 }
+        if off_cpu is not None:
+            stall["infer_off_cpu_ms"] = float(off_cpu[i])
         found.append(stall)
     out: dict[str, Any] = {
         "count": len(found),
@@ -196,6 +215,8 @@ def stall_windows(
     }
     if medians:
         out["median_window_stages_p99_ms"] = medians
+    if off_cpu is not None:
+        out["median_window_infer_off_cpu_ms"] = float(np.median(off_cpu))
     return out
 
 

@@ -7,13 +7,17 @@ import gc
 import itertools
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
 
-from core.pipeline import STAGES, Pipeline, PipelineReport
+from core.backends.base import Outputs
+from core.pipeline import STAGES, Pipeline, PipelineReport, runtime
+from core.pipeline.batcher import Batch
 from core.pipeline.costs import CHUNKS, WARMUP_FRAMES, _chunks
 from core.pipeline.priority import slice_us
+from core.pipeline.stages import InferStage
 from core.pipeline.stats import TEST_SLOWDOWN_ENV, StageStats, arm_test_slowdown, stats_buffer
 from core.sources import Source, SourceConfig, SourceFrame, open_source
 from tests.pipeline_doubles import (
@@ -214,6 +218,41 @@ def test_pacing_and_duration() -> None:
         assert [t for t, _ in timeline] == [t for t, _ in report.latency_p99_timeline], name
     windows = [v for _, v in timelines["infer"] if not np.isnan(v)]
     assert windows and infer_ms.min() <= min(windows) <= max(windows) <= infer_ms.max()
+    # and how long inference waited for a core in each of them
+    off_cpu = report.infer_off_cpu_timeline
+    assert [t for t, _ in off_cpu] == [t for t, _ in report.latency_p99_timeline]
+    assert all(v >= 0 for _, v in off_cpu)
+
+
+@pytest.mark.parametrize("worker", ["thread", "process"])
+def test_time_inference_spent_off_its_core_is_reported(
+    worker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``infer_off_cpu_timeline``: calls' wall time less the CPU time they ran. Made certain
+    here by calls that sleep: in a process, the test-only slowdown's (the child sleeps inside
+    each call as long as it ran); in a thread, an inference stage that sleeps 1 ms first."""
+
+    class SleepyInfer(InferStage):
+        def process(self, work: Batch) -> Outputs:
+            time.sleep(0.001)
+            return super().process(work)
+
+    if worker == "process":
+        monkeypatch.setenv(TEST_SLOWDOWN_ENV, "1")
+    else:
+        monkeypatch.setattr(runtime, "InferStage", SleepyInfer)
+    try:
+        report = _run(
+            f"infer_worker={worker}", "filter.motion.enabled=false", "rate=100", duration_s=0.5
+        )
+    finally:
+        monkeypatch.delenv(TEST_SLOWDOWN_ENV, raising=False)
+        arm_test_slowdown()
+    off_ms = sum(v for _, v in report.infer_off_cpu_timeline)
+    calls = report.stage_ns["infer"].size
+    infer_ms = float(report.stage_ns["infer"].sum()) / 1e6
+    assert calls > 10
+    assert 0.3 * calls < off_ms < infer_ms  # at least most of the sleeps, never the calls'
 
 
 def test_the_heap_is_frozen_during_a_run_only(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -118,6 +118,12 @@ class PipelineReport:
     """Per stage, the latency windows' p99 of its calls (ms; NaN for a window without one): in a
     window whose end-to-end p99 rose, whether a stage itself ran slower (the machine slowed
     it, a throttle) or every stage kept its speed and frames waited between them."""
+    infer_off_cpu_timeline: list[tuple[float, float]] = field(default_factory=list)
+    """Per latency window, the ms inference's calls spent off their core (wall time less CPU
+    time, summed). On a CPU backend a call does not block, so this is how long inference was
+    ready but waiting for a core: a window whose inference ran slower with this near its
+    median's ran slower on its core (the machine: a host, a throttle), one with it high shared
+    its core. On TensorRT it is time spent waiting for the GPU."""
 
     @property
     def fps(self) -> float:

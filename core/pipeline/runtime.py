@@ -260,13 +260,14 @@ def freeze_heap() -> int:
 
 
 class _Window(NamedTuple):
-    """A window mark: when, frames delivered, end-to-end samples and each stage's workers'
-    calls so far (the samples between two marks are the window's)."""
+    """A window mark: when, frames delivered, end-to-end samples, each stage's workers' calls
+    and inference's time off its core so far (what lies between two marks is the window's)."""
 
     t_ns: int
     delivered: int
     e2e_calls: int
     stage_calls: dict[str, tuple[int, ...]]
+    infer_off_cpu_ns: int
 
 
 class _Run:
@@ -591,6 +592,7 @@ class _Run:
             latency_timeline=self._latency_timeline(50),
             latency_p99_timeline=self._latency_timeline(99),
             stage_p99_timeline=self._stage_timelines(99),
+            infer_off_cpu_timeline=self._off_cpu_timeline(),
             bytes=dict(state.ledger.totals()),
             predictions=list(state.predictions),
             truths=list(state.truths),
@@ -638,7 +640,7 @@ class _Run:
     def _window(self, now_ns: int) -> _Window:
         state = self.state
         calls = {name: group.calls_each() for name, group in state.groups.items()}
-        return _Window(now_ns, sum(state.delivered), state.e2e.calls, calls)
+        return _Window(now_ns, sum(state.delivered), state.e2e.calls, calls, self.infer.off_cpu_ns)
 
     def _fps_timeline(self) -> list[tuple[float, float]]:
         out = []
@@ -648,6 +650,15 @@ class _Run:
                 ((w1.t_ns - self.measure_start_ns) / 1e9, (w1.delivered - w0.delivered) / seconds)
             )
         return out
+
+    def _off_cpu_timeline(self) -> list[tuple[float, float]]:
+        return [
+            (
+                (w1.t_ns - self.measure_start_ns) / 1e9,
+                (w1.infer_off_cpu_ns - w0.infer_off_cpu_ns) / 1e6,
+            )
+            for w0, w1 in zip(self.windows, self.windows[1:], strict=False)
+        ]
 
     def _timeline(
         self, percentile: float, samples: Callable[[_Window, _Window], np.ndarray]

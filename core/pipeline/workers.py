@@ -266,6 +266,9 @@ class InferWorker:
         self.remote = backend if isinstance(backend, ProcessBackend) else None
         # an inference process slows its own calls under the test-only slowdown
         self.stats = state.group("infer").add(StageStats("infer", slowed=self.remote is None))
+        self.off_cpu_ns = 0
+        """Its calls' wall time less the CPU time they ran, summed: time a call was waiting for
+        a core (a CPU backend does not block), or waiting for a GPU (TensorRT)."""
         body = self._run if self.remote is None else self._submit
         self.thread = _thread("infer", state, body, yields=False)  # the submitter feeds it
 
@@ -286,12 +289,15 @@ class InferWorker:
                     return
                 outputs = None
                 if batch.rows:
+                    cpu_start = time.thread_time_ns()
                     start = clock()
                     try:
                         outputs = stage.process(batch)
                     except Exception as exc:
                         state.fail("infer", stats, exc, batch.rows)
-                    stats.record(start, clock(), batch.rows)
+                    end = clock()
+                    self._ran(end - start, time.thread_time_ns() - cpu_start)
+                    stats.record(start, end, batch.rows)
                 out.put((batch, outputs))
         finally:
             out.put(None)
@@ -319,8 +325,15 @@ class InferWorker:
         reply = self.remote.collect(batch.slot)
         if reply.error is not None:
             self.state.fail("infer", self.stats, InferenceProcessError(reply.error), batch.rows)
-        self.stats.record(reply.cost.start_ns, reply.cost.end_ns, batch.rows)
+        cost = reply.cost
+        self._ran(cost.end_ns - cost.start_ns, cost.cpu_ns)
+        self.stats.record(cost.start_ns, cost.end_ns, batch.rows)
         return reply.outputs if reply.error is None else None
+
+    def _ran(self, wall_ns: int, cpu_ns: int) -> None:
+        """One call's wall and CPU time: the difference counts as off its core (a pool of
+        threads can run longer than the call took: never below zero)."""
+        self.off_cpu_ns += max(0, wall_ns - cpu_ns)
 
 
 PENDING = object()
