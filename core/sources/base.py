@@ -105,13 +105,19 @@ class SourceFrame:
     (a looping file or folder keeps counting)."""
     capture_ns: int
     """``time.monotonic_ns()`` when the frame was captured: for live sources when the reader
-    thread had it decoded, for files and the synthetic camera when it was read."""
+    thread had it decoded, for files and the synthetic camera when it was read (and, paced by
+    the pipeline, when it was published on its tick)."""
     truth: GroundTruth | None = None
     """The objects really in the frame (synthetic camera only)."""
 
 
 class Source(abc.ABC):
     """A stream of HxWx3 uint8 BGR frames; see the module docstring for the rules."""
+
+    live = False
+    """Whether frames come from the world as it happens (a camera, RTSP) rather than being
+    replayed (the synthetic camera, a file, a folder): a replayed frame paced by the pipeline
+    is stamped captured when the pacing publishes it (:mod:`core.pipeline.streams`)."""
 
     def __init__(self, config: SourceConfig, stream_id: int) -> None:
         self.config = config

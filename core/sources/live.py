@@ -122,6 +122,8 @@ class _Reader:
 class LiveSource(Source):
     """A source fed by a reader thread; subclasses say how to :meth:`connect`."""
 
+    live = True
+
     def __init__(self, config: SourceConfig, stream_id: int) -> None:
         super().__init__(config, stream_id)
         self._reader: _Reader | None = None

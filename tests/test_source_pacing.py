@@ -1,0 +1,141 @@
+"""Paced source loops: each frame is published on its tick, replayed frames are stamped captured
+then while live ones keep their own time, a frame read when the stream stops is abandoned, and
+the frame clock neither bursts nor oversleeps a stop. No timing assertions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from core.pipeline.streams import (
+    ENDED,
+    STOPPED,
+    FrameClock,
+    SourceLoopSettings,
+    StreamBlock,
+    source_loop,
+)
+from core.ring import FrameRing
+from core.sources import Source, SourceConfig, SourceFrame
+
+SHAPE = (4, 6)
+OLD_NS = 12_345
+"""A capture time long past: what the double's frames claim."""
+
+
+class _Frames(Source):
+    """Frames of a constant colour (the read count) that claim :data:`OLD_NS`; with
+    ``stop_at``, the read of that frame sets ``stop`` (a stop that comes mid-read)."""
+
+    def __init__(
+        self, *, live: bool = False, stop: threading.Event | None = None, stop_at: int = -1
+    ) -> None:
+        super().__init__(SourceConfig(), 0)
+        self.live = live
+        self.reads = 0
+        self._stop, self._stop_at = stop, stop_at
+
+    def open(self) -> tuple[int, int]:
+        return self._opened(SHAPE)
+
+    def read_into(self, out: np.ndarray) -> SourceFrame | None:
+        out[...] = self.reads % 256
+        if self.reads == self._stop_at and self._stop is not None:
+            self._stop.set()
+        self.reads += 1
+        return self._delivered(capture_ns=OLD_NS)
+
+
+@pytest.fixture
+def ring() -> Iterator[FrameRing]:
+    with FrameRing.create(shape=(*SHAPE, 3), slots=4) as created:
+        yield created
+
+
+def _loop(
+    ring: FrameRing, source: Source, settings: SourceLoopSettings, stop: threading.Event
+) -> tuple[StreamBlock, list[tuple[int, int]]]:
+    """Run the loop to its end; the block (still open) and each frame's (pixel, capture_ns)."""
+    source.open()
+    consumer = ring.consumer("test")
+    block = StreamBlock(f"{ring.name}.meta", ring.slots, create=True)
+    source_loop(source, ring.producer(), block, settings, stop)
+    frames = []
+    for frame in consumer:
+        with frame:
+            frames.append((int(frame.data[0, 0, 0]), frame.meta.capture_ns))
+    consumer.close()
+    return block, frames
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_paced_frames_carry_the_time_they_were_published_unless_live(
+    ring: FrameRing, live: bool
+) -> None:
+    before = time.monotonic_ns()
+    settings = SourceLoopSettings(0, rate=1000.0, quota=3, error_limit=1)
+    block, frames = _loop(ring, _Frames(live=live), settings, threading.Event())
+    try:
+        captures = [capture for _, capture in frames]
+        assert len(captures) == 3 and block.state == ENDED
+        if live:
+            assert captures == [OLD_NS] * 3  # captured when the source says
+        else:
+            assert all(c >= before for c in captures)  # captured when published
+            assert captures == sorted(captures)
+    finally:
+        block.close()
+
+
+def test_unpaced_frames_keep_the_sources_time(ring: FrameRing) -> None:
+    settings = SourceLoopSettings(0, rate=None, quota=2, error_limit=1)
+    block, frames = _loop(ring, _Frames(), settings, threading.Event())
+    try:
+        assert [capture for _, capture in frames] == [OLD_NS, OLD_NS]
+    finally:
+        block.close()
+
+
+def test_a_frame_read_when_the_stream_stops_is_not_published(ring: FrameRing) -> None:
+    stop = threading.Event()
+    settings = SourceLoopSettings(0, rate=1000.0, quota=None, error_limit=1)
+    block, frames = _loop(ring, _Frames(stop=stop, stop_at=1), settings, stop)
+    try:
+        assert [pixel for pixel, _ in frames] == [0]  # the second was read, never published
+        assert block.state == STOPPED and block.produced == 1
+        assert ring.stats().published == 1 and ring.occupancy() == 0
+    finally:
+        block.close()
+
+
+def test_the_clock_starts_a_read_ahead_of_its_tick_by_what_reads_take() -> None:
+    period = 10 * 10**9
+    clock = FrameClock(period)
+    assert clock.lead_ns == 0  # nothing read yet: read at the tick
+    for _ in range(50):
+        clock.learn(2_000_000)  # 2 ms reads
+    assert clock.lead_ns == pytest.approx(1.5 * 2_000_000 + 200_000, rel=1e-3)
+    clock.learn(100 * period)  # one read longer than any period: the lead stops at one
+    assert clock.lead_ns == period
+
+
+def test_a_clock_that_fell_behind_starts_again_from_now() -> None:
+    period = 1_000_000
+    clock = FrameClock(period)
+    clock.due_ns -= 50 * period  # fifty frames late
+    before = time.monotonic_ns()
+    assert clock.wait(threading.Event())  # at once: no sleep for a tick long gone
+    assert clock.due_ns >= before + period  # no burst of fifty frames to catch up
+
+
+def test_a_stopped_clock_neither_waits_nor_publishes() -> None:
+    clock = FrameClock(10 * 10**9)
+    assert clock.wait(threading.Event())  # the first tick is now
+    stop = threading.Event()
+    stop.set()
+    assert not clock.wait_to_read(stop)  # the next read is ten seconds off: not waited for
+    assert not clock.wait(stop)
