@@ -268,7 +268,9 @@ class InferWorker:
         self.stats = state.group("infer").add(StageStats("infer", slowed=self.remote is None))
         self.off_cpu_ns = 0
         """Its calls' wall time less the CPU time they ran, summed: time a call was waiting for
-        a core (a CPU backend does not block), or waiting for a GPU (TensorRT)."""
+        a core (a CPU backend does not block), or waiting for a GPU (TensorRT). The CPU time is
+        an inference process's (all its threads), or the inference thread's own: in a thread
+        with a pool of several, the time it waited for the pool counts too."""
         body = self._run if self.remote is None else self._submit
         self.thread = _thread("infer", state, body, yields=False)  # the submitter feeds it
 
