@@ -539,7 +539,8 @@ def _run_settings(measured: Measured) -> dict[str, Any]:
 
 def _stages_after_capture(report: Any) -> dict[str, list[tuple[float, float]]]:
     """The stages' p99 timelines that end-to-end latency is made of: not the source's (a frame
-    is stamped captured once read, so reading it is not part of its latency)."""
+    is stamped captured once read, or paced, once published on its tick: reading it comes
+    first, and is not part of its latency)."""
     return {k: v for k, v in report.stage_p99_timeline.items() if k != "source"}
 
 

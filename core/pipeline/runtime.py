@@ -642,33 +642,30 @@ class _Run:
         calls = {name: group.calls_each() for name, group in state.groups.items()}
         return _Window(now_ns, sum(state.delivered), state.e2e.calls, calls, self.infer.off_cpu_ns)
 
-    def _fps_timeline(self) -> list[tuple[float, float]]:
-        out = []
-        for w0, w1 in zip(self.windows, self.windows[1:], strict=False):
-            seconds = (w1.t_ns - w0.t_ns) / 1e9
-            out.append(
-                ((w1.t_ns - self.measure_start_ns) / 1e9, (w1.delivered - w0.delivered) / seconds)
-            )
-        return out
-
-    def _off_cpu_timeline(self) -> list[tuple[float, float]]:
+    def _per_window(self, value: Callable[[_Window, _Window], float]) -> list[tuple[float, float]]:
+        """``(end of the window in s into the measured phase, value)`` for each window between
+        two consecutive marks: the one loop every timeline of the report is made by."""
         return [
-            (
-                (w1.t_ns - self.measure_start_ns) / 1e9,
-                (w1.infer_off_cpu_ns - w0.infer_off_cpu_ns) / 1e6,
-            )
+            ((w1.t_ns - self.measure_start_ns) / 1e9, value(w0, w1))
             for w0, w1 in zip(self.windows, self.windows[1:], strict=False)
         ]
+
+    def _fps_timeline(self) -> list[tuple[float, float]]:
+        return self._per_window(
+            lambda w0, w1: (w1.delivered - w0.delivered) / ((w1.t_ns - w0.t_ns) / 1e9)
+        )
+
+    def _off_cpu_timeline(self) -> list[tuple[float, float]]:
+        return self._per_window(lambda w0, w1: (w1.infer_off_cpu_ns - w0.infer_off_cpu_ns) / 1e6)
 
     def _timeline(
         self, percentile: float, samples: Callable[[_Window, _Window], np.ndarray]
     ) -> list[tuple[float, float]]:
-        out = []
-        for w0, w1 in zip(self.windows, self.windows[1:], strict=False):
+        def value(w0: _Window, w1: _Window) -> float:
             values = samples(w0, w1)
-            value = float(np.percentile(values, percentile)) / 1e6 if values.size else math.nan
-            out.append(((w1.t_ns - self.measure_start_ns) / 1e9, value))
-        return out
+            return float(np.percentile(values, percentile)) / 1e6 if values.size else math.nan
+
+        return self._per_window(value)
 
     def _latency_timeline(self, percentile: float) -> list[tuple[float, float]]:
         e2e = self.state.e2e
