@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 
 from core.backends.base import Outputs
+from core.metrics import MetricsRegistry
 from core.pipeline import STAGES, Pipeline, PipelineReport, runtime
 from core.pipeline.batcher import Batch
 from core.pipeline.costs import CHUNKS, WARMUP_FRAMES, _chunks
 from core.pipeline.priority import slice_us
 from core.pipeline.stages import InferStage
 from core.pipeline.stats import TEST_SLOWDOWN_ENV, StageStats, arm_test_slowdown, stats_buffer
+from core.pipeline.telemetry import PipelineMetrics
 from core.sources import Source, SourceConfig, SourceFrame, open_source
 from tests.pipeline_doubles import (
     HEIGHT,
@@ -409,3 +411,32 @@ def test_samples_between_two_marks_leave_out_what_the_ring_overwrote() -> None:
     assert stats.samples_between(2, 5).size == 0
     assert stats.samples_between(18, None).tolist() == [18, 19]
     assert stats.samples_since(0).tolist() == list(range(12, 20))
+
+
+class _RacingStats(StageStats):
+    """Records one more call the first time its count is read after ``arm``: a worker that
+    records while the metrics are being brought up to date."""
+
+    armed = False
+
+    @property
+    def calls(self) -> int:
+        count = super().calls
+        if self.armed:
+            self.armed = False
+            self.record(0, 7)
+        return count
+
+
+def test_a_call_recorded_while_metrics_update_is_counted_next_time() -> None:
+    registry = MetricsRegistry()
+    metrics = PipelineMetrics(registry)
+    e2e = _RacingStats("e2e", stats_buffer(8))
+    for _ in range(3):
+        e2e.record(0, 5)
+    update = dict(wall_s=1.0, workers={}, streams=[], bandwidth={}, batches=(0, 0))
+    e2e.armed = True
+    metrics.update({}, e2e, **update)  # a fourth call lands meanwhile
+    metrics.update({}, e2e, **update)
+    (sample,) = registry.snapshot()["edgeloop_e2e_latency_seconds"]["samples"]
+    assert sample["count"] == e2e.calls == 4

@@ -93,8 +93,9 @@ class PipelineMetrics:
 
     def _feed(self, stats: StageStats, histogram: object) -> None:
         done = self._fed.get(id(stats), 0)
-        samples = stats.samples_since(done)
-        self._fed[id(stats)] = stats.calls
+        now = stats.calls  # read once: a call a worker records meanwhile is fed next time
+        samples = stats.samples_between(done, now)
+        self._fed[id(stats)] = now
         if samples.size:
             histogram.observe_many(samples / 1e9)  # type: ignore[attr-defined]
 
