@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bench import compare, env, report, scenario, standard
+from bench import verdict as checks
 from bench.micro import SUITES, MicroOptions, run_suite
 from bench.progress import ProgressBar
 from bench.timing import Budget
@@ -76,17 +77,20 @@ def _threads(text: str | None) -> tuple[int, ...]:
     return values
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
-    """An argparse ``type`` for numbers > 0 (argparse then says which option is wrong)."""
+def _positive(kind: type[int] | type[float], *, zero: bool = False) -> Callable[[str], float]:
+    """An argparse ``type`` for numbers > 0 (>= 0 with ``zero``; argparse then says which
+    option is wrong)."""
 
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
-            value = 0
-        if value <= 0:
+            value = -1
+        if value < 0 or (value == 0 and not zero):
             word = "an integer" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"must be {word} > 0, got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"must be {word} {'>=' if zero else '>'} 0, got {text!r}"
+            )
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
@@ -94,6 +98,7 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
 
 
 POSITIVE_INT = _positive(int)
+NON_NEGATIVE_INT = _positive(int, zero=True)
 POSITIVE = _positive(float)
 
 
@@ -141,7 +146,10 @@ def _suite_options(args: argparse.Namespace, **parts: bool) -> standard.SuiteOpt
     )
     if args.duration is not None:
         options = dataclasses.replace(options, duration_s=args.duration)
-    return options.shortened() if args.quick else options
+    options = options.shortened() if args.quick else options
+    if args.max_trials is not None:
+        options = dataclasses.replace(options, max_trials=args.max_trials)
+    return options
 
 
 def _run_suite(
@@ -284,6 +292,15 @@ def _pipeline_options(parser: argparse.ArgumentParser, *, rate: bool) -> None:
         type=POSITIVE,
         metavar="S",
         help="measured seconds of the flat-out run (default 20)",
+    )
+    parser.add_argument(
+        "--max-trials",
+        type=NON_NEGATIVE_INT,
+        metavar="N",
+        help=(
+            "measure a run on, 5 s at a time, while its last three 5 s windows disagree, up to "
+            f"N windows in all (perf_analyzer's; default {checks.MAX_TRIALS}, 0: never)"
+        ),
     )
     if rate:
         parser.add_argument(

@@ -69,6 +69,8 @@ DURATION_TOLERANCE = 0.99
 """A run stopped by its timer may end a scheduler tick early: 1 % short still counts."""
 NETWORK_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "srt://")
 Progress = Callable[[float, str], None]
+Timeline = Sequence[tuple[float, float]]
+"""Per window: its end (s into the measured phase) and a value (``PipelineReport``'s)."""
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -206,6 +208,9 @@ class RunSpec:
     stage_costs: bool = True
     """Measure each stage alone first (for ``bound_fps``)."""
     label: str = "pipeline"
+    max_trials: int = 0
+    """Measure on past ``duration_s`` while the stability check fails, up to this many
+    measurement windows in all (:func:`bench.verdict.extension_plan`); 0: never."""
 
 
 @dataclass
@@ -267,6 +272,22 @@ def _plan(
     )
 
 
+def _extension(config: Any, spec: RunSpec, duration_s: float | None) -> Any:
+    """perf_analyzer's measure-until-stable for a timed run (``spec.max_trials``), judged by
+    the same check as the verdict (:func:`_stable`)."""
+    if not spec.max_trials or duration_s is None:
+        return None
+    from core.pipeline import Extension  # noqa: PLC0415
+
+    step_s, max_s = checks.extension_plan(duration_s, spec.max_trials)
+    paced = config.rate is not None
+
+    def settled(fps: Timeline, latency: Timeline) -> bool:
+        return _stable(fps, latency, judge_latency=paced).ok
+
+    return Extension(settled, step_s, max_s)
+
+
 def test_slowdown() -> float:
     """The armed test-only slowdown (``core.pipeline.stats.TEST_SLOWDOWN_ENV``), 0.0 when
     unset: recorded in the report, announced on stderr."""
@@ -309,6 +330,8 @@ def run(
             else:
                 fraction = state.frames / spec.max_frames if spec.max_frames else 0.0
             phase = "warming up" if state.warming_up else f"{state.frames} frames"
+            if state.elapsed_s > total:
+                phase += ", measuring on until the last windows agree"
             progress(min(1.0, fraction), f"{label}: {phase}, {state.fps:.0f} fps")
 
         bounded = f"{duration_s:.1f} s" if duration_s is not None else f"{spec.max_frames} frames"
@@ -318,6 +341,7 @@ def run(
             max_frames=spec.max_frames,
             warmup_s=warmup_s,
             progress=on_progress,
+            extension=_extension(config, spec, duration_s),
         )
         if spec.stage_costs:
             span = measured_span(config, report)
@@ -363,7 +387,7 @@ def measured_span(config: Any, report: Any) -> tuple[int, int] | None:
 # -- report blocks -----------------------------------------------------------------------------
 
 
-def _window_s(timeline: Sequence[tuple[float, float]]) -> float | None:
+def _window_s(timeline: Timeline) -> float | None:
     """The length of a timeline's windows (their ends are ``(t_s, value)``'s ``t_s``)."""
     if len(timeline) >= 2:
         return timeline[1][0] - timeline[0][0]
@@ -374,7 +398,7 @@ def _ms_samples(samples_ns: np.ndarray) -> list[float]:
     return [round(float(v) / 1e6, 4) for v in downsample(samples_ns, SAMPLES_KEPT)]
 
 
-def _windows(timeline: Sequence[tuple[float, float]]) -> list[float]:
+def _windows(timeline: Timeline) -> list[float]:
     """A timeline's values; windows without a value (no frame finished: NaN) left out."""
     return [float(v) for _, v in timeline if math.isfinite(v)]
 
@@ -412,11 +436,10 @@ def _measurement_checks(measured: Measured, *, judge_latency: bool) -> list[chec
             min_s=measured.duration_s * DURATION_TOLERANCE,
             min_count=measured.spec.min_frames,
         )
-        fps_windows = _windows(report.fps_timeline)
-        latency_windows = _windows(report.latency_timeline) if judge_latency else []
-        window_s = _window_s(report.fps_timeline)
-        found.append(checks.stability(fps_windows, latency_windows, window_s=window_s))
-        found.append(checks.drift(fps_windows))
+        found.append(
+            _stable(report.fps_timeline, report.latency_timeline, judge_latency=judge_latency)
+        )
+        found.append(checks.drift(_windows(report.fps_timeline)))
     else:
         wanted = measured.spec.max_frames or measured.spec.min_frames
         found.append(
@@ -428,6 +451,13 @@ def _measurement_checks(measured: Measured, *, judge_latency: bool) -> list[chec
         )
     found.append(checks.no_errors(report.errors))
     return found
+
+
+def _stable(fps: Timeline, latency: Timeline, *, judge_latency: bool) -> checks.Check:
+    """perf_analyzer's stability check on a run's timelines: the verdict's, and the rule that
+    decides whether a run measures on (:func:`_extension`)."""
+    latency_windows = _windows(latency) if judge_latency else []
+    return checks.stability(_windows(fps), latency_windows, window_s=_window_s(fps))
 
 
 def _accuracy(report: Any) -> dict[str, Any] | None:
@@ -530,11 +560,20 @@ def _run_settings(measured: Measured) -> dict[str, Any]:
 
     return {
         "duration_s": measured.duration_s,
+        "extended_s": _extended_s(measured),
         "warmup_s": measured.warmup_s,
         "min_frames": measured.spec.min_frames,
         "max_frames": measured.spec.max_frames,
         "config": to_mapping(measured.config),
     }
+
+
+def _extended_s(measured: Measured) -> float:
+    """Seconds measured past the plan because the windows had not settled (0.0: none)."""
+    if measured.duration_s is None or not measured.report.extensions:
+        return 0.0
+    step_s, _ = checks.extension_plan(measured.duration_s, measured.spec.max_trials)
+    return float(measured.report.extensions * step_s)
 
 
 def _stages_after_capture(report: Any) -> dict[str, list[tuple[float, float]]]:

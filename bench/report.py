@@ -197,11 +197,29 @@ def stall_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def extension_lines(report: dict[str, Any]) -> list[str]:
+    """A line for each run that measured past its plan because its windows disagreed.
+
+    >>> extension_lines({"pipeline": {"run": {"duration_s": 20.0, "extended_s": 0.0},
+    ...     "paced": {"run": {"duration_s": 30.0, "extended_s": 10.0}}}})
+    ['paced run measured 10 s past its 30 s: its last windows disagreed until then (--max-trials)']
+    """
+    lines = []
+    for name, key in (("flat-out run", "pipeline.run"), ("paced run", "pipeline.paced.run")):
+        run = _get(report, key) or {}
+        if run.get("extended_s"):  # reports since this change
+            lines.append(
+                f"{name} measured {run['extended_s']:g} s past its {run['duration_s']:g} s: "
+                "its last windows disagreed until then (--max-trials)"
+            )
+    return lines
+
+
 def pipeline_sections(report: dict[str, Any]) -> Iterable[tuple[str, list[str]]]:
     """(title, lines) of the pipeline summary and stage tables, when the report has them."""
     if "pipeline" not in report:
         return
-    yield "summary", table(summary_rows(report)) + stall_lines(report)
+    yield "summary", table(summary_rows(report)) + stall_lines(report) + extension_lines(report)
     rows = stage_rows(report)
     if rows:
         limit = _get(report, "pipeline.bound.limit")

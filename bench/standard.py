@@ -60,6 +60,9 @@ class SuiteOptions:
     here: 2 of 4 standard runs of 12 s had a p99 of 18-21 ms from one such stall, the others
     7.4-8.7 ms) but half of 1 % of a 30 s run's."""
     naive_s: float = 10.0
+    max_trials: int = checks.MAX_TRIALS
+    """The flat and the paced run measure on while their last three 5 s windows disagree, up
+    to this many windows in all (perf_analyzer's ``--max-trials``); 0: never."""
     quiet_frames: int | None = None
     """None: two quiet cycles of scene time (:func:`bench.pipeline_run.quiet_frames`)."""
     min_frames: int = pipeline_run.MIN_FRAMES
@@ -82,6 +85,7 @@ class SuiteOptions:
             min_frames=min(self.min_frames, 20),
             warmup_s=min(self.warmup_s, 0.5),
             naive_min_frames=min(self.naive_min_frames, 10),
+            max_trials=0,
             quick=True,
         )
 
@@ -282,6 +286,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
             min_frames=options.min_frames,
             warmup_s=options.warmup_s,
             label="pipeline paced" if config.rate else "pipeline",
+            max_trials=options.max_trials,
         ),
         cores=cores,
         progress=bar.update,
@@ -301,6 +306,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
                 warmup_s=options.warmup_s,
                 stage_costs=False,
                 label="paced at 80 %",
+                max_trials=options.max_trials,
             ),
             cores=cores,
             progress=bar.update,

@@ -8,7 +8,10 @@ follow the anchors:
   completed at least its minimum count of queries (here: frames).
 * **perf_analyzer**: a measurement is stable when, over the last three measurement windows
   (5 s each, its default; shorter when a run is too short for three), throughput and latency
-  each stay within ``stability`` (10 %) of their average.
+  each stay within ``stability`` (10 %) of their average. Like perf_analyzer, a run that is
+  not stable when its planned duration ends measures on, a window at a time, up to
+  ``--max-trials`` windows (:func:`extension_plan`); its figures are the whole measured
+  phase's (MLPerf's way), not only the last three windows' (perf_analyzer's).
 * Beyond them, for one long run: no drift (first half and second half of the windows agree
   within ``stability`` on throughput) -- a thermal throttle or a neighbour that woke up midway
   shows here even when the last three windows look calm -- and no errors.
@@ -36,6 +39,9 @@ STABILITY = 0.10
 """perf_analyzer's default ``--stability-percentage`` (10 %), as a fraction."""
 STABLE_WINDOWS = 3
 """perf_analyzer's default number of measurement windows that must agree."""
+MAX_TRIALS = 10
+"""perf_analyzer's default ``--max-trials``: measurement windows a run may take in all while
+it waits for the last three to agree (:func:`extension_plan`)."""
 MEASUREMENT_INTERVAL_S = 5.0
 """perf_analyzer's default measurement window (``--measurement-interval 5000`` ms). The
 pipeline reports 1 s windows; the rule judges them merged to this length: on the synthetic
@@ -138,6 +144,19 @@ def stability(
         ok = ok and latency <= tolerance
     detail = f"{which}: {', '.join(parts)} from their mean (limit {tolerance * 100:g} %)"
     return Check("stable", ok, detail)
+
+
+def extension_plan(duration_s: float, max_trials: int = MAX_TRIALS) -> tuple[float, float]:
+    """(step s, most measured s) for a run planned at ``duration_s`` that measures on until
+    :func:`stability` holds: one measurement window a step (perf_analyzer's 5 s, or a third of
+    a shorter run: the rule needs three), up to ``max_trials`` windows in all -- never less
+    than the plan.
+
+    >>> extension_plan(20.0), extension_plan(30.0), extension_plan(3.0, 4)
+    ((5.0, 50.0), (5.0, 50.0), (1.0, 4.0))
+    """
+    step = min(MEASUREMENT_INTERVAL_S, duration_s / STABLE_WINDOWS)
+    return step, max(duration_s, step * max_trials)
 
 
 def drift(fps_windows: Sequence[float], *, tolerance: float = STABILITY) -> Check:

@@ -70,6 +70,7 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
         ["scenario", "server", "--target-qps", "-1"],
         ["pipeline", "--backend", "cuda"],
         ["scenario", "offlne"],
+        ["--max-trials", "-1"],
         ["scenario"],
         ["compare", "only-one.json"],
     ],

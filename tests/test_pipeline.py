@@ -14,7 +14,7 @@ import pytest
 
 from core.backends.base import Outputs
 from core.metrics import MetricsRegistry
-from core.pipeline import STAGES, Pipeline, PipelineReport, runtime
+from core.pipeline import STAGES, Extension, Pipeline, PipelineReport, runtime
 from core.pipeline.batcher import Batch
 from core.pipeline.costs import CHUNKS, WARMUP_FRAMES, _chunks
 from core.pipeline.priority import slice_us
@@ -224,6 +224,38 @@ def test_pacing_and_duration() -> None:
     off_cpu = report.infer_off_cpu_timeline
     assert [t for t, _ in off_cpu] == [t for t, _ in report.latency_p99_timeline]
     assert all(v >= 0 for _, v in off_cpu)
+
+
+def test_a_run_measures_on_while_its_windows_have_not_settled() -> None:
+    """perf_analyzer's measure-until-stable: at the planned end the extension's rule is asked,
+    with the timelines so far; each "no" adds a step, and the run stops at the first "yes"."""
+    asked: list[tuple[list[tuple[float, float]], list[tuple[float, float]]]] = []
+
+    def settled(fps: list[tuple[float, float]], latency: list[tuple[float, float]]) -> bool:
+        asked.append((fps, latency))
+        return len(asked) == 3
+
+    extension = Extension(settled, step_s=0.2, max_s=5.0)
+    report = _run("rate=50", duration_s=0.4, extension=extension)
+    assert len(asked) == 3 and report.extensions == 2
+    assert report.duration_s >= 0.4 + 2 * 0.2  # never stops before it is due
+    sizes = [len(fps) for fps, _ in asked]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]  # more windows each time
+    fps, latency = asked[-1]
+    assert fps == report.fps_timeline  # the rule saw the run's own windows, all of them
+    assert [t for t, _ in latency] == [t for t, _ in fps]
+    _accounted(report)
+
+
+def test_an_extension_stops_at_its_most_measured_seconds() -> None:
+    never = Extension(lambda fps, latency: False, step_s=0.1, max_s=0.5)
+    report = _run("rate=50", duration_s=0.3, extension=never)
+    assert report.extensions == 2  # 0.3 -> 0.4 -> 0.5, and no step past max_s
+    assert _run("rate=50", duration_s=0.3).extensions == 0
+    with pytest.raises(ValueError, match="duration_s"):
+        _run(max_frames=5, extension=never)
+    with pytest.raises(ValueError, match="step_s"):
+        Extension(lambda fps, latency: True, step_s=0.0, max_s=1.0)
 
 
 @pytest.mark.parametrize("worker", ["thread", "process"])

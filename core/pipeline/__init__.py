@@ -2,19 +2,26 @@
 
 >>> from core.pipeline import Pipeline, PipelineConfig
 >>> sorted(name for name in __all__ if name[0].isupper())[:3]
-['ModelConfig', 'Pipeline', 'PipelineConfig']
+['Extension', 'ModelConfig', 'Pipeline']
 
 See :mod:`core.pipeline.runtime` for how it runs, :mod:`core.pipeline.config` for the
 configuration, :mod:`core.pipeline.stages` for what each stage does.
 """
 
 from core.pipeline.config import ModelConfig, PipelineConfig, load_pipeline_config
-from core.pipeline.report import PipelineProgress, PipelineReport, StageCost, StreamReport
+from core.pipeline.report import (
+    Extension,
+    PipelineProgress,
+    PipelineReport,
+    StageCost,
+    StreamReport,
+)
 from core.pipeline.runtime import Pipeline
 from core.pipeline.stages import STAGES, Stage
 
 __all__ = [
     "STAGES",
+    "Extension",
     "ModelConfig",
     "Pipeline",
     "PipelineConfig",

@@ -4,6 +4,7 @@ tests), :class:`StreamReport` per stream, :class:`StageCost` per stage (``stage_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,30 @@ class StreamReport:
     frames are the last ``produced`` of them (``Pipeline.stage_costs(span=...)`` samples those)."""
 
 
+Timeline = list[tuple[float, float]]
+"""Per window: its end (s into the measured phase) and a value."""
+
+
+@dataclass(frozen=True)
+class Extension:
+    """Measure past ``duration_s`` until the windows settle: perf_analyzer's measurement keeps
+    going, window after window, until its last three agree or ``--max-trials`` windows were
+    taken, and users of its figures expect a run disturbed near its end (a neighbour, one long
+    host stall) to be measured a little longer rather than thrown away. Where the rule lives is
+    the caller's business (the bench's stability check); the run only asks it."""
+
+    settled: Callable[[Timeline, Timeline], bool]
+    """Given the fps and median-latency timelines so far: may the run stop now?"""
+    step_s: float
+    """Measured seconds added each time ``settled`` says no (one measurement window)."""
+    max_s: float
+    """Measured seconds at most, the extensions included."""
+
+    def __post_init__(self) -> None:
+        if self.step_s <= 0:
+            raise ValueError(f"step_s must be > 0, got {self.step_s}")
+
+
 @dataclass
 class PipelineReport:
     """Everything one run measured, raw (the bench summarises; latencies are int64 ns).
@@ -124,6 +149,9 @@ class PipelineReport:
     ready but waiting for a core: a window whose inference ran slower with this near its
     median's ran slower on its core (the machine: a host, a throttle), one with it high shared
     its core. On TensorRT it is time spent waiting for the GPU."""
+    extensions: int = 0
+    """Times the run was measured one more step because its windows had not settled
+    (:class:`Extension`); 0 without one."""
 
     @property
     def fps(self) -> float:

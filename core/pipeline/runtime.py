@@ -53,7 +53,13 @@ from core.metrics import MetricsRegistry
 from core.pipeline.batcher import Batcher
 from core.pipeline.config import PipelineConfig
 from core.pipeline.priority import ask_short_slice
-from core.pipeline.report import PipelineProgress, PipelineReport, StageCost, StreamReport
+from core.pipeline.report import (
+    Extension,
+    PipelineProgress,
+    PipelineReport,
+    StageCost,
+    StreamReport,
+)
 from core.pipeline.stages import (
     STAGES,
     CompressStage,
@@ -190,17 +196,22 @@ class Pipeline:
         max_frames: int | None = None,
         warmup_s: float = 0.0,
         progress: Callable[[PipelineProgress], None] | None = None,
+        extension: Extension | None = None,
     ) -> PipelineReport:
         """Run until ``duration_s`` of measurement (after ``warmup_s``), ``max_frames`` read
         in all (split evenly over the streams), or every source ended -- whichever comes
-        first; then stop every worker and return the report (see the module docstring)."""
+        first; then stop every worker and return the report (see the module docstring).
+        With an ``extension``, a run that reached ``duration_s`` before its windows settled
+        goes on, a step at a time, up to the extension's ``max_s``."""
         if duration_s is not None and duration_s <= 0:
             raise ValueError(f"duration_s must be > 0, got {duration_s}")
         if max_frames is not None and max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {max_frames}")
         if warmup_s < 0:
             raise ValueError(f"warmup_s must be >= 0, got {warmup_s}")
-        run = _Run(self, duration_s, max_frames, warmup_s, progress)
+        if extension is not None and duration_s is None:
+            raise ValueError("an extension lengthens a run bounded by duration_s")
+        run = _Run(self, duration_s, max_frames, warmup_s, progress, extension=extension)
         return run.execute()
 
     def arm_test_slowdown(self) -> float:
@@ -280,10 +291,14 @@ class _Run:
         max_frames: int | None,
         warmup_s: float,
         progress: Callable[[PipelineProgress], None] | None,
+        *,
+        extension: Extension | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.config = pipeline.config
         self.duration_s = duration_s
+        self.extension = extension
+        self.extensions = 0
         self.max_frames = max_frames
         self.warmup_s = warmup_s
         self.progress = progress
@@ -454,6 +469,8 @@ class _Run:
         start_ns = self.start_ns
         marked = self.warmup_s <= 0
         next_metrics = next_progress = 0
+        window_ns = int(self.window_s * 1e9)
+        next_window_ns = window_ns  # on a grid from the mark: windows end on time, no drift
         while True:
             if state.crash_event.wait(TICK_S):
                 return
@@ -462,10 +479,15 @@ class _Run:
                 self._mark(now)
                 marked = True
             measured_ns = now - self.measure_start_ns if marked else 0
-            if self.duration_s is not None and measured_ns >= self.duration_s * 1e9:
-                return
-            if marked and now - self.windows[-1].t_ns >= self.window_s * 1e9:
+            if marked and measured_ns >= next_window_ns:
                 self.windows.append(self._window(now))
+                next_window_ns = (measured_ns // window_ns + 1) * window_ns
+            if (
+                self.duration_s is not None
+                and measured_ns >= self._due_ns()
+                and self._measured_enough(measured_ns)
+            ):
+                return
             if now >= next_metrics:
                 self._update_metrics(now - start_ns)
                 next_metrics = now + int(METRICS_EVERY_S * 1e9)
@@ -474,6 +496,29 @@ class _Run:
                 next_progress = now + int(PROGRESS_EVERY_S * 1e9)
             if self._sources_done(now):
                 return
+
+    def _due_ns(self) -> float:
+        assert self.duration_s is not None
+        step = self.extension.step_s if self.extension is not None else 0.0
+        return (self.duration_s + self.extensions * step) * 1e9
+
+    def _measured_enough(self, measured_ns: int) -> bool:
+        """At the planned end, or an extension's: stop, unless the extension's rule says the
+        windows have not settled and its ``max_s`` leaves room for another step."""
+        extension = self.extension
+        if extension is None:
+            return True
+        if self._due_ns() + extension.step_s * 1e9 > (extension.max_s + self.window_s / 2) * 1e9:
+            return True  # (on the plan, not the clock: how many steps fit does not vary)
+        if extension.settled(self._fps_timeline(), self._latency_timeline(50)):
+            return True
+        self.extensions += 1
+        log.info(
+            "windows not settled after %.1f s: measuring %.1f s more",
+            measured_ns / 1e9,
+            extension.step_s,
+        )
+        return False
 
     def _report_progress(self, now: int, start_ns: int, marked: bool) -> None:
         assert self.progress is not None
@@ -603,6 +648,7 @@ class _Run:
             streams=streams,
             batches=batches - self.batches_mark[0],
             partial_batches=partial - self.batches_mark[1],
+            extensions=self.extensions,
         )
         report.metrics = self.pipeline.registry.snapshot()
         return report
