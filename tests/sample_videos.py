@@ -4,7 +4,7 @@ frames: the one helper for source media, as ``core.sample_media`` is for images.
 Video is encoded with PyAV (its wheels bundle FFmpeg with libx264, libx265 and MJPEG), small
 (320x192) and short, so a test costs milliseconds. ``StreamServer`` serves bytes over HTTP or
 bare TCP from a local socket, then stalls or hangs up: the network path of a live source,
-with no RTSP server needed.
+byte by byte (the RTSP server is :mod:`tests.rtsp_server`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Live network sources for real over a local socket: an MPEG-TS stream served over HTTP and
-bare TCP (FFmpeg cannot serve RTSP, and no RTSP server ships on PyPI), a sender that stalls
-(SourceStalledError, never a hang), one that hangs up (reported, then reconnected), one that
-is gone (reconnects that give up). RTSP itself: its URL and FFmpeg options, unit-tested."""
+bare TCP, where the test controls every byte: a sender that stalls (SourceStalledError, never
+a hang), one that hangs up (reported, then reconnected), one that is gone (reconnects that
+give up). RTSP's URL and FFmpeg options are unit-tested here; a real RTSP server is in
+``test_sources_rtsp.py``."""
 
 from __future__ import annotations
 

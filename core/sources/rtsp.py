@@ -1,8 +1,9 @@
 """Network streams: RTSP cameras first, and any stream URL FFmpeg reads (HTTP, TCP, RTMP, SRT).
 
 The kind is called ``rtsp`` because that is what IP cameras speak; the same source reads an
-MPEG-TS or MJPEG stream over HTTP or plain TCP (which is how the tests exercise the network
-path: FFmpeg cannot serve RTSP, and no RTSP server ships on PyPI). It is a
+MPEG-TS or MJPEG stream over HTTP or plain TCP. The tests read RTSP from a real server
+(``aio-rtsp-toolkit``'s: TCP, interleaved RTP, H.264 in real time) and exercise stalls and
+hang-ups over HTTP and TCP, where a test controls every byte. It is a
 :class:`~core.sources.live.LiveSource`: a reader thread, reads bounded by ``timeout_s``, the
 reconnect policy described there.
 
