@@ -40,15 +40,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bench import verdict as checks
 from bench.stats import downsample, latency_block, stall_windows
+
+if TYPE_CHECKING:  # the runtime is imported when a run starts, not for --help
+    from core.pipeline.report import Timeline
 
 PACED_FRACTION = 0.8
 QUIET_FRACTION = 0.05
@@ -69,8 +72,6 @@ DURATION_TOLERANCE = 0.99
 """A run stopped by its timer may end a scheduler tick early: 1 % short still counts."""
 NETWORK_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "srt://")
 Progress = Callable[[float, str], None]
-Timeline = Sequence[tuple[float, float]]
-"""Per window: its end (s into the measured phase) and a value (``PipelineReport``'s)."""
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -560,20 +561,12 @@ def _run_settings(measured: Measured) -> dict[str, Any]:
 
     return {
         "duration_s": measured.duration_s,
-        "extended_s": _extended_s(measured),
+        "extended_s": measured.report.extended_s,
         "warmup_s": measured.warmup_s,
         "min_frames": measured.spec.min_frames,
         "max_frames": measured.spec.max_frames,
         "config": to_mapping(measured.config),
     }
-
-
-def _extended_s(measured: Measured) -> float:
-    """Seconds measured past the plan because the windows had not settled (0.0: none)."""
-    if measured.duration_s is None or not measured.report.extensions:
-        return 0.0
-    step_s, _ = checks.extension_plan(measured.duration_s, measured.spec.max_trials)
-    return float(measured.report.extensions * step_s)
 
 
 def _stages_after_capture(report: Any) -> dict[str, list[tuple[float, float]]]:

@@ -237,7 +237,7 @@ def test_a_run_measures_on_while_its_windows_have_not_settled() -> None:
 
     extension = Extension(settled, step_s=0.2, max_s=5.0)
     report = _run("rate=50", duration_s=0.4, extension=extension)
-    assert len(asked) == 3 and report.extensions == 2
+    assert len(asked) == 3 and report.extended_s == pytest.approx(2 * 0.2)
     assert report.duration_s >= 0.4 + 2 * 0.2  # never stops before it is due
     sizes = [len(fps) for fps, _ in asked]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]  # more windows each time
@@ -250,8 +250,8 @@ def test_a_run_measures_on_while_its_windows_have_not_settled() -> None:
 def test_an_extension_stops_at_its_most_measured_seconds() -> None:
     never = Extension(lambda fps, latency: False, step_s=0.1, max_s=0.5)
     report = _run("rate=50", duration_s=0.3, extension=never)
-    assert report.extensions == 2  # 0.3 -> 0.4 -> 0.5, and no step past max_s
-    assert _run("rate=50", duration_s=0.3).extensions == 0
+    assert report.extended_s == pytest.approx(0.2)  # 0.3 -> 0.4 -> 0.5, no step past max_s
+    assert _run("rate=50", duration_s=0.3).extended_s == 0.0
     with pytest.raises(ValueError, match="duration_s"):
         _run(max_frames=5, extension=never)
     with pytest.raises(ValueError, match="step_s"):

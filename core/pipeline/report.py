@@ -149,9 +149,9 @@ class PipelineReport:
     ready but waiting for a core: a window whose inference ran slower with this near its
     median's ran slower on its core (the machine: a host, a throttle), one with it high shared
     its core. On TensorRT it is time spent waiting for the GPU."""
-    extensions: int = 0
-    """Times the run was measured one more step because its windows had not settled
-    (:class:`Extension`); 0 without one."""
+    extended_s: float = 0.0
+    """Seconds measured past ``duration_s`` because the windows had not settled: the
+    :class:`Extension`'s steps taken (0.0 without one)."""
 
     @property
     def fps(self) -> float:

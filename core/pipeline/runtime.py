@@ -648,7 +648,7 @@ class _Run:
             streams=streams,
             batches=batches - self.batches_mark[0],
             partial_batches=partial - self.batches_mark[1],
-            extensions=self.extensions,
+            extended_s=self.extensions * self.extension.step_s if self.extension else 0.0,
         )
         report.metrics = self.pipeline.registry.snapshot()
         return report
