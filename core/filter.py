@@ -5,8 +5,8 @@ and per detection what leaves the device:
 
 1. **Motion gate** (:class:`MotionGate`, before inference): a frame in which nothing moved
    (:mod:`core.motion`: fewer than ``min_fraction`` of its 8x8 cells changed by more than
-   ``threshold`` grey levels) is neither inferred nor sent. The first frame of a stream always
-   passes (there is nothing to compare it with).
+   ``threshold`` levels in any colour channel) is neither inferred nor sent. The first frame
+   of a stream always passes (there is nothing to compare it with).
 2. **Score threshold and class allow-list**: detections below ``score_threshold``, with a
    non-finite score or box (a NaN model output: never sent), or of a class not in ``classes``
    are dropped.
@@ -78,16 +78,18 @@ class MotionGateConfig:
     motion:
       enabled: true
       factor: 8            # cell size in pixels
-      threshold: 12        # grey levels a cell's mean must change by
+      threshold: 12        # levels a cell's mean must change by, in any channel
       min_fraction: 0.001  # fraction of cells that must change
 
-    ``threshold`` applies to the *mean* grey level of a ``factor`` x ``factor`` cell, where
-    sensor noise is already averaged down (by ``factor``); 12 is what the gate needs to see an
-    object appear whose colour differs from the background more in hue than in brightness.
-    Measured on the synthetic quiet scene (1080p, 3,600 frames, six episodes): at 25 the gate
-    missed one episode's onset entirely (changed fraction 0.0006 < 0.001: relevant_recall
-    0.50), at 12 it caught every onset (recall 1.00) and still passed no frame of the empty
-    scene but those where an object left.
+    ``threshold`` applies to the *mean* of each colour channel over a ``factor`` x ``factor``
+    cell, where sensor noise is already averaged down (by ``factor``). Measured on the
+    synthetic quiet scene (1080p, 3,600 frames, six episodes) when the gate compared grey
+    levels: at 25 it missed one episode's onset entirely (changed fraction 0.0006 < 0.001:
+    relevant_recall 0.50), at 12 it caught every onset (recall 1.00) and still passed no frame
+    of the empty scene but those where an object left. Per channel (2026-11-27, the same
+    scene, 1,200 frames): recall 1.000 at 12 and at 25 alike, 8,487x fewer bytes than every
+    frame as JPEG (grey: 6,548x at 12, recall 0.50 at 25); and an object as bright as its
+    background is seen at any threshold below its colour difference.
     """
 
     enabled: bool = True

@@ -1,11 +1,15 @@
 """Motion score: how much of the picture changed since the last frame, and where.
 
-Frames are reduced to a grid of cells -- the mean BT.601 grey of each ``factor x factor``
-block -- and a cell *changed* when its grey moved by more than ``threshold`` levels. Averaging
-over a block before comparing makes the score robust to sensor noise and cheap (a 1080p frame
-is 240x135 cells at the default factor 8). Rows and columns beyond the last whole block are
-ignored (at most ``factor - 1`` of each, along the bottom and right edges). Integer arithmetic
-throughout: every implementation gives the same result.
+Frames are reduced to a grid of cells -- the mean of each colour channel over a ``factor x
+factor`` block -- and a cell *changed* when any of its channels moved by more than
+``threshold`` levels. Averaging over a block before comparing makes the score robust to sensor
+noise and cheap (a 1080p frame is 240x135 cells at the default factor 8). Per channel, not one
+grey level: grey is blind to a change that keeps the brightness -- a red object over green
+foliage as bright -- and a gate that misses it loses the frame (measured: a pure red square
+on a (0, 130, 0) green changed no grey cell at any threshold; every channel cell it covered).
+Rows and columns beyond the last whole block are ignored (at most ``factor - 1`` of each, along
+the bottom and right edges). Integer arithmetic throughout: every implementation gives the same
+result.
 
 Later stages gate inference and uploads on it: no change, no need to look again.
 
@@ -29,7 +33,7 @@ import numpy as np
 
 from core._native import kernel
 from core.errors import ConfigError, FrameError
-from core.preprocess import ChannelOrder, check_frame
+from core.preprocess import check_frame
 
 MAX_FACTOR = 256
 """Largest block size the kernels take (block sums stay within 16 bits)."""
@@ -47,28 +51,24 @@ class MotionResult:
     """Number of changed cells."""
 
 
-def _check_settings(factor: int, threshold: int, input_order: str) -> None:
+def _check_settings(factor: int, threshold: int) -> None:
     if not 1 <= factor <= MAX_FACTOR:
         raise ConfigError(f"factor must be in [1, {MAX_FACTOR}], got {factor}")
     if not 0 <= threshold <= 255:
-        raise ConfigError(f"threshold must be in [0, 255] grey levels, got {threshold}")
-    if input_order not in ("BGR", "RGB"):
-        raise ConfigError(f"input_order must be 'BGR' or 'RGB', got {input_order!r}")
+        raise ConfigError(f"threshold must be in [0, 255] levels, got {threshold}")
 
 
-def _grid(
-    frame: np.ndarray, factor: int, input_order: str, out: np.ndarray | None, impl: str | None
-) -> np.ndarray:
-    """The cell grid of ``frame`` (into ``out`` when it has the right shape)."""
+def _grid(frame: np.ndarray, factor: int, out: np.ndarray | None, impl: str | None) -> np.ndarray:
+    """The cell grid of ``frame``, ``(rows, cols, 3)`` (into ``out`` when it has that shape)."""
     check_frame(frame)
-    shape = (frame.shape[0] // factor, frame.shape[1] // factor)
+    shape = (frame.shape[0] // factor, frame.shape[1] // factor, 3)
     if shape[0] == 0 or shape[1] == 0:
         raise FrameError(
             f"a {frame.shape[1]}x{frame.shape[0]} frame holds no {factor}x{factor} block"
         )
     if out is None or out.shape != shape:
         out = np.empty(shape, np.uint8)
-    kernel("motion_gray", impl)(frame, factor, input_order == "RGB", out)
+    kernel("motion_cells", impl)(frame, factor, out)
     return out
 
 
@@ -77,7 +77,7 @@ def _compare(
 ) -> MotionResult:
     changed, x0, y0, x1, y1 = kernel("motion_diff", impl)(prev, cur, threshold)
     box = (x0 * factor, y0 * factor, x1 * factor, y1 * factor) if changed else None
-    return MotionResult(changed / cur.size, box, int(changed))
+    return MotionResult(changed / (cur.shape[0] * cur.shape[1]), box, int(changed))
 
 
 def motion_score(
@@ -86,15 +86,14 @@ def motion_score(
     factor: int = 8,
     threshold: int = 25,
     *,
-    input_order: ChannelOrder = "BGR",
     impl: str | None = None,
 ) -> MotionResult:
     """Motion between two HxWx3 uint8 frames of the same size (stateless; see the module)."""
-    _check_settings(factor, threshold, input_order)
+    _check_settings(factor, threshold)
     if prev.shape != cur.shape:
         raise FrameError(f"frames differ in size: {prev.shape} and {cur.shape}")
-    before = _grid(prev, factor, input_order, None, impl)
-    after = _grid(cur, factor, input_order, None, impl)
+    before = _grid(prev, factor, None, impl)
+    after = _grid(cur, factor, None, impl)
     return _compare(before, after, factor, threshold, impl)
 
 
@@ -111,13 +110,11 @@ class MotionDetector:
         factor: int = 8,
         threshold: int = 25,
         *,
-        input_order: ChannelOrder = "BGR",
         impl: str | None = None,
     ) -> None:
-        _check_settings(factor, threshold, input_order)
+        _check_settings(factor, threshold)
         self.factor = factor
         self.threshold = threshold
-        self.input_order = input_order
         self._impl = impl
         self._prev: np.ndarray | None = None
         self._spare: np.ndarray | None = None
@@ -128,10 +125,10 @@ class MotionDetector:
 
     def update(self, frame: np.ndarray) -> MotionResult:
         """Motion of ``frame`` (HxWx3 uint8) against the previous frame given to ``update``."""
-        cur = _grid(frame, self.factor, self.input_order, self._spare, self._impl)
+        cur = _grid(frame, self.factor, self._spare, self._impl)
         prev, self._prev, self._spare = self._prev, cur, self._prev
         if prev is None or prev.shape != cur.shape:
-            rows, cols = cur.shape
+            rows, cols = cur.shape[:2]
             box = (0, 0, cols * self.factor, rows * self.factor)
-            return MotionResult(1.0, box, cur.size)
+            return MotionResult(1.0, box, rows * cols)
         return _compare(prev, cur, self.factor, self.threshold, self._impl)

@@ -52,20 +52,20 @@ def detections(
         raise ValueError("iou_threshold must be in [0, 1] and top_k >= 0")
 
 
-def grey_out(src: np.ndarray, factor: int, out: np.ndarray) -> None:
-    """A factor in [1, 256] and a uint8 ``(H // factor, W // factor)`` C-contiguous ``out``."""
+def cells_out(src: np.ndarray, factor: int, out: np.ndarray) -> None:
+    """A factor in [1, 256] and a uint8 ``(H // factor, W // factor, 3)`` C-contiguous ``out``."""
     image(src)
     if not 1 <= factor <= 256:
         raise ValueError("factor must be in [1, 256]")
-    expected = (src.shape[0] // factor, src.shape[1] // factor)
+    expected = (src.shape[0] // factor, src.shape[1] // factor, 3)
     if out.dtype != np.uint8 or out.shape != expected or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous uint8 array of shape {expected}")
 
 
 def grids(prev: np.ndarray, cur: np.ndarray) -> None:
-    """Two uint8 2-D grids of the same shape."""
-    if prev.dtype != np.uint8 or cur.dtype != np.uint8 or prev.ndim != 2:
-        raise ValueError("prev and cur must be 2-D uint8 arrays")
+    """Two uint8 ``(rows, cols, channels)`` grids of the same shape."""
+    if prev.dtype != np.uint8 or cur.dtype != np.uint8 or prev.ndim != 3:
+        raise ValueError("prev and cur must be 3-D uint8 arrays (rows, cols, channels)")
     if prev.shape != cur.shape:
         raise ValueError(f"prev {prev.shape} and cur {cur.shape} differ in shape")
 

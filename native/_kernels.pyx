@@ -112,33 +112,35 @@ def nms(const float[:, ::1] boxes, const float[::1] scores, classes, double iou_
     return keep[:count]
 
 
-def motion_gray(const uint8_t[:, :, ::view.contiguous] src, int factor, bint swap_rb, uint8_t[:, ::1] out):
-    """Block-mean BT.601 grey of ``src`` over ``factor`` x ``factor`` blocks into ``out``."""
+def motion_cells(const uint8_t[:, :, ::view.contiguous] src, int factor, uint8_t[:, :, ::1] out):
+    """Block mean of each channel of ``src`` over ``factor`` x ``factor`` blocks into ``out``."""
     cdef lib.el_image img
     cdef int rc
     _image(src, &img)
     if factor < 1 or factor > lib.EL_MAX_MOTION_FACTOR:
         raise ValueError("factor must be in [1, 256]")
-    if out.shape[0] != img.height // factor or out.shape[1] != img.width // factor:
-        raise ValueError("out must be (H // factor, W // factor)")
+    if (out.shape[0] != img.height // factor or out.shape[1] != img.width // factor
+            or out.shape[2] != 3):
+        raise ValueError("out must be (H // factor, W // factor, 3)")
     if out.shape[0] == 0 or out.shape[1] == 0:
         return
     with nogil:
-        rc = lib.el_motion_gray(&img, factor, swap_rb, &out[0, 0])
-    _check(rc, "motion_gray")
+        rc = lib.el_motion_cells(&img, factor, &out[0, 0, 0])
+    _check(rc, "motion_cells")
 
 
-def motion_diff(const uint8_t[:, ::1] prev, const uint8_t[:, ::1] cur, int threshold):
-    """``(changed, x0, y0, x1, y1)``: cells with ``|cur - prev| > threshold`` and their box."""
+def motion_diff(const uint8_t[:, :, ::1] prev, const uint8_t[:, :, ::1] cur, int threshold):
+    """``(changed, x0, y0, x1, y1)``: cells where any channel moved by more than ``threshold``,
+    and their box."""
     cdef int box[4]
     cdef int64_t changed
-    cdef int h = <int>cur.shape[0], w = <int>cur.shape[1]
-    if prev.shape[0] != h or prev.shape[1] != w:
+    cdef int h = <int>cur.shape[0], w = <int>cur.shape[1], c = <int>cur.shape[2]
+    if prev.shape[0] != h or prev.shape[1] != w or prev.shape[2] != c:
         raise ValueError("prev and cur must have the same shape")
-    if h == 0 or w == 0:
+    if h == 0 or w == 0 or c == 0:
         return (0, 0, 0, 0, 0)
     with nogil:
-        changed = lib.el_motion_diff(&prev[0, 0], &cur[0, 0], h, w, threshold, box)
+        changed = lib.el_motion_diff(&prev[0, 0, 0], &cur[0, 0, 0], h, w, c, threshold, box)
     _check(changed, "motion_diff")
     return (changed, box[0], box[1], box[2], box[3])
 

@@ -29,13 +29,13 @@ The contract (all arrays already validated by the ``core`` wrappers; kernels onl
     kept. Scores compare with the threshold in float64, and IoU is float64 from the float32
     coordinates in one fixed order (``native/src/nms.c``), so implementations agree exactly;
     ``0 <= iou_threshold <= 1``.
-``motion_gray(src, factor, swap_rb, out) -> None``
-    Block-mean of BT.601 grey ``(77*R + 150*G + 29*B + 128) >> 8`` over ``factor``x``factor``
-    blocks into uint8 ``out`` of shape ``(H // factor, W // factor)``; integer floor mean.
-    ``src`` is BGR, or RGB with ``swap_rb``; ``1 <= factor <= 256``.
+``motion_cells(src, factor, out) -> None``
+    Block mean of each channel over ``factor``x``factor`` blocks into uint8 ``out`` of shape
+    ``(H // factor, W // factor, 3)`` (the input's channel order); integer floor mean;
+    ``1 <= factor <= 256``.
 ``motion_diff(prev, cur, threshold) -> (changed, x0, y0, x1, y1)``
-    Count of cells with ``|cur - prev| > threshold`` and their bounding box (half-open; all
-    zero when nothing changed).
+    Count of cells (``(rows, cols, channels)`` uint8 grids) where any channel moved by more
+    than ``threshold``, and their bounding box (half-open; all zero when nothing changed).
 ``add_wrapped(base, level, noise, out) -> None``
     ``out = (base + level + noise) mod 256``, byte by byte (the synthetic camera's sensor pass:
     background, brightness, noise). Three HxWx3 uint8 images of one size, rows may be padded;
@@ -57,7 +57,7 @@ from typing import Any
 KERNEL_NAMES: tuple[str, ...] = (
     "preprocess_into",
     "nms",
-    "motion_gray",
+    "motion_cells",
     "motion_diff",
     "add_wrapped",
     "paint_wrapped",

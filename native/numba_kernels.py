@@ -446,34 +446,33 @@ def nms(  # noqa: PLR0917 - numba kernels and the contract take positional argum
 
 
 @_kernel
-def _motion_gray(pixels: np.ndarray, stride: int, factor: int, swap: bool, out: np.ndarray) -> None:
-    w0 = 77 if swap else 29
-    w2 = 29 if swap else 77
-    rows, cols = out.shape
-    n = cols * factor
-    colsum = np.empty(n, np.int64)
+def _motion_cells(pixels: np.ndarray, stride: int, factor: int, out: np.ndarray) -> None:
+    rows, cols = out.shape[0], out.shape[1]
+    n = cols * factor * 3
+    colsum = np.empty(n, np.uint32)
     cells = factor * factor
     for gy in range(rows):
         colsum[:] = 0
         for r in range(factor):
             base = (gy * factor + r) * stride
             for x in range(n):
-                p = base + 3 * x
-                colsum[x] += (
-                    w0 * np.int64(pixels[p])
-                    + 150 * np.int64(pixels[p + 1])
-                    + w2 * np.int64(pixels[p + 2])
-                    + 128
-                ) >> 8
+                colsum[x] += np.uint32(pixels[base + x])
         for gx in range(cols):
-            out[gy, gx] = colsum[gx * factor : (gx + 1) * factor].sum() // cells
+            s0 = s1 = s2 = 0
+            for i in range(gx * factor * 3, (gx + 1) * factor * 3, 3):
+                s0 += colsum[i]
+                s1 += colsum[i + 1]
+                s2 += colsum[i + 2]
+            out[gy, gx, 0] = s0 // cells
+            out[gy, gx, 1] = s1 // cells
+            out[gy, gx, 2] = s2 // cells
 
 
-def motion_gray(src: np.ndarray, factor: int, swap_rb: bool, out: np.ndarray) -> None:
-    """Block-mean BT.601 grey of ``src`` over ``factor`` x ``factor`` blocks into ``out``."""
-    _checks.grey_out(src, factor, out)
+def motion_cells(src: np.ndarray, factor: int, out: np.ndarray) -> None:
+    """Block mean of each channel of ``src`` over ``factor`` x ``factor`` blocks into ``out``."""
+    _checks.cells_out(src, factor, out)
     pixels, stride = _pixels(src)
-    _motion_gray(pixels, stride, int(factor), bool(swap_rb), out)
+    _motion_cells(pixels, stride, int(factor), out)
 
 
 @_kernel
@@ -485,7 +484,11 @@ def _motion_diff(
     x1, y1 = 0, 0
     for y in range(prev.shape[0]):
         for x in range(prev.shape[1]):
-            if abs(np.int64(cur[y, x]) - np.int64(prev[y, x])) > threshold:
+            moved = False
+            for k in range(prev.shape[2]):
+                if abs(np.int64(cur[y, x, k]) - np.int64(prev[y, x, k])) > threshold:
+                    moved = True
+            if moved:
                 count += 1
                 x0 = min(x0, x)
                 y0 = min(y0, y)
@@ -499,7 +502,8 @@ def _motion_diff(
 def motion_diff(
     prev: np.ndarray, cur: np.ndarray, threshold: int
 ) -> tuple[int, int, int, int, int]:
-    """``(changed, x0, y0, x1, y1)``: cells with ``|cur - prev| > threshold`` and their box."""
+    """``(changed, x0, y0, x1, y1)``: cells where any channel moved by more than ``threshold``,
+    and their box."""
     _checks.grids(prev, cur)
     result = _motion_diff(
         _readonly(np.ascontiguousarray(prev)), _readonly(np.ascontiguousarray(cur)), int(threshold)
@@ -555,8 +559,8 @@ def warm_up() -> None:
     scores = np.array([0.9, 0.8], np.float32)
     nms(boxes, scores, None, 0.5, 0.1, 10)
     nms(boxes, scores, np.zeros(2, np.int64), 0.5, 0.1, 10)
-    grey = np.empty((2, 2), np.uint8)
-    motion_gray(src, 2, False, grey)
-    motion_diff(grey, grey, 10)
+    cells = np.empty((2, 2, 3), np.uint8)
+    motion_cells(src, 2, cells)
+    motion_diff(cells, cells, 10)
     add_wrapped(src, 1, src, np.empty_like(src))
     paint_wrapped(np.empty_like(src), np.ones(src.shape[:2], bool), np.ones(3, np.uint8), src)

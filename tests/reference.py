@@ -117,33 +117,28 @@ def nms(  # noqa: PLR0917 - mirrors the kernel contract
     return kept
 
 
-def grey(pixel: np.ndarray, rgb: bool) -> int:
-    """BT.601 grey of one pixel in 8-bit fixed point."""
-    b, g, r = (int(v) for v in (pixel[::-1] if rgb else pixel))
-    return (77 * r + 150 * g + 29 * b + 128) >> 8
-
-
-def motion_gray(src: np.ndarray, factor: int, rgb: bool) -> np.ndarray:
-    """Floor of the mean grey of each whole ``factor x factor`` block."""
+def motion_cells(src: np.ndarray, factor: int) -> np.ndarray:
+    """Floor of the mean of each channel over each whole ``factor x factor`` block."""
     rows, cols = src.shape[0] // factor, src.shape[1] // factor
-    out = np.zeros((rows, cols), dtype=np.uint8)
+    out = np.zeros((rows, cols, 3), dtype=np.uint8)
     for by in range(rows):
         for bx in range(cols):
-            total = 0
-            for y in range(by * factor, (by + 1) * factor):
-                for x in range(bx * factor, (bx + 1) * factor):
-                    total += grey(src[y, x], rgb)
-            out[by, bx] = total // (factor * factor)
+            for k in range(3):
+                total = 0
+                for y in range(by * factor, (by + 1) * factor):
+                    for x in range(bx * factor, (bx + 1) * factor):
+                        total += int(src[y, x, k])
+                out[by, bx, k] = total // (factor * factor)
     return out
 
 
 def motion_diff(prev: np.ndarray, cur: np.ndarray, threshold: int) -> tuple[int, ...]:
-    """Changed cells and their half-open bounding box, by visiting every cell."""
+    """Changed cells (any channel moved) and their half-open bounding box, visiting each cell."""
     changed = [
         (x, y)
         for y in range(prev.shape[0])
         for x in range(prev.shape[1])
-        if abs(int(cur[y, x]) - int(prev[y, x])) > threshold
+        if any(abs(int(c) - int(p)) > threshold for c, p in zip(cur[y, x], prev[y, x], strict=True))
     ]
     if not changed:
         return (0, 0, 0, 0, 0)

@@ -19,34 +19,32 @@ from tests.kernel_params import each_impl
     ("height", "width", "factor"),
     [(16, 24, 8), (37, 29, 4), (9, 9, 3), (48, 64, 1), (20, 13, 20), (12, 40, 6)],
 )
-@pytest.mark.parametrize("rgb", [False, True], ids=["bgr", "rgb"])
-def test_grey_grid_matches_reference(
-    impl: str, height: int, width: int, factor: int, rgb: bool
-) -> None:
+def test_cell_grid_matches_reference(impl: str, height: int, width: int, factor: int) -> None:
     rng = np.random.default_rng(height * width + factor)
     big = rng.integers(0, 256, (height + 4, width + 9, 3), dtype=np.uint8)
     frame = big[2 : 2 + height, 5 : 5 + width]  # a crop: rows further apart than 3 * width
-    out = np.full((height // factor, width // factor), 7, np.uint8)
-    kernels.get("motion_gray", impl)(frame, factor, rgb, out)
-    assert np.array_equal(out, reference.motion_gray(frame, factor, rgb))
+    out = np.full((height // factor, width // factor, 3), 7, np.uint8)
+    kernels.get("motion_cells", impl)(frame, factor, out)
+    assert np.array_equal(out, reference.motion_cells(frame, factor))
 
 
-def test_grey_of_white_is_white_and_block_mean_floors() -> None:
-    frame = np.full((4, 4, 3), 255, np.uint8)
-    frame[0, 0] = 0  # block mean of 15 x 255 and one 0: 239.06 -> 239
+def test_cells_keep_each_channel_and_the_block_mean_floors() -> None:
+    frame = np.full((4, 4, 3), (255, 10, 0), np.uint8)
+    frame[0, 0] = (0, 26, 16)  # per channel: 15 x 255 + 0, 15 x 10 + 26, 16 over 16 pixels
     for impl in kernels.available_implementations():
-        out = np.empty((1, 1), np.uint8)
-        kernels.get("motion_gray", impl)(frame, 4, False, out)
-        assert out[0, 0] == 239
+        out = np.empty((1, 1, 3), np.uint8)
+        kernels.get("motion_cells", impl)(frame, 4, out)
+        assert out[0, 0].tolist() == [239, 11, 1], impl
 
 
 @each_impl
 @pytest.mark.parametrize("threshold", [0, 10, 25, 254])
-def test_diff_matches_reference(impl: str, threshold: int) -> None:
-    rng = np.random.default_rng(threshold)
-    prev = rng.integers(0, 256, (23, 31), dtype=np.uint8)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_diff_matches_reference(impl: str, threshold: int, channels: int) -> None:
+    rng = np.random.default_rng(threshold + channels)
+    prev = rng.integers(0, 256, (23, 31, channels), dtype=np.uint8)
     cur = prev.copy()
-    changed = rng.random(prev.shape) < 0.05
+    changed = rng.random(prev.shape) < 0.05  # single channels of a cell, often
     cur[changed] = rng.integers(0, 256, int(changed.sum()))
     got = kernels.get("motion_diff", impl)(prev, cur, threshold)
     assert tuple(got) == reference.motion_diff(prev, cur, threshold)
@@ -54,10 +52,11 @@ def test_diff_matches_reference(impl: str, threshold: int) -> None:
 
 
 @each_impl
-def test_diff_box_is_half_open(impl: str) -> None:
-    prev = np.zeros((10, 12), np.uint8)
+def test_diff_box_is_half_open_and_any_channel_counts_once(impl: str) -> None:
+    prev = np.zeros((10, 12, 3), np.uint8)
     cur = prev.copy()
-    cur[3, 4] = cur[7, 9] = 200
+    cur[3, 4, 0] = 200  # one channel moved
+    cur[7, 9] = 200  # all three: still one cell
     assert tuple(kernels.get("motion_diff", impl)(prev, cur, 25)) == (2, 4, 3, 10, 8)
 
 
@@ -98,15 +97,17 @@ def test_new_size_or_reset_starts_over(impl: str) -> None:
     assert detector.update(np.zeros((8, 16, 3), np.uint8)).changed_fraction == 1.0
 
 
-def test_rgb_input_order_weighs_red_and_blue_right() -> None:
-    red_bgr = np.zeros((8, 8, 3), np.uint8)
-    red_bgr[..., 2] = 255  # red in BGR: grey 77 (red weighs 77/256)
-    black = np.zeros_like(red_bgr)
-    assert motion_score(black, red_bgr, threshold=76).changed_cells == 1
-    assert motion_score(black, red_bgr, threshold=77).changed_cells == 0
-    # The same bytes read as RGB are blue: grey 29.
-    assert motion_score(black, red_bgr, threshold=28, input_order="RGB").changed_cells == 1
-    assert motion_score(black, red_bgr, threshold=29, input_order="RGB").changed_cells == 0
+@each_impl
+def test_an_object_as_bright_as_the_background_is_motion(impl: str) -> None:
+    """Red over green of the same BT.601 grey (76): a grey gate saw nothing at any threshold."""
+    green = np.zeros((32, 32, 3), np.uint8)
+    green[...] = (0, 130, 0)  # BGR: grey (150 * 130 + 128) >> 8 = 76
+    red = green.copy()
+    red[8:24, 8:24] = (0, 0, 255)  # grey (77 * 255 + 128) >> 8 = 77
+    result = motion_score(green, red, factor=8, threshold=12, impl=impl)
+    assert (result.changed_cells, result.box) == (4, (8, 8, 24, 24))
+    assert motion_score(green, red, factor=8, threshold=254, impl=impl).changed_cells == 4
+    assert motion_score(green, red, factor=8, threshold=255, impl=impl).changed_cells == 0
 
 
 @pytest.mark.parametrize(
@@ -116,7 +117,6 @@ def test_rgb_input_order_weighs_red_and_blue_right() -> None:
         dict(factor=257),
         dict(threshold=-1),
         dict(threshold=256),
-        dict(input_order="YUV"),
     ],
 )
 def test_bad_settings(options: dict[str, object]) -> None:

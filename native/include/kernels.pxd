@@ -33,9 +33,9 @@ cdef extern from "kernels.h" nogil:
     Py_ssize_t el_nms(const float *boxes, const float *scores, const int64_t *classes,
                       Py_ssize_t n, double iou_threshold, double score_threshold,
                       Py_ssize_t top_k, int64_t *keep)
-    int el_motion_gray(const el_image *src, int factor, int swap_rb, uint8_t *out)
+    int el_motion_cells(const el_image *src, int factor, uint8_t *out)
     int64_t el_motion_diff(const uint8_t *prev, const uint8_t *cur, int height, int width,
-                           int threshold, int box[4])
+                           int channels, int threshold, int box[4])
     int el_add_wrapped(const el_image *base, uint8_t level, const el_image *noise, uint8_t *out,
                        Py_ssize_t out_stride)
     int el_paint_wrapped(uint8_t *out, Py_ssize_t out_stride, const el_image *noise,

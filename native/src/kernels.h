@@ -54,17 +54,17 @@ const char *el_vector_isa(void);
 ptrdiff_t el_nms(const float *boxes, const float *scores, const int64_t *classes, ptrdiff_t n,
                  double iou_threshold, double score_threshold, ptrdiff_t top_k, int64_t *keep);
 
-/* Block mean of BT.601 grey over factor x factor blocks (1 <= factor <= EL_MAX_MOTION_FACTOR)
- * into out ((H/factor) x (W/factor), C order). The input is BGR, or RGB when swap_rb.
- * Returns EL_OK, EL_EINVAL or EL_ENOMEM. */
+/* Block mean of each of the 3 channels over factor x factor blocks (1 <= factor <=
+ * EL_MAX_MOTION_FACTOR) into out ((H/factor) x (W/factor) x 3, C order, the input's channel
+ * order). Returns EL_OK, EL_EINVAL or EL_ENOMEM. */
 #define EL_MAX_MOTION_FACTOR 256
-int el_motion_gray(const el_image *src, int factor, int swap_rb, uint8_t *out);
+int el_motion_cells(const el_image *src, int factor, uint8_t *out);
 
-/* Count of cells with |cur - prev| > threshold in two height x width uint8 grids (C order) and
- * their half-open bounding box (x0, y0, x1, y1), all zero when nothing changed. Returns the count,
- * or EL_EINVAL. */
+/* Count of cells where any of the `channels` values moved by more than threshold, in two
+ * height x width x channels uint8 grids (C order), and their half-open bounding box (x0, y0,
+ * x1, y1), all zero when nothing changed. Returns the count, EL_EINVAL or EL_ENOMEM. */
 int64_t el_motion_diff(const uint8_t *prev, const uint8_t *cur, int height, int width,
-                       int threshold, int box[4]);
+                       int channels, int threshold, int box[4]);
 
 /* out = (base + level + noise) mod 256, byte by byte, over three HxWx3 images of base's size
  * (rows `stride` / `out_stride` bytes apart; out must not overlap base or noise: restrict).
