@@ -92,11 +92,13 @@ def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """
     x = np.asarray(a, np.float64).reshape(-1, 4)[:, None, :]
     y = np.asarray(b, np.float64).reshape(-1, 4)[None, :, :]
-    w = np.clip(np.minimum(x[..., 2], y[..., 2]) - np.maximum(x[..., 0], y[..., 0]), 0, None)
-    h = np.clip(np.minimum(x[..., 3], y[..., 3]) - np.maximum(x[..., 1], y[..., 1]), 0, None)
+    # np.maximum(..., 0), not np.clip: the same values (NaN stays NaN), without np.clip's
+    # Python-level wrapper -- the filter's cooldown calls this for every frame it decides.
+    w = np.maximum(np.minimum(x[..., 2], y[..., 2]) - np.maximum(x[..., 0], y[..., 0]), 0.0)
+    h = np.maximum(np.minimum(x[..., 3], y[..., 3]) - np.maximum(x[..., 1], y[..., 1]), 0.0)
     inter = w * h
-    area_x = np.clip(x[..., 2] - x[..., 0], 0, None) * np.clip(x[..., 3] - x[..., 1], 0, None)
-    area_y = np.clip(y[..., 2] - y[..., 0], 0, None) * np.clip(y[..., 3] - y[..., 1], 0, None)
+    area_x = np.maximum(x[..., 2] - x[..., 0], 0.0) * np.maximum(x[..., 3] - x[..., 1], 0.0)
+    area_y = np.maximum(y[..., 2] - y[..., 0], 0.0) * np.maximum(y[..., 3] - y[..., 1], 0.0)
     union = area_x + area_y - inter
     out: npt.NDArray[np.float64] = np.divide(
         inter, union, out=np.zeros_like(inter), where=union > 0

@@ -165,12 +165,19 @@ def decode_detections(
             f"{len(names)} class names for a detector output with {num_classes} classes "
             f"(rows of 4 box values + {num_classes} scores)"
         )
-    finite = np.isfinite(rows).all(axis=1)
-    nonfinite = int(rows.shape[0] - np.count_nonzero(finite))
     scores = rows[:, 4:]
     best = scores.argmax(axis=1)
-    best_score = np.take_along_axis(scores, best[:, None], axis=1)[:, 0]
-    candidates = np.flatnonzero(finite & (best_score >= score_threshold))
+    best_score = scores[np.arange(len(best)), best]
+    keep = best_score >= score_threshold
+    nonfinite = 0
+    # One pass over the whole output first: NumPy's per-row reductions cost more than the
+    # element tests (960x9: 23 us against 3; 8400x84: 384 against 84), and a model rarely
+    # gives NaN or infinity, so the per-row test runs only when it did.
+    if not np.isfinite(rows).all():
+        finite = np.isfinite(rows).all(axis=1)
+        nonfinite = int(rows.shape[0] - np.count_nonzero(finite))
+        keep &= finite
+    candidates = np.flatnonzero(keep)
     boxes = transform.to_source(rows[candidates, :4].astype(np.float32, copy=False))
     classes = best[candidates].astype(np.int64)
     kept = nms(

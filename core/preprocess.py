@@ -98,8 +98,13 @@ class LetterboxTransform:
         if out.shape[-1:] != (4,):
             raise FrameError(f"boxes must have shape (..., 4) (x1, y1, x2, y2), got {out.shape}")
         height, width = self.src_size
-        out[..., 0::2] = np.clip((out[..., 0::2] - self.pad_x) / self.scale_x, 0, width)
-        out[..., 1::2] = np.clip((out[..., 1::2] - self.pad_y) / self.scale_y, 0, height)
+        for coords, pad, scale, limit in (
+            (out[..., 0::2], self.pad_x, self.scale_x, width),
+            (out[..., 1::2], self.pad_y, self.scale_y, height),
+        ):  # in place on the copy; minimum/maximum rather than np.clip's slower wrapper
+            np.subtract(coords, pad, out=coords)
+            np.divide(coords, scale, out=coords)
+            np.minimum(np.maximum(coords, 0, out=coords), limit, out=coords)
         return out
 
     def to_network(self, boxes: npt.ArrayLike) -> np.ndarray:
