@@ -23,6 +23,7 @@ SUITES: dict[str, str] = {
     "outbox": "bench.micro.outbox",
     "metrics": "bench.micro.metrics",
     "synthetic": "bench.micro.synthetic",
+    "motion": "bench.micro.motion",
 }
 
 
@@ -35,6 +36,7 @@ SUMMARY_CASES = frozenset(
         "write_ack",
         "sample1hz",
         "render1080p",
+        "gate1080p",
     }
 )
 """The standard suite's micro summary: one case per suite, the one its headline is about
