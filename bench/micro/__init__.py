@@ -9,11 +9,13 @@ edgeloop is faster unless the key says otherwise.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.timing import Budget
+import numpy as np
+
+from bench.timing import Budget, measure
 
 SUITES: dict[str, str] = {
     "ring": "bench.micro.ring",
@@ -70,6 +72,26 @@ class MicroOptions:
     def wants(self, case: str) -> bool:
         """Whether case ``case`` is to be measured."""
         return not self.cases or case in self.cases
+
+
+ROUNDS = 3
+"""Rounds of a suite's round-robin (1 with ``--quick``)."""
+
+
+def round_robin(
+    contenders: Sequence[tuple[str, Callable[[], object]]], options: MicroOptions, label: str
+) -> dict[str, np.ndarray]:
+    """Every contender's samples (ns), measured in turn for :data:`ROUNDS` rounds of a share of
+    the budget each: a machine whose speed drifts drifts them alike, so their ratios hold.
+    Progress says ``<label>: <name>, round i/n``."""
+    rounds = 1 if options.quick else ROUNDS
+    budget = options.budget.scaled(1.0 / rounds)
+    samples: dict[str, list[np.ndarray]] = {name: [] for name, _ in contenders}
+    for i in range(rounds):
+        for name, fn in contenders:
+            options.progress(f"{label}: {name}, round {i + 1}/{rounds}")
+            samples[name].append(measure(fn, budget))
+    return {name: np.concatenate(parts) for name, parts in samples.items()}
 
 
 def run_suite(name: str, options: MicroOptions) -> dict[str, Any]:

@@ -10,8 +10,8 @@ as its background (:mod:`core.motion`). Headline keys: ``impl`` (the default imp
 ``ratio_vs_cv2`` and ``ratio_vs_cv2_grey`` (OpenCV's median over ours: > 1 means edgeloop is
 faster), ``ratio_vs_numpy``, and ``changed_cells`` against ``changed_cells_cv2`` for the same
 pair of frames (OpenCV rounds the block mean where edgeloop floors it: a cell at the threshold
-may differ). One thread for OpenCV; contenders measured round-robin over ``ROUNDS`` rounds, so
-a drifting machine drifts them alike.
+may differ). One thread for OpenCV; contenders measured round-robin
+(:func:`bench.micro.round_robin`), so a drifting machine drifts them alike.
 """
 
 from __future__ import annotations
@@ -21,16 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from bench.micro import MicroOptions
+from bench.micro import MicroOptions, round_robin
 from bench.stats import ratio, summarize
-from bench.timing import measure
 from core.motion import MotionDetector
 from core.synthetic import SceneConfig, SyntheticCamera
 from native import kernels
 
 HEIGHT, WIDTH = 1080, 1920
 FACTOR, THRESHOLD = 8, 12  # the gate's defaults (core.filter.MotionGateConfig)
-ROUNDS = 3  # 1 with --quick
 FIRST_FRAME = 300
 """Frames of the synthetic scene compared: two consecutive ones with objects moving."""
 
@@ -99,20 +97,15 @@ def _gate1080p(options: MicroOptions) -> dict[str, Any]:
     if cv2 is not None:
         cv2.setNumThreads(1)
     try:
-        samples: dict[str, list[np.ndarray]] = {name: [] for name, _, _ in contenders}
-        rounds = 1 if options.quick else ROUNDS
-        budget = options.budget.scaled(1.0 / rounds)
-        for i in range(rounds):
-            for name, _, fn in contenders:
-                options.progress(f"motion: gate1080p: {name}, round {i + 1}/{rounds}")
-                samples[name].append(measure(fn, budget))
+        runs = [(name, fn) for name, _, fn in contenders]
+        samples = round_robin(runs, options, "motion: gate1080p")
     finally:
         if cv2 is not None:
             cv2.setNumThreads(threads)
     rows: list[dict[str, Any]] = []
     median: dict[str | None, float] = {}
     for name, which, _ in contenders:
-        s = summarize(np.concatenate(samples[name]), unit="ms")
+        s = summarize(samples[name], unit="ms")
         row = {"name": name, "impl": which, "median_ms": s["median_ms"], "p99_ms": s["p99_ms"]}
         rows.append({**row, "cv": s["cv"], "n": s["n"]})
         median[which] = s["median_ms"]

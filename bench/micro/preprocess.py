@@ -24,7 +24,7 @@ same (the largest difference from OpenCV's output, in grey levels).
 Like for like: one thread for everyone (``cv2.setNumThreads(1)``, restored afterwards), the same
 input, the same normalisation, edgeloop writing into a preallocated batch (so does the manual
 OpenCV path; ``blobFromImage`` allocates its own, which only helps it). Contenders are measured
-round-robin over ``ROUNDS`` rounds so that a noisy machine drifts them alike.
+round-robin (:func:`bench.micro.round_robin`) so that a noisy machine drifts them alike.
 """
 
 from __future__ import annotations
@@ -34,15 +34,13 @@ from typing import Any, cast
 
 import numpy as np
 
-from bench.micro import MicroOptions
+from bench.micro import MicroOptions, round_robin
 from bench.stats import ratio, summarize
-from bench.timing import measure
 from core.preprocess import PreprocessSpec, preprocess_into
 from core.sample_media import scene_image
 from native import kernels, numpy_kernels
 
 HEIGHT, WIDTH = 1080, 1920
-ROUNDS = 3  # 1 with --quick
 
 Run = Callable[[], object]
 
@@ -177,12 +175,9 @@ def _cv2_letterbox(cv2: Any, frame: np.ndarray, spec: PreprocessSpec) -> list[Co
 
 
 def _measure(contenders: list[Contender], case: str, options: MicroOptions) -> None:
-    rounds = 1 if options.quick else ROUNDS
-    budget = options.budget.scaled(1.0 / rounds)
-    for i in range(rounds):
-        for c in contenders:
-            options.progress(f"preprocess: {case}: {c.name}, round {i + 1}/{rounds}")
-            c.samples.append(measure(c.fn, budget))
+    samples = round_robin([(c.name, c.fn) for c in contenders], options, f"preprocess: {case}")
+    for c in contenders:
+        c.samples.append(samples[c.name])
 
 
 def _row(c: Contender) -> dict[str, Any]:

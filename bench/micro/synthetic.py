@@ -8,8 +8,8 @@ used before the kernel), and for a whole frame (``SyntheticCamera.render_into``,
 ground truth included, the default kernels), over frames spread across the scene. Headline
 keys: ``impl`` (the default implementation), ``ratio_vs_numpy`` (NumPy's sensor pass over the
 default one's: > 1 means the kernel is faster) and ``render_ms`` (a whole frame's median).
-Contenders are measured round-robin over ``ROUNDS`` rounds, so a drifting machine drifts them
-alike.
+Contenders are measured round-robin (:func:`bench.micro.round_robin`), so a drifting machine
+drifts them alike.
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.micro import MicroOptions
+from bench.micro import MicroOptions, round_robin
 from bench.stats import ratio, summarize
-from bench.timing import measure
 from core.synthetic import SceneConfig, SyntheticCamera
 from native import kernels
 
 HEIGHT, WIDTH = 1080, 1920
-ROUNDS = 3  # 1 with --quick
 FRAME_STRIDE = 37
 """Frames rendered in turn, this far apart: a scene's object count changes along it."""
 
@@ -56,16 +54,11 @@ def _render1080p(options: MicroOptions) -> dict[str, Any]:
             lambda: camera.render_into(next(frames), slot),
         )
     )
-    samples: dict[str, list[np.ndarray]] = {name: [] for name, _, _ in contenders}
-    rounds = 1 if options.quick else ROUNDS
-    budget = options.budget.scaled(1.0 / rounds)
-    for i in range(rounds):
-        for name, _, fn in contenders:
-            options.progress(f"synthetic: render1080p: {name}, round {i + 1}/{rounds}")
-            samples[name].append(measure(fn, budget))
+    runs = [(name, fn) for name, _, fn in contenders]
+    samples = round_robin(runs, options, "synthetic: render1080p")
     rows = []
     for name, which, _ in contenders:
-        s = summarize(np.concatenate(samples[name]), unit="ms")
+        s = summarize(samples[name], unit="ms")
         row: dict[str, Any] = {"name": name}
         if which is not None:
             row["impl"] = which
