@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -129,3 +130,28 @@ def test_a_script_without_a_main_guard_can_start_one(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith("(1, ")
+
+
+def test_waiting_for_a_reply_survives_being_preempted_between_clock_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wait before polling reads the clock once: a thread pre-empted for longer than the
+    time left (CI load did it) used to read it again and ask ``time.sleep`` for a negative
+    length, which crashed the output worker. A clock that jumps 5 ms at every read stands in
+    for the pre-emption."""
+    from core.backends import process
+
+    now = [0]
+
+    def jumpy_clock() -> int:
+        now[0] += 5_000_000
+        return now[0]
+
+    slept: list[float] = []  # the module's clock and sleep only (no threads of its own)
+    monkeypatch.setattr(
+        process, "time", SimpleNamespace(perf_counter_ns=jumpy_clock, sleep=slept.append)
+    )
+    waiting = SimpleNamespace(_replies=SimpleNamespace(poll=lambda timeout: True), _row_ns=0.0)
+    due_ns = 5_000_000 + process.POLL_NS + 1_000_000  # due just past the first read + POLL_NS
+    ProcessBackend._await_reply(waiting, due_ns)  # type: ignore[arg-type]
+    assert slept and all(s >= 0 for s in slept)

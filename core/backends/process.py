@@ -367,8 +367,9 @@ class ProcessBackend(Backend):
         clock = time.perf_counter_ns
         poll = self._replies.poll
         late = due_ns + LATE_FACTOR * int(self._row_ns) + LATE_MIN_NS
-        if due_ns - clock() > POLL_NS:
-            time.sleep((due_ns - clock() - POLL_NS / 2) / 1e9)
+        ahead_ns = due_ns - clock()  # read once: a thread pre-empted between two reads would
+        if ahead_ns > POLL_NS:  # ask for a negative sleep (ValueError; seen under CI load)
+            time.sleep((ahead_ns - POLL_NS / 2) / 1e9)
         while not poll(0):
             if clock() > late:
                 poll(None)
