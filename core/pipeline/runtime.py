@@ -298,7 +298,8 @@ class _Run:
         self.config = pipeline.config
         self.duration_s = duration_s
         self.extension = extension
-        self.extensions = 0
+        self.until_s = duration_s
+        """Measured seconds the run stops at: ``duration_s``, moved on by each extension."""
         self.max_frames = max_frames
         self.warmup_s = warmup_s
         self.progress = progress
@@ -483,8 +484,8 @@ class _Run:
                 self.windows.append(self._window(now))
                 next_window_ns = (measured_ns // window_ns + 1) * window_ns
             if (
-                self.duration_s is not None
-                and measured_ns >= self._due_ns()
+                self.until_s is not None
+                and measured_ns >= self.until_s * 1e9
                 and self._measured_enough(measured_ns)
             ):
                 return
@@ -497,22 +498,17 @@ class _Run:
             if self._sources_done(now):
                 return
 
-    def _due_ns(self) -> float:
-        assert self.duration_s is not None
-        step = self.extension.step_s if self.extension is not None else 0.0
-        return (self.duration_s + self.extensions * step) * 1e9
-
     def _measured_enough(self, measured_ns: int) -> bool:
         """At the planned end, or an extension's: stop, unless the extension's rule says the
         windows have not settled and its ``max_s`` leaves room for another step."""
-        extension = self.extension
-        if extension is None:
+        extension, until_s = self.extension, self.until_s
+        if extension is None or until_s is None:
             return True
-        if self._due_ns() + extension.step_s * 1e9 > (extension.max_s + self.window_s / 2) * 1e9:
+        if until_s + extension.step_s > extension.max_s + self.window_s / 2:
             return True  # (on the plan, not the clock: how many steps fit does not vary)
         if extension.settled(self._fps_timeline(), self._latency_timeline(50)):
             return True
-        self.extensions += 1
+        self.until_s = until_s + extension.step_s
         log.info(
             "windows not settled after %.1f s: measuring %.1f s more",
             measured_ns / 1e9,
@@ -648,7 +644,7 @@ class _Run:
             streams=streams,
             batches=batches - self.batches_mark[0],
             partial_batches=partial - self.batches_mark[1],
-            extended_s=self.extensions * self.extension.step_s if self.extension else 0.0,
+            extended_s=(self.until_s or 0.0) - (self.duration_s or 0.0),
         )
         report.metrics = self.pipeline.registry.snapshot()
         return report

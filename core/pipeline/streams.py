@@ -313,14 +313,15 @@ def source_loop(
                 final, message = ENDED, "end of stream"
                 break
             consecutive = 0
-            capture_ns = frame.capture_ns
+            capture_ns, published_ns = frame.capture_ns, end  # unpaced: published once read
             if period_ns:
                 tick.learn(end - start)
                 if not tick.wait(stop):
                     producer.abandon(slot)
                     break
+                published_ns = time.monotonic_ns()  # on its tick
                 if restamp:
-                    capture_ns = time.monotonic_ns()
+                    capture_ns = published_ns
             block.write_truth(slot.index, frame.truth)
             producer.publish(
                 slot,
@@ -331,7 +332,7 @@ def source_loop(
             stats.record(start, end)
             produced += 1
             status[_PRODUCED] = produced
-            status[_LAST_FRAME] = time.monotonic_ns()
+            status[_LAST_FRAME] = published_ns
     finally:
         block.set_state(final, message)
         producer.close(end_of_stream=True)
