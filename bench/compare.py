@@ -138,7 +138,7 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "naive fps (control)",
-        "pipeline.naive_fps",
+        "naive.fps",  # every segment's, as its samples; pipeline.naive_fps is two of them
         "naive.samples.fps_windows",
         "mean",
         True,

@@ -70,6 +70,8 @@ class NaiveResult:
     model: str
     segment_frames: list[int] | None = None
     """Frames per measured segment, in order (None: one segment)."""
+    segment_s: list[float] | None = None
+    """Measured seconds per segment, in order (None: one segment)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -294,7 +296,7 @@ class NaiveLoop:
             raise ValueError("the naive loop has measured nothing yet")
         times = np.concatenate(self.segments)
         durations = [
-            (t[-1, 5] - s) / 1e9 for t, s in zip(self.segments, self.starts_ns, strict=True)
+            float(t[-1, 5] - s) / 1e9 for t, s in zip(self.segments, self.starts_ns, strict=True)
         ]
         duration_s = float(sum(durations))
         return NaiveResult(
@@ -310,6 +312,7 @@ class NaiveLoop:
             jpeg_bytes=self.jpeg_bytes,
             model=str(self.path),
             segment_frames=[len(t) for t in self.segments],
+            segment_s=durations,
             extra={
                 "window_s": window_s,
                 "segments": len(self.segments),
@@ -349,28 +352,50 @@ def _segments(result: NaiveResult) -> list[slice]:
 
 def _per_segment(
     result: NaiveResult, windows: Callable[[slice], list[tuple[float, float]]]
-) -> list[tuple[float, float]]:
-    """Each segment's windows, one after the other: ``t_s`` counts measured time only (the
-    gaps between segments are other runs)."""
+) -> list[list[tuple[float, float]]]:
+    """Each segment's own windows (``t_s`` from the segment's first frame): no window spans
+    the gap between two segments (other runs)."""
+    return [windows(part) for part in _segments(result)]
+
+
+def _joined(series: list[list[tuple[float, float]]]) -> list[tuple[float, float]]:
+    """Segments' windows one after the other: ``t_s`` counts measured time only."""
     out: list[tuple[float, float]] = []
     offset = 0.0
-    for part in _segments(result):
-        found = windows(part)
+    for found in series:
         out.extend((offset + t, v) for t, v in found)
         offset += found[-1][0] if found else 0.0
     return out
 
 
-def fps_windows(result: NaiveResult) -> list[tuple[float, float]]:
-    """``(t_s, fps)`` per window of the measured segments."""
+def segment_fps_windows(result: NaiveResult) -> list[list[tuple[float, float]]]:
+    """Per segment, ``(t_s, fps)`` per window."""
     window_s = float(result.extra["window_s"])
     return _per_segment(result, lambda part: window_rates(result.end_ns[part], window_s))
 
 
-def latency_windows(result: NaiveResult) -> list[tuple[float, float]]:
-    """``(t_s, median latency ms)`` per window of the measured segments."""
+def segment_latency_windows(result: NaiveResult) -> list[list[tuple[float, float]]]:
+    """Per segment, ``(t_s, median latency ms)`` per window."""
     window_s = float(result.extra["window_s"])
     latency_ms = result.latency_ns / 1e6
     return _per_segment(
         result, lambda part: window_values(result.end_ns[part], latency_ms[part], window_s)
     )
+
+
+def fps_windows(result: NaiveResult) -> list[tuple[float, float]]:
+    """``(t_s, fps)`` per window of the measured segments."""
+    return _joined(segment_fps_windows(result))
+
+
+def latency_windows(result: NaiveResult) -> list[tuple[float, float]]:
+    """``(t_s, median latency ms)`` per window of the measured segments."""
+    return _joined(segment_latency_windows(result))
+
+
+def segment_fps(result: NaiveResult, which: slice = slice(None)) -> float:
+    """Frames per second over the segments ``which`` selects (their frames over their
+    measured seconds): e.g. ``slice(0, 2)``, the two around the flat-out run."""
+    frames = (result.segment_frames or [result.frames])[which]
+    seconds = (result.segment_s or [result.duration_s])[which]
+    return sum(frames) / sum(seconds) if sum(seconds) > 0 else 0.0

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import SCHEMA
+from bench.verdict import STABILITY
 
 # Columns never shown in tables (identifiers or bulky raw data).
 _HIDDEN = {"contender", "impl_forced", "samples_ns", "skipped"}
@@ -215,11 +216,35 @@ def extension_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def drift_lines(report: dict[str, Any]) -> list[str]:
+    """A line when the naive loop's segments (before, between and after the pipeline runs) lie
+    further apart than the stability rule allows: the machine's speed moved during the suite.
+
+    >>> [line] = drift_lines({"naive": {"segments_fps": [66.3, 60.7, 80.7],
+    ...                                  "machine_drift": 0.166}})
+    >>> line.split(": the")[1]
+    ' naive loop ran 66.3, 60.7, 80.7 frames/s in its segments (16.6 % from their mean)'
+    >>> drift_lines({"naive": {"segments_fps": [66.3, 64.7], "machine_drift": 0.012}})
+    []
+    """
+    naive = report.get("naive") or {}
+    drift = naive.get("machine_drift")
+    if drift is None or drift <= STABILITY:
+        return []
+    rates = ", ".join(f"{v:.1f}" for v in naive["segments_fps"])
+    return [
+        f"machine drift: the naive loop ran {rates} frames/s in its segments "
+        f"({drift * 100:.1f} % from their mean): the figures of this report compare only loosely "
+        "with other runs"
+    ]
+
+
 def pipeline_sections(report: dict[str, Any]) -> Iterable[tuple[str, list[str]]]:
     """(title, lines) of the pipeline summary and stage tables, when the report has them."""
     if "pipeline" not in report:
         return
-    yield "summary", table(summary_rows(report)) + stall_lines(report) + extension_lines(report)
+    notes = stall_lines(report) + extension_lines(report) + drift_lines(report)
+    yield "summary", table(summary_rows(report)) + notes
     rows = stage_rows(report)
     if rows:
         limit = _get(report, "pipeline.bound.limit")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bench import naive
+from bench.standard import AROUND_FLAT_RUN, naive_block
 from bench.timing import Budget
 from core.detections import nms
 
@@ -76,3 +77,61 @@ def test_numpy_nms_agrees_with_the_native_kernel() -> None:
     ours = naive._nms(boxes, scores, 0.45)
     reference = nms(boxes, scores, iou_threshold=0.45, score_threshold=0.0, top_k=300)
     assert ours == reference.tolist()
+
+
+def _segmented(rates: list[list[float]], window_s: float = 1.0) -> naive.NaiveResult:
+    """A naive result whose segments ran at ``rates`` (frames/s per window of each segment),
+    the segments minutes apart, each frame 10 ms, and one frame more that closes a segment's
+    last window (windows count from the first frame)."""
+    ends: list[int] = []
+    frames: list[int] = []
+    seconds: list[float] = []
+    start = 0
+    for windows in rates:
+        count = 0
+        for w, rate in enumerate(windows):
+            n = round(rate * window_s)
+            ends += [start + int((w + k / n) * window_s * 1e9) for k in range(n)]
+            count += n
+        ends.append(start + int(len(windows) * window_s * 1e9))  # closes the last window
+        frames.append(count + 1)
+        seconds.append(len(windows) * window_s)
+        start += int(300e9)  # five minutes of other runs in between
+    end_ns = np.asarray(ends, np.int64)
+    latency = np.full(end_ns.size, 10_000_000, np.int64)
+    return naive.NaiveResult(
+        fps=sum(frames) / sum(seconds),
+        frames=sum(frames),
+        duration_s=sum(seconds),
+        latency_ns=latency,
+        end_ns=end_ns,
+        step_ns={"infer": latency},
+        load_s=0.1,
+        first_inference_s=0.01,
+        warmup_frames=5,
+        jpeg_bytes=1000 * sum(frames),
+        model="detector",
+        segment_frames=frames,
+        segment_s=seconds,
+        extra={"window_s": window_s, "segments": len(rates)},
+    )
+
+
+def test_segments_apart_are_judged_each_on_its_own_and_their_spread_reported() -> None:
+    """Three segments each steady but at 66, 61 and 81 frames/s (the machine sped up between
+    them): VALID, the spread reported as the machine's drift, and naive_fps for the speed-up
+    is the two around the flat-out run."""
+    budget = Budget(warmup_s=0.0, warmup_count=1, min_s=9.0, min_count=100)
+    drifting = _segmented([[66, 66, 66], [61, 60, 61], [80, 81, 81]])
+    block = naive_block(drifting, budget)
+    assert block["verdict"]["result"] == "VALID", block["verdict"]
+    assert [round(v) for v in block["segments_fps"]] == [66, 61, 81]
+    mean = np.mean(block["segments_fps"])
+    assert block["machine_drift"] == pytest.approx((block["segments_fps"][2] - mean) / mean)
+    around = naive.segment_fps(drifting, AROUND_FLAT_RUN)
+    assert around == pytest.approx((199 + 183) / 6.0)
+    assert naive.segment_fps(drifting) == pytest.approx(drifting.fps)
+
+    shaky = _segmented([[66, 66, 67], [61, 45, 61], [80, 81, 81]])
+    verdict = naive_block(shaky, budget)["verdict"]
+    assert verdict["result"] == "INVALID" and verdict["reason"].startswith("stable: segment 2")

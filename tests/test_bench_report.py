@@ -94,7 +94,9 @@ def test_report_json_has_every_contract_key(quick_run: tuple[Path, dict[str, Any
     assert quiet["quiet_fraction"] == 0.05 and quiet["frames"] == 120
     assert set(report["verdict"]["runs"]) == {"pipeline", "paced", "quiet", "naive"}
     assert report["env"]["model"]["sha256"] and report["env"]["git_commit"]
-    assert report["naive"]["fps"] == pipeline["naive_fps"]
+    around = report["naive"]["segments_fps"][:2]  # the speed-up's: around the flat-out run
+    assert min(around) <= pipeline["naive_fps"] <= max(around)
+    assert report["naive"]["machine_drift"] >= 0
     assert report["naive"]["settings"]["segments"] == 3  # around the flat and paced runs
 
 
