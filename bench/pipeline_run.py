@@ -588,6 +588,7 @@ def paced_block(measured: Measured) -> dict[str, Any]:
         rate_per_stream=measured.config.rate,
         infer_p99_ms=infer_p99,
         e2e_p99_over_infer_p99_ms=e2e["p99"] - infer_p99 if e2e and infer_p99 else None,
+        stages=_stages(report, None, {}),
         stalls=stall_windows(
             report.latency_p99_timeline,
             stages=_stages_after_capture(report),

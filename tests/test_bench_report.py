@@ -87,6 +87,7 @@ def test_report_json_has_every_contract_key(quick_run: tuple[Path, dict[str, Any
     for key in ("rate", "e2e_latency_ms", "infer_p99_ms", "dropped"):
         assert key in paced, key
     assert paced["rate"] == pytest.approx(0.8 * pipeline["fps"])
+    assert set(paced["stages"]) == set(STAGES) and 0 < paced["stages"]["infer"]["busy_frac"] <= 1
     stalls = paced["stalls"]
     assert stalls["count"] == len(stalls["windows"]) and stalls["median_window_p99_ms"] > 0
     assert stalls["threshold_ms"] == pytest.approx(2 * stalls["median_window_p99_ms"])
