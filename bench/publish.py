@@ -20,6 +20,9 @@ name                                       meaning (base units; ms become second
 ``edgeloop_bench_dropped_frames``          frames dropped flat out
 ``edgeloop_bench_e2e_latency_seconds``     ``quantile`` 0.5, 0.99, 1 (max), flat out
 ``edgeloop_bench_paced_e2e_latency_seconds`` ``quantile`` 0.99, paced at 80 %
+``edgeloop_bench_paced_infer_busy_ratio``   inference's busy fraction, paced at 80 %
+``edgeloop_bench_machine_drift_ratio``     the naive loop segments' spread: the machine's
+                                           speed moving during the run (a fraction)
 ``edgeloop_bench_micro``                   ``suite``, ``case``, ``figure``: every scalar
                                            headline of the micro suites (``figure``
                                            with its unit, ``_ms`` turned into ``_seconds``)
@@ -49,6 +52,16 @@ _PIPELINE = (
     ("edgeloop_bench_naive_fps", "pipeline.naive_fps", "Naive loop frames per second"),
     ("edgeloop_bench_speedup_vs_naive_ratio", "pipeline.speedup_vs_naive", "fps / naive fps"),
     ("edgeloop_bench_dropped_frames", "pipeline.dropped", "Frames dropped flat out"),
+    (
+        "edgeloop_bench_paced_infer_busy_ratio",
+        "pipeline.paced.stages.infer.busy_frac",
+        "Inference busy fraction in the paced run: the load it really met",
+    ),
+    (
+        "edgeloop_bench_machine_drift_ratio",
+        "naive.machine_drift",
+        "Naive loop segments' largest distance from their mean fps: the machine's drift",
+    ),
 )
 _LATENCY = (("0.5", "p50"), ("0.99", "p99"), ("1", "max"))
 

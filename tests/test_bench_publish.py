@@ -33,8 +33,9 @@ REPORT: dict[str, Any] = {  # the standard suite's keys that the summary reads
         "speedup_vs_naive": 2.25,
         "dropped": 0,
         "e2e_latency_ms": {"p50": 40.0, "p99": 71.0, "max": 90.0},
-        "paced": {"e2e_latency_ms": {"p99": 52.0}},
+        "paced": {"e2e_latency_ms": {"p99": 52.0}, "stages": {"infer": {"busy_frac": 0.79}}},
     },
+    "naive": {"fps": 15.0, "machine_drift": 0.12},
     "micro": {
         "ring": {"1080p": {"rows": [], "ratio_vs_mp_queue": 900.0, "median_ms": 0.004}},
         "metrics": {"core_fraction_at_1hz": 0.0006, "sample1hz": {"target_met": True}},
@@ -61,6 +62,8 @@ def test_summary_in_base_units() -> None:
     assert values[("edgeloop_bench_e2e_latency_seconds", (("quantile", "0.99"),))] == 0.071
     assert values[("edgeloop_bench_paced_e2e_latency_seconds", (("quantile", "0.99"),))] == 0.052
     assert values[("edgeloop_bench_verdict", (("result", "VALID"),))] == 1
+    assert values[("edgeloop_bench_paced_infer_busy_ratio", ())] == 0.79
+    assert values[("edgeloop_bench_machine_drift_ratio", ())] == 0.12
     micro = (("case", "1080p"), ("figure", "median_seconds"), ("suite", "ring"))
     assert values[("edgeloop_bench_micro", micro)] == pytest.approx(4e-6)
     headline = (("case", ""), ("figure", "core_fraction_at_1hz"), ("suite", "metrics"))

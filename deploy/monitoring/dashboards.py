@@ -485,10 +485,13 @@ BENCH = Dashboard(
         ),
         Panel(
             "Speed-up over the naive loop",
-            "Pipeline fps over the naive loop's, and pipeline efficiency (fps / bound).",
+            "Pipeline fps over the naive loop's, pipeline efficiency (fps / bound), and how far "
+            "the machine's speed moved during the run (naive.machine_drift: over 0.1, compare "
+            "such runs loosely).",
             (
                 _q(f"edgeloop_bench_speedup_vs_naive_ratio{{{SEL}}}", "speed-up {{commit}}"),
                 _q(f"edgeloop_bench_pipeline_efficiency_ratio{{{SEL}}}", "efficiency {{commit}}"),
+                _q(f"edgeloop_bench_machine_drift_ratio{{{SEL}}}", "machine drift {{commit}}"),
             ),
         ),
         Panel(
