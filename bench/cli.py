@@ -7,8 +7,8 @@
 ``python -m bench micro``           every micro-benchmark (``--only ring,preprocess,jpeg,
                                     inference,outbox,metrics,synthetic``)
 ``python -m bench pipeline``        one pipeline run and the naive loop (``--model``,
-                                    ``--source``, ``--streams``, ``--batch``, ``--backend``,
-                                    ``--duration``, ``--rate``, ``--config``)
+                                    ``--source``, ``--streams``, ``--batch``, ``--infer-workers``,
+                                    ``--backend``, ``--duration``, ``--rate``, ``--config``)
 ``python -m bench scenario NAME``   an MLPerf LoadGen scenario on the inference path
                                     (:mod:`bench.scenario`)
 ``python -m bench compare A B``     B against A (:mod:`bench.compare`)
@@ -142,6 +142,7 @@ def _suite_options(args: argparse.Namespace, **parts: bool) -> standard.SuiteOpt
         batch=args.batch,
         backend=args.backend,
         rate=getattr(args, "rate", None),
+        infer_workers=args.infer_workers,
         **parts,
     )
     if args.duration is not None:
@@ -283,6 +284,12 @@ def _pipeline_options(parser: argparse.ArgumentParser, *, rate: bool) -> None:
     )
     parser.add_argument(
         "--batch", type=POSITIVE_INT, metavar="N", help="inference batch size (default 1)"
+    )
+    parser.add_argument(
+        "--infer-workers",
+        type=POSITIVE_INT,
+        metavar="N",
+        help="inference processes side by side (default: the config's, 1)",
     )
     parser.add_argument(
         "--backend", choices=BACKENDS, help="inference backend (default: the config's, auto)"

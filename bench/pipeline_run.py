@@ -113,6 +113,7 @@ def build_config(
     batch: int | None = None,
     backend: str | None = None,
     rate: float | None = None,
+    infer_workers: int | None = None,
 ) -> Any:
     """A :class:`core.pipeline.PipelineConfig`: the file's (``--config``) or the defaults,
     with each option given on the command line replacing its part."""
@@ -150,6 +151,8 @@ def build_config(
             for i in range(streams)
         )
     config = dataclasses.replace(config, sources=sources)
+    if infer_workers is not None:
+        config = dataclasses.replace(config, infer_workers=infer_workers)
     if rate is not None:
         if rate <= 0:
             raise ValueError(f"--rate must be > 0 frames/s, got {rate}")

@@ -57,6 +57,7 @@ class SuiteOptions:
     source: str | None = None
     streams: int | None = None
     batch: int | None = None
+    infer_workers: int | None = None
     backend: str | None = None
     rate: float | None = None
     duration_s: float = 20.0
@@ -270,6 +271,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
         source=options.source,
         streams=options.streams,
         batch=options.batch,
+        infer_workers=options.infer_workers,
         backend=options.backend,
         rate=options.rate,
     )

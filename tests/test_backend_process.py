@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 from core.backends import open_backend
+from core.backends.pool import ProcessPool, inference_pids
 from core.backends.process import ProcessBackend
-from core.errors import BackendUnavailableError, InferenceProcessError, ModelError
+from core.errors import BackendUnavailableError, ConfigError, InferenceProcessError, ModelError
 from core.pipeline import Pipeline
 from core.shm import segment_names
-from tests.pipeline_doubles import send_everything, small_config
+from tests.pipeline_doubles import RecordingSink, send_everything, small_config
 
 OPEN = {"threads": 1, "batch_size": 2, "input_slots": 3, "spinning": False}
 
@@ -155,3 +156,76 @@ def test_waiting_for_a_reply_survives_being_preempted_between_clock_reads(
     due_ns = 5_000_000 + process.POLL_NS + 1_000_000  # due just past the first read + POLL_NS
     ProcessBackend._await_reply(waiting, due_ns)  # type: ignore[arg-type]
     assert slept and all(s >= 0 for s in slept)
+
+
+def test_a_pool_runs_each_slot_in_its_own_child_with_in_process_results() -> None:
+    """Two inference processes as one backend: slots interleaved over the children, calls
+    submitted to both and collected in order, each output what ONNX Runtime here computes."""
+    local = open_backend("detector", "onnxruntime", **OPEN)
+    pool = ProcessPool("detector", "onnxruntime", workers=2, **OPEN)
+    try:
+        assert pool.input_slots == 4  # 3 asked for, rounded up to 2 per child
+        assert len(set(pool.pids)) == 2 and os.getpid() not in pool.pids
+        assert pool.describe().extra["process_pids"] == pool.pids
+        assert inference_pids(pool) == pool.pids
+        rng = np.random.default_rng(2)
+        images = [rng.random(local.input_buffer(1, 0).shape, np.float32) for _ in range(4)]
+        for slot, image in enumerate(images):
+            pool.input_buffer(1, slot)[:] = image
+            pool.submit(1, slot)
+        for slot, image in enumerate(images):
+            reply = pool.collect(slot)
+            local.input_buffer(1, 0)[:] = image
+            (expected,) = local.infer(1, 0)
+            assert reply.error is None
+            np.testing.assert_array_equal(reply.outputs[0], expected)
+        pool.input_buffer(1, 3)[:] = images[0]
+        (again,) = pool.infer(1, 3)  # the synchronous call, on the second child
+        local.input_buffer(1, 0)[:] = images[0]
+        np.testing.assert_array_equal(again, local.infer(1, 0)[0])
+    finally:
+        pool.close()
+        local.close()
+    assert not pool.alive() and not _ours()
+    with pytest.raises(ConfigError, match="infer_workers must be an int >= 1"):
+        ProcessPool("detector", "onnxruntime", workers=0, **OPEN)
+
+
+def test_a_pipeline_with_two_inference_processes_sends_what_one_sends() -> None:
+    """Batches alternate between two children and come back in order: every stream's records,
+    frame by frame, the same as with one inference process."""
+    records = {}
+    for workers in (1, 2):
+        sink = RecordingSink()
+        config = small_config(
+            *send_everything("model.batch_size=1"),
+            "infer_worker=process",
+            f"infer_workers={workers}",
+            streams=2,
+        )
+        with Pipeline(config, sink=sink) as pipeline:
+            report = pipeline.run(max_frames=60)
+        assert report.frames == 60 and sum(report.errors.values()) == 0
+        assert report.backend.input_slots == 4 * workers
+        assert len(report.backend.extra.get("process_pids", [0])) == workers
+        assert report.busy_frac["infer"] > 0
+        for stream in report.streams:
+            assert stream.produced == stream.delivered and stream.occupancy_end == 0
+        mine = [
+            (r.stream_id, r.seq, r.frame_index, r.detections.boxes.tolist()) for r in sink.records
+        ]
+        for stream in (0, 1):  # each stream's in order (streams interleave as they come)
+            seqs = [r[1] for r in mine if r[0] == stream]
+            assert seqs == list(range(1, len(seqs) + 1))
+        records[workers] = sorted(mine)
+    assert records[2] and records[2] == records[1]
+    assert not _ours()
+
+
+def test_several_inference_workers_need_an_inference_process() -> None:
+    config = small_config("infer_worker=thread", "infer_workers=2")
+    with (
+        Pipeline(config) as pipeline,
+        pytest.raises(ConfigError, match=r"infer_workers: 2 .* need infer_worker: process"),
+    ):
+        pipeline.run(max_frames=2)

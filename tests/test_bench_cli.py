@@ -65,6 +65,7 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
         ["micro", "--threads"],
         ["pipeline", "--streams", "two"],
         ["pipeline", "--streams", "0"],
+        ["pipeline", "--infer-workers", "0"],
         ["pipeline", "--duration", "0"],
         ["--duration", "-5"],
         ["scenario", "server", "--target-qps", "-1"],
@@ -91,6 +92,7 @@ def test_bad_command_lines_fail_with_one_line_and_status_2(
         (["pipeline", "--source", "/nonexistent.mp4", "--quiet"], 2, "no such file"),
         (["scenario", "singlestream", "--model", "/nonexistent.onnx", "--quiet"], 2, "nonexistent"),
         (["compare", "a.json", "b.json"], 2, "does not exist"),
+        (["pipeline", "--infer-workers", "17", "--quiet"], 2, "infer_workers: must be between"),
     ],
 )
 def test_runs_that_cannot_start_fail_in_one_line(

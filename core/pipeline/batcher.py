@@ -98,7 +98,9 @@ class Batcher:
         self._buffer = buffer  # slot -> that slot's (batch_size, 3, H, W) input
         self.batch_size = batch_size
         self.timeout_ns = int(timeout_s * 1e9)
-        self._free = list(range(slots - 1, -1, -1))
+        self._free = deque(range(slots))
+        """Free slots, the longest free first: slots go round in turn, so an inference pool's
+        children (``core.backends.pool``, slot ``s`` in child ``s % workers``) take turns."""
         self._queue: deque[Batch] = deque()
         self._open: Batch | None = None
         self._lock = threading.Lock()
@@ -119,7 +121,7 @@ class Batcher:
                 if self._closed:
                     raise PipelineError("the batcher is closed")
                 if self._free:
-                    batch = Batch(self._free.pop(), time.monotonic_ns())
+                    batch = Batch(self._free.popleft(), time.monotonic_ns())
                     self._queue.append(batch)
                     self._open = batch
                     if self.batch_size > 1:

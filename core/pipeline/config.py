@@ -27,6 +27,7 @@ A complete YAML file (every key optional)::
     rate: 25                    # pace every source (frames/s); null: as fast as it goes
     source_workers: thread      # thread | process
     infer_worker: auto          # auto | thread | process
+    infer_workers: 1            # inference processes side by side (infer_worker: process)
     stage_nice: 5               # how much nicer than inference ingest and compress run
     critical_slice_us: 100      # the time slice inference and output ask for (0: the default)
 
@@ -96,7 +97,10 @@ class PipelineConfig:
     in a thread of this process (``thread``) or in a process of its own whose buffers are
     shared memory (``process``, ONNX Runtime only: :mod:`core.backends.process`), where it
     never waits for the GIL the other stages hold; ``auto`` (the default) is a process for
-    ONNX Runtime, a thread for TensorRT. ``stage_nice``: every worker but inference and
+    ONNX Runtime, a thread for TensorRT. ``infer_workers``: that many inference processes run
+    batches side by side, each its own session (Triton's ``instance_group`` count;
+    :mod:`core.backends.pool`): more frames per second where inference is the slowest stage and
+    cores are left; a process worker only. ``stage_nice``: every worker but inference and
     output runs that many steps nicer, so that on a machine whose cores the stages share the
     bottleneck keeps its core (:mod:`core.pipeline.priority`; 0 turns it off).
     ``critical_slice_us``: inference and output ask Linux for that short a time slice, so
@@ -116,6 +120,7 @@ class PipelineConfig:
     rate: float | None = checked(None, positive)
     source_workers: Literal["thread", "process"] = "thread"
     infer_worker: Literal["auto", "thread", "process"] = "auto"
+    infer_workers: int = checked(1, in_range(1, 16))
     stage_nice: int = checked(5, in_range(0, 19))
     critical_slice_us: int = checked(CRITICAL_SLICE_US, in_range(0, 100_000))
     compress_workers: int = checked(1, in_range(1, 16))

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core import jpeg
-from core.backends.process import CallCost, ProcessBackend
+from core.backends.pool import REMOTE_BACKENDS
+from core.backends.process import CallCost
 from core.errors import InferenceProcessError, PipelineError
 from core.filter import MotionGate, ResultFilter
 from core.ledger import BandwidthLedger
@@ -112,11 +113,11 @@ def measure_stage_costs(
     config = pipeline.config
     backend = pipeline.backend
     m = config.model
-    workers = stage_workers(len(config.sources), config.compress_workers)
+    workers = stage_workers(len(config.sources), config.compress_workers, config.infer_workers)
     class_names = model_class_names(backend)
     spec = backend.preprocess_spec(PreprocessSpec.yolo())
     pipeline.arm_test_slowdown()
-    remote = backend if isinstance(backend, ProcessBackend) else None
+    remote = backend if isinstance(backend, REMOTE_BACKENDS) else None
     pre = PreprocessStage(MotionGate(config.filter.motion), spec)
     post = PostprocessStage(class_names, m.score_floor, m.iou_threshold)
     result_filter = ResultFilter(config.filter, class_names)

@@ -38,15 +38,17 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from types import TracebackType
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from core.backends import Backend, open_backend
+from core.backends.pool import REMOTE_BACKENDS, ProcessPool, inference_pids
 from core.backends.process import ProcessBackend
 from core.device import choose_backend, probe
-from core.errors import PipelineError
+from core.errors import ConfigError, PipelineError
 from core.filter import MotionGate, ResultFilter
 from core.ledger import BandwidthLedger
 from core.metrics import MetricsRegistry
@@ -147,8 +149,14 @@ class Pipeline:
         if self._backend is None:
             m = self.config.model
             opener: Callable[..., Backend] = open_backend
+            workers = self.config.infer_workers
             if self.infer_worker == "process":
-                opener = ProcessBackend
+                opener = ProcessBackend if workers == 1 else partial(ProcessPool, workers=workers)
+            elif workers > 1:
+                raise ConfigError(
+                    f"infer_workers: {workers} inference processes need infer_worker: process "
+                    "(ONNX Runtime); inference runs in a thread here"
+                )
             self._backend = opener(
                 m.model,
                 m.backend,
@@ -158,8 +166,8 @@ class Pipeline:
                 input_slots=self.input_slots,
                 spinning=False,  # a spinning pool thread would hold a core the stages need
             )
-            if isinstance(self._backend, ProcessBackend):  # its one thread runs the model
-                ask_short_slice(self.config.critical_slice_us, self._backend.pid)
+            for pid in inference_pids(self._backend):  # its one thread runs the model
+                ask_short_slice(self.config.critical_slice_us, pid)
             info = self._backend.describe()
             timings = self._backend.timings
             self._metrics.model_info(
@@ -186,8 +194,8 @@ class Pipeline:
 
     @property
     def input_slots(self) -> int:
-        """The backend's input slots (:data:`INPUT_SLOTS`)."""
-        return INPUT_SLOTS[self.infer_worker]
+        """The backend's input slots (:data:`INPUT_SLOTS`, for each inference process)."""
+        return INPUT_SLOTS[self.infer_worker] * self.config.infer_workers
 
     def run(
         self,
@@ -219,7 +227,7 @@ class Pipeline:
         this process and the inference process, if there is one: a run or a cost measure
         starts. The fraction, 0.0 when unset."""
         fraction = arm_test_slowdown()
-        if isinstance(self._backend, ProcessBackend):
+        if isinstance(self._backend, REMOTE_BACKENDS):
             self._backend.arm_test_slowdown(fraction)
         return fraction
 
@@ -556,7 +564,9 @@ class _Run:
         )
 
     def _workers(self) -> dict[str, int]:
-        return stage_workers(len(self.sources), self.config.compress_workers)
+        return stage_workers(
+            len(self.sources), self.config.compress_workers, self.config.infer_workers
+        )
 
     # -- stopping ---------------------------------------------------------------------------
 

@@ -49,14 +49,14 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 
 
-def stage_workers(streams: int, compress_workers: int) -> dict[str, int]:
-    """Workers per stage: a source and an ingest (preprocess) thread per stream, one inference
-    thread, one output thread for postprocess, filter and sink, ``compress_workers`` JPEG
-    encoders (the output thread itself when 1)."""
+def stage_workers(streams: int, compress_workers: int, infer_workers: int = 1) -> dict[str, int]:
+    """Workers per stage: a source and an ingest (preprocess) thread per stream,
+    ``infer_workers`` inference processes (or one thread), one output thread for postprocess,
+    filter and sink, ``compress_workers`` JPEG encoders (the output thread itself when 1)."""
     return {
         "source": streams,
         "preprocess": streams,
-        "infer": 1,
+        "infer": infer_workers,
         "postprocess": 1,
         "filter": 1,
         "compress": compress_workers,

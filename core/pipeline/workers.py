@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from core.backends.process import ProcessBackend
+from core.backends.pool import REMOTE_BACKENDS
 from core.detections import Detections, GroundTruth
 from core.errors import InferenceProcessError, PipelineError, RingClosedError, RingTimeoutError
 from core.filter import FilterDecision
@@ -251,7 +251,8 @@ class IngestWorker:
 class InferWorker:
     """Runs each batch through the backend; hands (batch, outputs) to the output worker.
 
-    With a :class:`~core.backends.process.ProcessBackend` it only submits: the batch goes to
+    With an inference process (:class:`~core.backends.process.ProcessBackend`, or several:
+    :class:`~core.backends.pool.ProcessPool`) it only submits: the batch goes to
     the output worker as (batch, :data:`PENDING`), which collects the outputs in the same
     order and records the inference process's own timings as this stage's."""
 
@@ -263,7 +264,7 @@ class InferWorker:
         self.out = out
         self.state = state
         backend = stage.backend
-        self.remote = backend if isinstance(backend, ProcessBackend) else None
+        self.remote = backend if isinstance(backend, REMOTE_BACKENDS) else None
         # an inference process slows its own calls under the test-only slowdown
         self.stats = state.group("infer").add(StageStats("infer", slowed=self.remote is None))
         self.off_cpu_ns = 0
