@@ -518,6 +518,7 @@ def _common(measured: Measured) -> dict[str, Any]:
         "dropped": int(sum(report.dropped.values())),
         "dropped_by": dict(report.dropped),
         "errors": dict(report.errors),
+        "concealed": sum(s.concealed for s in report.streams),
         "duration_s": report.duration_s,
         "e2e_latency_ms": _e2e(report),
     }

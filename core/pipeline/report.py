@@ -68,6 +68,9 @@ class StreamReport:
     stalls: int
     occupancy_end: int
     """Ring occupancy after the run drained, before the ring closed (0: no slot leaked)."""
+    concealed: int = 0
+    """Frames delivered in which the decoder concealed errors (damaged data it decoded around:
+    FFmpeg marked them corrupt), over the whole run."""
     produced_total: int = 0
     """Frames the source put into the ring over the whole run, warm-up included: the measured
     frames are the last ``produced`` of them (``Pipeline.stage_costs(span=...)`` samples those)."""

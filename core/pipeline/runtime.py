@@ -548,6 +548,7 @@ class _Run:
                 state.delivered[i],
                 {"overwritten": self._overwritten(i)},
                 ring.occupancy() if not ring.closed else 0,
+                block.concealed,
             )
             for i, (block, ring) in enumerate(zip(self.blocks, self.rings, strict=True))
         ]
@@ -686,6 +687,7 @@ class _Run:
             read_errors=block.errors,
             stalls=block.stalls,
             occupancy_end=ring.occupancy(),
+            concealed=block.concealed,
             produced_total=block.produced,
         )
 

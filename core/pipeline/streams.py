@@ -32,6 +32,8 @@ frame read when the stream stops is not published.
 Failures: a read that raises :class:`~core.errors.SourceStalledError` or any other error is
 counted (stalls apart), logged with its cause (rate-limited) and retried; ``error_limit``
 consecutive failures end the stream as ``failed``. ``None`` from a read ends it as ``ended``.
+A frame in which the decoder concealed errors (``SourceFrame.concealed``) is published as
+decoded, counted (``concealed``) and logged the same way: it is data, damaged, not a failure.
 Either way the producer closes the ring, so the stream's consumer drains what was published and
 then sees the end of the stream.
 """
@@ -67,7 +69,7 @@ TRUTH_MAX = 64
 
 RUNNING, ENDED, FAILED, STOPPED = range(4)
 STATE_NAMES = {RUNNING: "running", ENDED: "ended", FAILED: "failed", STOPPED: "stopped"}
-_STATE, _PRODUCED, _ERRORS, _STALLS, _READING_SINCE, _LAST_FRAME = range(6)
+_STATE, _PRODUCED, _ERRORS, _STALLS, _READING_SINCE, _LAST_FRAME, _CONCEALED = range(7)
 _STATUS_FIELDS = 8
 _MESSAGE_BYTES = 256
 LEAD_SLACK_NS = 200_000
@@ -185,6 +187,11 @@ class StreamBlock:
     @property
     def stalls(self) -> int:
         return int(self.status[_STALLS])
+
+    @property
+    def concealed(self) -> int:
+        """Frames delivered in which the decoder concealed errors (damaged data)."""
+        return int(self.status[_CONCEALED])
 
     def reading_for_s(self, now_ns: int) -> float:
         """How long the current read has been going on (0.0 when not reading)."""
@@ -313,6 +320,13 @@ def source_loop(
                 final, message = ENDED, "end of stream"
                 break
             consecutive = 0
+            if frame.concealed:
+                status[_CONCEALED] += 1
+                errlog.report(
+                    stage,
+                    f"frame {frame.index}: the decoder concealed errors in it (damaged data); "
+                    "delivered as decoded",
+                )
             capture_ns, published_ns = frame.capture_ns, end  # unpaced: published once read
             if period_ns:
                 tick.learn(end - start)

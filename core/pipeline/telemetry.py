@@ -7,6 +7,8 @@ name                                     type       labels / meaning
 ``edgeloop_frames_total``                counter    ``stream``: frames through every stage
 ``edgeloop_frames_read_total``           counter    ``stream``: frames the source delivered
 ``edgeloop_drops_total``                 counter    ``stream``, ``reason`` (``overwritten``...)
+``edgeloop_frames_concealed_total``      counter    ``stream``: frames delivered with errors the
+                                                    decoder concealed (damaged data)
 ``edgeloop_errors_total``                counter    ``stage``: per-frame failures, by stage
 ``edgeloop_stage_latency_seconds``       histogram  ``stage``: service time (infer: per batch)
 ``edgeloop_stage_busy_ratio``            gauge      ``stage``: busy time / wall / workers
@@ -44,6 +46,11 @@ class PipelineMetrics:
         self.read = r.counter("edgeloop_frames_read_total", "Frames sources delivered", ("stream",))
         self.drops = r.counter(
             "edgeloop_drops_total", "Frames dropped, by reason", ("stream", "reason")
+        )
+        self.concealed = r.counter(
+            "edgeloop_frames_concealed_total",
+            "Frames delivered with errors the decoder concealed",
+            ("stream",),
         )
         self.errors = r.counter("edgeloop_errors_total", "Per-frame failures", ("stage",))
         self.latency = r.histogram(
@@ -113,13 +120,13 @@ class PipelineMetrics:
         *,
         wall_s: float,
         workers: Mapping[str, int],
-        streams: Sequence[tuple[int, int, int, Mapping[str, int], int]],
+        streams: Sequence[tuple[int, int, int, Mapping[str, int], int, int]],
         bandwidth: Mapping[str, object],
         batches: tuple[int, int],
         batch_sizes: Sequence[int] = (),
         scores: Sequence[Detections] = (),
     ) -> None:
-        """``streams``: (id, read, delivered, dropped by reason, ring occupancy) each;
+        """``streams``: (id, read, delivered, dropped by reason, ring occupancy, concealed) each;
         ``batch_sizes[n]``: batches of n frames so far; ``scores``: detections of the frames
         decoded since the last update."""
         now = time.time()
@@ -137,9 +144,10 @@ class PipelineMetrics:
             errors = sum(s.errors for s in group.workers)
             self._to(("errors", name), self.errors.labels(stage=name), errors)
         self._feed(e2e, self.e2e.labels())
-        for stream_id, read, delivered, dropped, occupancy in streams:
+        for stream_id, read, delivered, dropped, occupancy, concealed in streams:
             s = str(stream_id)
             self._to(("read", s), self.read.labels(stream=s), read)
+            self._to(("concealed", s), self.concealed.labels(stream=s), concealed)
             self._to(("frames", s), self.frames.labels(stream=s), delivered)
             for reason, count in dropped.items():
                 self._to(("drops", s, reason), self.drops.labels(stream=s, reason=reason), count)

@@ -109,6 +109,9 @@ class SourceFrame:
     the pipeline, when it was published on its tick)."""
     truth: GroundTruth | None = None
     """The objects really in the frame (synthetic camera only)."""
+    concealed: bool = False
+    """The decoder concealed errors in it (:attr:`core.sources.decoders.Decoder.concealed`):
+    delivered as decoded, counted by the pipeline (``StreamReport.concealed``)."""
 
 
 class Source(abc.ABC):
@@ -197,9 +200,13 @@ class Source(abc.ABC):
         return out
 
     def _delivered(
-        self, capture_ns: int | None = None, truth: GroundTruth | None = None
+        self,
+        capture_ns: int | None = None,
+        truth: GroundTruth | None = None,
+        *,
+        concealed: bool = False,
     ) -> SourceFrame:
         """The :class:`SourceFrame` for the frame just written, advancing the index."""
         index, self._next_index = self._next_index, self._next_index + 1
         when = time.monotonic_ns() if capture_ns is None else capture_ns
-        return SourceFrame(index, when, truth)
+        return SourceFrame(index, when, truth, concealed)

@@ -74,6 +74,11 @@ class Decoder(abc.ABC):
     fps: float | None
     """The stream's frame rate where it declares one."""
 
+    concealed = False
+    """Whether the frame the last read returned was marked corrupt by the decoder: FFmpeg
+    concealed errors in it (damaged data it decoded around, e.g. flipped bits or a lost
+    packet) and the frame comes as decoded, artefacts and all. PyAV says so; OpenCV cannot."""
+
     def __init__(self, name: str) -> None:
         self.name = name
 
@@ -194,6 +199,7 @@ class PyAvDecoder(Decoder):
             return None
         if (frame.width, frame.height) != (self.width, self.height):
             raise self._wrong_size(frame.width, frame.height)
+        self.concealed = bool(frame.is_corrupt)
         array: np.ndarray = frame.to_ndarray(format="bgr24")
         return array
 

@@ -59,11 +59,13 @@ class FileSource(Source):
         self._check_out(out)
         assert self.decoder is not None  # _check_out raised otherwise
         if self.decoder.read_into(out):
-            return self._delivered()
+            return self._delivered(concealed=self.decoder.concealed)
         if not self.config.loop or self._next_index == self.config.start_index:
             return None  # the end (or a file with no frame to loop over)
         self.decoder.seek(0)
-        return self._delivered() if self.decoder.read_into(out) else None
+        if not self.decoder.read_into(out):
+            return None
+        return self._delivered(concealed=self.decoder.concealed)
 
     def close(self) -> None:
         if self.decoder is not None:

@@ -58,7 +58,9 @@ class _End:
     """The sender ended the stream."""
 
 
-_Item = tuple[np.ndarray, int] | SourceError | _End
+_Item = tuple[np.ndarray, int, bool] | SourceError | _End
+"""A frame (pixels, capture time, whether the decoder concealed errors in it), an error, the
+end."""
 
 
 class _Mailbox:
@@ -112,9 +114,10 @@ class _Reader:
                 except Exception as exc:  # a library failure: report it, never die silently
                     self.mailbox.put(SourceError(f"{self.decoder.name}: reader failed: {exc!r}"))
                     return
-                self.mailbox.put(_End() if frame is None else (frame, time.monotonic_ns()))
                 if frame is None:
+                    self.mailbox.put(_End())
                     return
+                self.mailbox.put((frame, time.monotonic_ns(), self.decoder.concealed))
         finally:
             self.decoder.close()
 
@@ -179,7 +182,7 @@ class LiveSource(Source):
             raise item
         if isinstance(item, SourceError):  # a stall FFmpeg's own timeout caught stays a stall
             raise self._lost(str(item).removeprefix(f"{self.name}: "), type(item))
-        frame, capture_ns = item
+        frame, capture_ns, concealed = item
         if frame.shape != out.shape:
             raise self.error(
                 f"a {frame.shape[1]}x{frame.shape[0]} frame, the stream was opened at "
@@ -188,7 +191,7 @@ class LiveSource(Source):
             )
         np.copyto(out, frame)
         self._failures = 0
-        return self._delivered(capture_ns)
+        return self._delivered(capture_ns, concealed=concealed)
 
     def _drop(self) -> None:
         """Let go of the connection: its thread closes the decoder when its read returns."""
