@@ -605,6 +605,33 @@ def paced_block(measured: Measured) -> dict[str, Any]:
     return block
 
 
+def paced_load(flat: Mapping[str, Any], paced: Mapping[str, Any]) -> dict[str, Any] | None:
+    """How busy the paced run kept the stage that bounds the flat-out run, against the
+    :data:`PACED_FRACTION` of its flat-out busy fraction the pacing aimed at: a ``ratio`` over
+    1 says the machine ran slower during the paced run than during the flat-out run that set
+    its rate, so the paced run measured a heavier load than 80 % (measured: paced at 60 % of a
+    flat run's fps, inference ran 17 % busier than that; its latency then queues like a
+    heavier load's). None when the bound is the CPU or a stage the paced run lacks.
+
+    >>> flat = {"bound": {"limit": "infer"}, "stages": {"infer": {"busy_frac": 0.99}}}
+    >>> paced_load(flat, {"stages": {"infer": {"busy_frac": 0.87}}})["ratio"]
+    1.0984848484848484
+    """
+    stage = (flat.get("bound") or {}).get("limit")
+    flat_busy = ((flat.get("stages") or {}).get(stage) or {}).get("busy_frac")
+    busy = ((paced.get("stages") or {}).get(stage) or {}).get("busy_frac")
+    if not flat_busy or busy is None:
+        return None
+    expected = PACED_FRACTION * flat_busy
+    return {
+        "stage": stage,
+        "busy_frac": busy,
+        "fraction": PACED_FRACTION,
+        "expected": expected,
+        "ratio": busy / expected,
+    }
+
+
 def quiet_block(measured: Measured) -> dict[str, Any]:
     """``pipeline.quiet``: bytes sent against every frame as JPEG, and relevant recall."""
     report = measured.report

@@ -239,11 +239,32 @@ def drift_lines(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def load_lines(report: dict[str, Any]) -> list[str]:
+    """A line when the paced run kept the bounding stage busier (or idler) than 80 % of its
+    flat-out busy fraction by more than the stability rule allows: the machine's speed moved
+    between the two runs, and the paced figures are of another load than 80 %.
+
+    >>> load_lines({"pipeline": {"paced": {"load": {"stage": "infer", "busy_frac": 0.87,
+    ...     "fraction": 0.8, "expected": 0.79, "ratio": 1.10}}}})[0].split(": ")[1]
+    'infer 87 % busy where 79 % was expected (80 % of its flat-out busy fraction)'
+    """
+    load = _get(report, "pipeline.paced.load")
+    if not load or abs(load["ratio"] - 1.0) <= STABILITY:
+        return []
+    word = "slower" if load["ratio"] > 1 else "faster"
+    return [
+        f"paced load: {load['stage']} {load['busy_frac'] * 100:.0f} % busy where "
+        f"{load['expected'] * 100:.0f} % was expected ({load['fraction'] * 100:.0f} % of its "
+        "flat-out busy fraction): "
+        f"the machine ran {abs(load['ratio'] - 1) * 100:.0f} % {word} than in the flat-out run"
+    ]
+
+
 def pipeline_sections(report: dict[str, Any]) -> Iterable[tuple[str, list[str]]]:
     """(title, lines) of the pipeline summary and stage tables, when the report has them."""
     if "pipeline" not in report:
         return
-    notes = stall_lines(report) + extension_lines(report) + drift_lines(report)
+    notes = stall_lines(report) + extension_lines(report) + load_lines(report) + drift_lines(report)
     yield "summary", table(summary_rows(report)) + notes
     rows = stage_rows(report)
     if rows:

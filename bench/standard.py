@@ -335,6 +335,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
             progress=bar.update,
         )
         block["paced"] = pipeline_run.paced_block(paced)
+        block["paced"]["load"] = pipeline_run.paced_load(block, block["paced"])
         runs["paced"] = block["paced"]["verdict"]
     if options.quiet and any(s.kind == "synthetic" for s in config.sources):
         bar.phase("quiet", "quiet scene")

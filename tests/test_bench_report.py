@@ -88,6 +88,13 @@ def test_report_json_has_every_contract_key(quick_run: tuple[Path, dict[str, Any
         assert key in paced, key
     assert paced["rate"] == pytest.approx(0.8 * pipeline["fps"])
     assert set(paced["stages"]) == set(STAGES) and 0 < paced["stages"]["infer"]["busy_frac"] <= 1
+    limit, load = pipeline["bound"]["limit"], paced["load"]
+    if limit in paced["stages"]:  # how busy the paced run kept the bounding stage
+        assert load["stage"] == limit
+        assert load["busy_frac"] == paced["stages"][limit]["busy_frac"]
+        assert load["ratio"] == pytest.approx(load["busy_frac"] / load["expected"])
+    else:
+        assert load is None
     stalls = paced["stalls"]
     assert stalls["count"] == len(stalls["windows"]) and stalls["median_window_p99_ms"] > 0
     assert stalls["threshold_ms"] == pytest.approx(2 * stalls["median_window_p99_ms"])
