@@ -179,33 +179,32 @@ def _naive_segment(
 def naive_block(result: naive.NaiveResult, budget: Budget) -> dict[str, Any]:
     """``report.json``'s ``naive`` block, with its own verdict and raw samples for compare.
 
-    Its stability is judged within each segment (:func:`bench.verdict.stable_segments`); how
-    far the segments' fps lie apart is the machine's drift over the suite, reported as
-    ``machine_drift`` (the largest distance of a segment's fps from their mean, a fraction)."""
-    fps_series = naive.segment_fps_windows(result)
-    latency_series = naive.segment_latency_windows(result)
-    fps_values = [v for _, v in naive.fps_windows(result)]
-    latency_values = [v for _, v in naive.latency_windows(result)]
+    Its verdict is LoadGen's minimums only. Its segments (3.3 s each in the standard suite) are
+    each shorter than one of perf_analyzer's 5 s measurement windows, and minutes of other runs
+    lie between them, so no stability rule fits: judged on 1 s windows within each segment,
+    it failed 2 of 6 standard runs on a noisy VM for swings of 10-12 % -- the swing for which
+    the pipeline's runs merge their 1 s windows into 5 s ones; judged across segments, 4 of 9,
+    for the machine's drift between them. Both are reported instead: ``segments_spread`` (the
+    largest distance of a 1 s window's fps and median latency from its segment's mean) and
+    ``machine_drift`` (the largest distance of a segment's fps from the segments' mean)."""
+    fps_series = [[v for _, v in s] for s in naive.segment_fps_windows(result)]
+    latency_series = [[v for _, v in s] for s in naive.segment_latency_windows(result)]
+    fps_values = [v for s in fps_series for v in s]
+    latency_values = [v for s in latency_series for v in s]
     latency = latency_block(result.latency_ns)
-    window_s = result.extra["window_s"]
     verdict = checks.verdict(
-        [
-            *checks.minimums(
-                measured_s=result.duration_s,
-                count=result.frames,
-                min_s=budget.min_s,
-                min_count=budget.min_count,
-            ),
-            checks.stable_segments(
-                [
-                    ([v for _, v in fps], [v for _, v in lat])
-                    for fps, lat in zip(fps_series, latency_series, strict=True)
-                ],
-                window_s=window_s,
-            ),
-        ]
+        checks.minimums(
+            measured_s=result.duration_s,
+            count=result.frames,
+            min_s=budget.min_s,
+            min_count=budget.min_count,
+        )
     )
     per_segment = [naive.segment_fps(result, slice(i, i + 1)) for i in range(len(fps_series))]
+    spreads = {
+        name: max((checks.spread(s) for s in series if s), default=0.0)
+        for name, series in (("fps", fps_series), ("latency", latency_series))
+    }
     return {
         "fps": result.fps,
         "frames": result.frames,
@@ -217,6 +216,7 @@ def naive_block(result: naive.NaiveResult, budget: Budget) -> dict[str, Any]:
         "warmup_frames": result.warmup_frames,
         "jpeg_bytes_per_frame": result.jpeg_bytes / result.frames,
         "segments_fps": per_segment,
+        "segments_spread": spreads,
         "machine_drift": checks.spread(per_segment),
         "model": result.model,
         "settings": {**result.extra, "min_s": budget.min_s, "min_count": budget.min_count},

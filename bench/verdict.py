@@ -146,46 +146,6 @@ def stability(
     return Check("stable", ok, detail)
 
 
-def stable_segments(
-    segments: Sequence[tuple[Sequence[float], Sequence[float]]],
-    *,
-    window_s: float,
-    tolerance: float = STABILITY,
-) -> Check:
-    """perf_analyzer's rule within each of several segments of one measurement that other
-    runs separate (the naive loop's, :class:`bench.naive.NaiveLoop`): each segment's last three
-    windows of ``window_s``, fps and latency, within ``tolerance`` of their own mean.
-
-    Why each on its own: segments minutes apart differ by what the machine did in between (a
-    shared VM's speed moves 10-30 % over minutes, measured: one run's naive segments 66, 61
-    and 81 frames/s, each steady within 5 %). A rule for consecutive windows would judge that
-    drift, not the measurement; it is reported apart (the spread of the segments' fps).
-
-    >>> check = stable_segments([([30, 31, 30], [10, 10, 10]), ([20, 21, 20], [15, 15, 15])],
-    ...                         window_s=1.0)
-    >>> check.ok, check.detail.split(": ")[1]
-    (True, 'fps within 3.3 %, latency within 0.0 % of their mean (limit 10 %)')
-    >>> stable_segments([([30, 31, 30], []), ([20, 26, 20], [])], window_s=1.0).detail
-    'segment 2: last 3 windows: fps 18.2 % from their mean (limit 10 %)'
-    """
-    worst = {"fps": 0.0, "latency": 0.0}
-    last = STABLE_WINDOWS
-    for i, (fps, latency) in enumerate(segments, start=1):
-        check = stability(fps, latency, tolerance=tolerance, last=last)
-        if not check.ok:
-            return Check("stable", False, f"segment {i}: {check.detail}")
-        worst["fps"] = max(worst["fps"], spread(fps[-last:]))
-        if len(latency) >= last:
-            worst["latency"] = max(worst["latency"], spread(latency[-last:]))
-    parts = ", ".join(f"{k} within {v * 100:.1f} %" for k, v in worst.items())
-    return Check(
-        "stable",
-        bool(segments),
-        f"each of {len(segments)} segments, its last {last} windows of {window_s:g} s: {parts} "
-        f"of their mean (limit {tolerance * 100:g} %)",
-    )
-
-
 def extension_plan(duration_s: float, max_trials: int = MAX_TRIALS) -> tuple[float, float]:
     """(step s, most measured s) for a run planned at ``duration_s`` that measures on until
     :func:`stability` holds: one measurement window a step (perf_analyzer's 5 s, or a third of
