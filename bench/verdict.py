@@ -206,8 +206,8 @@ def combine(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
     >>> ok = verdict([Check("a", True, "")])
     >>> bad = verdict([Check("stable", False, "fps 12 %")])
-    >>> combine({"pipeline": ok, "naive": bad})["reason"]
-    'naive: stable: fps 12 %'
+    >>> combine({"pipeline": ok, "paced": bad})["reason"]
+    'paced: stable: fps 12 %'
     """
     failed = {name: v for name, v in runs.items() if v["result"] != VALID}
     if failed:
