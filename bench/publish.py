@@ -20,7 +20,8 @@ name                                       meaning (base units; ms become second
 ``edgeloop_bench_dropped_frames``          frames dropped flat out
 ``edgeloop_bench_e2e_latency_seconds``     ``quantile`` 0.5, 0.99, 1 (max), flat out
 ``edgeloop_bench_paced_e2e_latency_seconds`` ``quantile`` 0.99, paced at 80 %
-``edgeloop_bench_paced_infer_busy_ratio``   inference's busy fraction, paced at 80 %
+``edgeloop_bench_paced_load_ratio``        the paced run's load on the bounding stage over
+                                           the 80 % it aimed at (``pipeline.paced.load``)
 ``edgeloop_bench_machine_drift_ratio``     the naive loop segments' spread: the machine's
                                            speed moving during the run (a fraction)
 ``edgeloop_bench_micro``                   ``suite``, ``case``, ``figure``: every scalar
@@ -53,9 +54,9 @@ _PIPELINE = (
     ("edgeloop_bench_speedup_vs_naive_ratio", "pipeline.speedup_vs_naive", "fps / naive fps"),
     ("edgeloop_bench_dropped_frames", "pipeline.dropped", "Frames dropped flat out"),
     (
-        "edgeloop_bench_paced_infer_busy_ratio",
-        "pipeline.paced.stages.infer.busy_frac",
-        "Inference busy fraction in the paced run: the load it really met",
+        "edgeloop_bench_paced_load_ratio",
+        "pipeline.paced.load.ratio",
+        "Paced run's busy fraction of the bounding stage over the one it aimed at",
     ),
     (
         "edgeloop_bench_machine_drift_ratio",

@@ -33,7 +33,7 @@ REPORT: dict[str, Any] = {  # the standard suite's keys that the summary reads
         "speedup_vs_naive": 2.25,
         "dropped": 0,
         "e2e_latency_ms": {"p50": 40.0, "p99": 71.0, "max": 90.0},
-        "paced": {"e2e_latency_ms": {"p99": 52.0}, "stages": {"infer": {"busy_frac": 0.79}}},
+        "paced": {"e2e_latency_ms": {"p99": 52.0}, "load": {"ratio": 1.09}},
     },
     "naive": {"fps": 15.0, "machine_drift": 0.12},
     "micro": {
@@ -62,7 +62,7 @@ def test_summary_in_base_units() -> None:
     assert values[("edgeloop_bench_e2e_latency_seconds", (("quantile", "0.99"),))] == 0.071
     assert values[("edgeloop_bench_paced_e2e_latency_seconds", (("quantile", "0.99"),))] == 0.052
     assert values[("edgeloop_bench_verdict", (("result", "VALID"),))] == 1
-    assert values[("edgeloop_bench_paced_infer_busy_ratio", ())] == 0.79
+    assert values[("edgeloop_bench_paced_load_ratio", ())] == 1.09
     assert values[("edgeloop_bench_machine_drift_ratio", ())] == 0.12
     micro = (("case", "1080p"), ("figure", "median_seconds"), ("suite", "ring"))
     assert values[("edgeloop_bench_micro", micro)] == pytest.approx(4e-6)

@@ -58,13 +58,12 @@ class FileSource(Source):
     def read_into(self, out: np.ndarray) -> SourceFrame | None:
         self._check_out(out)
         assert self.decoder is not None  # _check_out raised otherwise
-        if self.decoder.read_into(out):
-            return self._delivered(concealed=self.decoder.concealed)
-        if not self.config.loop or self._next_index == self.config.start_index:
-            return None  # the end (or a file with no frame to loop over)
-        self.decoder.seek(0)
         if not self.decoder.read_into(out):
-            return None
+            if not self.config.loop or self._next_index == self.config.start_index:
+                return None  # the end (or a file with no frame to loop over)
+            self.decoder.seek(0)
+            if not self.decoder.read_into(out):
+                return None
         return self._delivered(concealed=self.decoder.concealed)
 
     def close(self) -> None:
