@@ -260,11 +260,36 @@ def load_lines(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def rate_lines(report: dict[str, Any]) -> list[str]:
+    """A line when the user paced the pipeline run (``--rate``): its fps is the rate, so the
+    capacity figures were not measured.
+
+    >>> [line] = rate_lines({"pipeline": {"run": {"config": {"rate": 25.0}},
+    ...                                   "paced": {"rate": 50.0}}})
+    >>> line.split(": ")[0]
+    'paced at 50 frames/s in all (--rate)'
+    """
+    if _get(report, "pipeline.run.config.rate") is None:  # per stream; the run went flat out
+        return []
+    rate = _get(report, "pipeline.paced.rate")
+    return [
+        f"paced at {rate:g} frames/s in all (--rate): fps is the rate the sources gave, not "
+        "capacity, so efficiency and speedup_vs_naive are not measured (leave --rate out); "
+        "the paced figures are this run's"
+    ]
+
+
 def pipeline_sections(report: dict[str, Any]) -> Iterable[tuple[str, list[str]]]:
     """(title, lines) of the pipeline summary and stage tables, when the report has them."""
     if "pipeline" not in report:
         return
-    notes = stall_lines(report) + extension_lines(report) + load_lines(report) + drift_lines(report)
+    notes = [
+        *rate_lines(report),
+        *stall_lines(report),
+        *extension_lines(report),
+        *load_lines(report),
+        *drift_lines(report),
+    ]
     yield "summary", table(summary_rows(report)) + notes
     rows = stage_rows(report)
     if rows:

@@ -308,7 +308,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
             options.duration_s,
             min_frames=options.min_frames,
             warmup_s=options.warmup_s,
-            label="pipeline paced" if config.rate else "pipeline",
+            label="pipeline" if pipeline_run.measures_capacity(config) else "pipeline paced",
             max_trials=options.max_trials,
         ),
         cores=cores,
@@ -319,7 +319,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
     if loop is not None and len(segments) > 2:
         _naive_segment(loop, options, bar, 1)
     paced = None
-    if options.paced and config.rate is None:
+    if options.paced and pipeline_run.measures_capacity(config):
         bar.phase("paced", "pipeline paced")
         paced = pipeline_run.run(
             pipeline_run.paced_config(pipeline_run.capacity_config(config), block["fps"]),
@@ -360,7 +360,8 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
         runs["naive"] = result["naive"]["verdict"]
         around = naive.segment_fps(naive_result, AROUND_FLAT_RUN)
         block["naive_fps"] = around
-        block["speedup_vs_naive"] = block["fps"] / around if around else None
+        capacity = pipeline_run.measures_capacity(config)
+        block["speedup_vs_naive"] = block["fps"] / around if around and capacity else None
     result["verdict"] = checks.combine(runs)
     result["pipeline"] = block
     result["targets"] = targets(block)

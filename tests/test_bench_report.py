@@ -142,6 +142,34 @@ def test_report_folder_and_terminal_summary(quick_run: tuple[Path, dict[str, Any
     assert "speedup_vs_naive" in printed and "verdict:" in printed
 
 
+def test_a_run_paced_with_rate_reports_latency_not_capacity(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bench pipeline --rate``: the fps is the rate the user chose, so the ratios of capacity
+    are None (not a missed target), and the run is judged as the paced run is."""
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL)
+    out = tmp_path / "paced.json"
+    argv = ["pipeline", "--quick", "--quiet", "--config", str(config), "--rate", "40"]
+    assert main([*argv, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    pipeline = report["pipeline"]
+    assert pipeline["fps"] == pytest.approx(40, rel=0.2)
+    assert pipeline["bound_fps"] > 40  # measured all the same: the stages alone
+    assert pipeline["naive_fps"] > 0  # the naive loop ran, flat out
+    assert pipeline["efficiency"] is None and pipeline["speedup_vs_naive"] is None
+    assert report["targets"]["efficiency"]["met"] is None
+    assert report["targets"]["speedup_vs_naive"]["met"] is None
+    paced = pipeline["paced"]
+    assert paced["rate"] == 40 and paced["frames"] == pipeline["frames"]
+    assert paced["infer_p99_ms"] > 0 and "paced_p99" in report["targets"]
+    assert report["targets"]["paced_drops"]["measured"] == pipeline["dropped"]
+    printed = capsys.readouterr().out
+    assert "paced at 40 frames/s in all (--rate)" in printed
+    rows = [line.split()[0] for line in printed.split("== pipeline")[0].splitlines() if line]
+    assert "pipeline" in rows and "efficiency" not in rows and "speedup_vs_naive" not in rows
+
+
 def test_progress_bar_draws_in_place_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("bench.progress.REDRAW_S", 0.0)
     stream = io.StringIO()
