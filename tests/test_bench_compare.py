@@ -176,6 +176,31 @@ def test_a_regression_larger_than_the_machines_drift_still_fails() -> None:
     assert "pipeline fps" in compare.compare(make_report(seed=1), faster)["comparison"]["regressed"]
 
 
+def test_a_slowdown_hidden_by_a_machine_that_sped_up_is_flagged() -> None:
+    """10 % slower code on a machine 20 % faster: fps rose 9 %, but the control rose 20 %."""
+    hidden = _machine(make_report(seed=2, slowdown=1.1 / 1.2), 1 / 1.2)
+    result = compare.compare(make_report(seed=1), hidden)["comparison"]
+    fps = next(r for r in result["figures"] if r["key"] == "pipeline.fps")
+    assert fps["change"] > 0.05  # on its own, an improvement
+    assert fps["verdict"] == compare.REGRESSED and fps["accused_by_control"] is True
+    assert fps["change_vs_control"] == pytest.approx(1 / 1.1 - 1, abs=0.03)
+    low, high = fps["ci95_vs_control"]
+    assert low < fps["change_vs_control"] < high < 0
+    assert result["regressed"] == ["pipeline fps"]
+    text = compare.render({"comparison": result})
+    adjusted = compare._pct(fps["change_vs_control"])
+    assert f"pipeline fps: {adjusted}" in text and "once the control's change is taken out" in text
+    assert "REGRESSION (vs control)" in text
+    # The same code on that faster machine: the control explains the gain, nothing is accused.
+    same = compare.compare(
+        make_report(seed=1), _machine(make_report(seed=2, slowdown=1 / 1.2), 1 / 1.2)
+    )
+    assert same["comparison"]["regressed"] == []
+    # Latency is only ever excused: paced latency that held while the machine sped up passes.
+    paced = next(r for r in same["comparison"]["figures"] if r["key"].startswith("pipeline.paced"))
+    assert paced["verdict"] != compare.REGRESSED
+
+
 def test_other_machine_or_model_refused_unless_forced(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
