@@ -85,7 +85,7 @@ from core.pipeline.streams import (
     StreamBlock,
     ThreadSourceWorker,
 )
-from core.pipeline.telemetry import PipelineMetrics
+from core.pipeline.telemetry import PipelineMetrics, StreamCounts
 from core.pipeline.workers import InferWorker, IngestWorker, OutputWorker, RunState
 from core.preprocess import PreprocessSpec
 from core.ring import FrameRing, RingConsumer
@@ -542,7 +542,7 @@ class _Run:
     def _update_metrics(self, wall_ns: int) -> None:
         state = self.state
         streams = [
-            (
+            StreamCounts(
                 i,
                 block.produced,
                 state.delivered[i],

@@ -30,11 +30,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from core.detections import Detections
 from core.metrics import MetricsRegistry
 from core.pipeline.model_metrics import ModelMetrics
 from core.pipeline.stats import StageGroup, StageStats
+
+
+class StreamCounts(NamedTuple):
+    """One stream's running totals, as the monitor reads them for :meth:`PipelineMetrics.update`."""
+
+    stream_id: int
+    read: int
+    delivered: int
+    dropped: Mapping[str, int]
+    """Frames dropped so far, by reason (``overwritten``...)."""
+    occupancy: int
+    """Frames in the stream's ring now."""
+    concealed: int
 
 
 class PipelineMetrics:
@@ -120,15 +134,14 @@ class PipelineMetrics:
         *,
         wall_s: float,
         workers: Mapping[str, int],
-        streams: Sequence[tuple[int, int, int, Mapping[str, int], int, int]],
+        streams: Sequence[StreamCounts],
         bandwidth: Mapping[str, object],
         batches: tuple[int, int],
         batch_sizes: Sequence[int] = (),
         scores: Sequence[Detections] = (),
     ) -> None:
-        """``streams``: (id, read, delivered, dropped by reason, ring occupancy, concealed) each;
-        ``batch_sizes[n]``: batches of n frames so far; ``scores``: detections of the frames
-        decoded since the last update."""
+        """``streams``: each stream's running totals; ``batch_sizes[n]``: batches of n frames
+        so far; ``scores``: detections of the frames decoded since the last update."""
         now = time.time()
         for name, group in groups.items():
             calls = sum(s.calls for s in group.workers)
@@ -144,14 +157,14 @@ class PipelineMetrics:
             errors = sum(s.errors for s in group.workers)
             self._to(("errors", name), self.errors.labels(stage=name), errors)
         self._feed(e2e, self.e2e.labels())
-        for stream_id, read, delivered, dropped, occupancy, concealed in streams:
-            s = str(stream_id)
-            self._to(("read", s), self.read.labels(stream=s), read)
-            self._to(("concealed", s), self.concealed.labels(stream=s), concealed)
-            self._to(("frames", s), self.frames.labels(stream=s), delivered)
-            for reason, count in dropped.items():
+        for stream in streams:
+            s = str(stream.stream_id)
+            self._to(("read", s), self.read.labels(stream=s), stream.read)
+            self._to(("concealed", s), self.concealed.labels(stream=s), stream.concealed)
+            self._to(("frames", s), self.frames.labels(stream=s), stream.delivered)
+            for reason, count in stream.dropped.items():
                 self._to(("drops", s, reason), self.drops.labels(stream=s, reason=reason), count)
-            self.occupancy.labels(stream=s).set(occupancy)
+            self.occupancy.labels(stream=s).set(stream.occupancy)
         for kind in ("raw", "jpeg_all", "sent"):
             value = bandwidth.get(kind)
             if isinstance(value, (int, float)):
