@@ -40,8 +40,9 @@ A report whose verdict is INVALID is compared all the same, with a warning: its 
 wide when its run was noisy, which is the honest answer.
 
 Reports of different machines (:func:`bench.env.machine_fingerprint`: CPU model and cores,
-cgroup quota, GPUs, Jetson model and power mode) or different models (SHA-256) are refused
-with exit status 2 unless ``--force``; so are files that are not ``edgeloop.bench/1`` reports.
+cgroup quota, GPUs, Jetson model and power mode), different models (SHA-256) or different
+workloads (:func:`workload`: streams, and flat out or paced with ``--rate``) are refused with
+exit status 2 unless ``--force``; so are files that are not ``edgeloop.bench/1`` reports.
 """
 
 from __future__ import annotations
@@ -195,7 +196,32 @@ def check_comparable(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
     model_b = lookup(new, "env.model.sha256")
     if model_a != model_b:
         problems.append(f"different models (sha256 {model_a!s:.12} vs {model_b!s:.12})")
+    asked, asked_new = workload(base), workload(new)
+    differ = [f"{k}: {v} vs {asked_new[k]}" for k, v in asked.items() if asked_new.get(k, v) != v]
+    if differ:
+        problems.append("different workloads (" + "; ".join(differ) + ")")
     return problems
+
+
+def workload(report: dict[str, Any]) -> dict[str, Any]:
+    """What the pipeline run was asked to carry, where the report says: its streams, and its
+    pacing (``--rate``: a paced run's fps is the rate, not capacity, so it compares with a
+    run paced alike only). A code change that makes the same workload slower is what compare
+    is for; a different workload is not a regression.
+
+    >>> workload({"pipeline": {"run": {"config": {"rate": 20.0, "sources": [{}, {}]}}}})
+    {'streams': 2, 'pacing': '20 frames/s a stream'}
+    >>> workload({})
+    {}
+    """
+    config = lookup(report, "pipeline.run.config")
+    if not isinstance(config, dict):
+        return {}
+    rate = config.get("rate")
+    return {
+        "streams": len(config.get("sources") or ()),
+        "pacing": "flat out" if rate is None else f"{rate:g} frames/s a stream",
+    }
 
 
 def _number(value: Any) -> float | None:

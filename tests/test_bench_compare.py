@@ -217,6 +217,31 @@ def test_other_machine_or_model_refused_unless_forced(
     assert "different models" in capsys.readouterr().err
 
 
+def test_other_workloads_refused_unless_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run paced with --rate delivers the rate: its fps is no capacity to compare with a
+    flat-out run's; nor is a run of two streams one of one stream."""
+
+    def run(rate: float | None, streams: int = 1, seed: int = 1) -> dict[str, Any]:
+        report = make_report(seed=seed)
+        report["pipeline"]["run"] = {"config": {"rate": rate, "sources": [{}] * streams}}
+        return report
+
+    base = write(tmp_path / "a.json", run(None))
+    paced = write(tmp_path / "b.json", run(40.0, seed=2))
+    assert main(["compare", str(base), str(paced)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "different workloads" in err[0]
+    assert "pacing: flat out vs 40 frames/s a stream" in err[0] and "--force" in err[0]
+    assert main(["compare", str(base), str(paced), "--force"]) in (0, 1)
+    assert "warning (--force): different workloads" in capsys.readouterr().out
+    two = run(None, streams=2, seed=2)
+    assert compare.check_comparable(run(None), two) == ["different workloads (streams: 1 vs 2)"]
+    assert compare.check_comparable(run(40.0), run(40.0, seed=2)) == []
+    assert compare.check_comparable(make_report(seed=1), run(40.0)) == []  # not recorded: no say
+
+
 def test_bad_inputs_fail_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = write(tmp_path / "a.json", make_report(seed=1))
     not_json = tmp_path / "x.json"
