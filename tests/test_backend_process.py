@@ -73,7 +73,9 @@ def test_the_buffers_are_unlinked_once_mapped(remote: ProcessBackend) -> None:
     assert not _ours()  # both sides hold the mappings; no name is left to leak
 
 
-def test_a_model_the_child_cannot_open_raises_its_own_error(tmp_path: Path) -> None:
+def test_a_model_the_child_cannot_open_raises_its_own_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     bad = tmp_path / "truncated.onnx"
     bad.write_bytes(b"\x08\x07garbage")
     with pytest.raises(ModelError, match=r"truncated\.onnx"):
@@ -81,6 +83,8 @@ def test_a_model_the_child_cannot_open_raises_its_own_error(tmp_path: Path) -> N
     with pytest.raises(BackendUnavailableError):
         ProcessBackend("detector", "tensorrt", **OPEN)  # no GPU here: the child says why
     assert not _ours()
+    # The child stops on its own after reporting: reaped, not killed (nor said to be).
+    assert "did not stop" not in caplog.text
 
 
 def test_a_killed_child_is_reported_not_waited_on() -> None:

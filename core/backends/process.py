@@ -411,11 +411,13 @@ class ProcessBackend(Backend):
         self._closed = True
         with contextlib.suppress(OSError):  # BrokenPipeError: it is gone already
             self._requests.send_bytes(_REQUEST.pack(_CLOSE, 0, 0, 0.0))
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._process.wait(STOP_TIMEOUT_S)
         self._terminate()
 
     def _terminate(self) -> None:
+        """Reap the child: it stops on its own once told to close, or once it has reported
+        that it could not start; one still running after :data:`STOP_TIMEOUT_S` is killed."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(STOP_TIMEOUT_S)
         if self._process.poll() is None:
             log.warning("the inference process did not stop within %.0f s: killed", STOP_TIMEOUT_S)
             self._process.kill()
