@@ -217,6 +217,21 @@ def test_other_machine_or_model_refused_unless_forced(
     assert "different models" in capsys.readouterr().err
 
 
+def test_a_worse_paced_latency_shows_the_paced_loads() -> None:
+    """The paced runs' loads are printed beside a paced latency that got worse: the figure
+    the latency follows, which the machine moves between a flat-out run and its paced run."""
+    base, slower = make_report(seed=1), make_report(seed=2, slowdown=1.3)
+    base["pipeline"]["paced"]["load"] = {"ratio": 1.048}
+    slower["pipeline"]["paced"]["load"] = {"ratio": 1.121}
+    result = compare.compare(base, slower)
+    assert result["comparison"]["paced_load"] == [1.048, 1.121]
+    assert "paced load 1.048 -> 1.121 (+7.0 %)" in compare.render(result)
+    faster = make_report(seed=2, slowdown=0.8)
+    faster["pipeline"]["paced"]["load"] = {"ratio": 1.121}
+    improved = compare.compare(base, faster)  # paced latency got better: no line
+    assert "paced load" not in compare.render(improved)
+
+
 def test_other_workloads_refused_unless_forced(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
