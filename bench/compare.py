@@ -73,6 +73,8 @@ CONFIDENCE = 0.95
 ALPHA = 0.05
 """Mann-Whitney significance level."""
 REGRESSED, IMPROVED, SAME, NOT_SIGNIFICANT = "REGRESSION", "improved", "same", "not significant"
+SMALL = "worse (small)"
+"""A significant change the wrong way, within the threshold: shown, passes."""
 MACHINE = "worse (so was the control)"
 
 
@@ -298,7 +300,7 @@ def _verdict(
     if worse_high < 0:
         return IMPROVED
     if worse * 100 <= max_regression:
-        return "worse (small)"
+        return SMALL
     return REGRESSED if figure.gated else "worse (not gated)"
 
 
@@ -437,7 +439,7 @@ def _paced_load_lines(comparison: dict[str, Any]) -> list[str]:
     """
     base, new = comparison.get("paced_load") or (None, None)
     worse = any(
-        r["key"].startswith("pipeline.paced.") and r["verdict"] in (REGRESSED, "worse (small)")
+        r["key"].startswith("pipeline.paced.") and r["verdict"] in (REGRESSED, SMALL, MACHINE)
         for r in comparison["figures"]
     )
     if base is None or new is None or not worse:

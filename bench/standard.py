@@ -276,6 +276,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
         rate=options.rate,
     )
     model_path = resolve_model(config.model.model)
+    capacity = pipeline_run.measures_capacity(config)  # flat out, not paced with --rate
     slowdown = pipeline_run.test_slowdown()
     if slowdown:
         print(
@@ -308,7 +309,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
             options.duration_s,
             min_frames=options.min_frames,
             warmup_s=options.warmup_s,
-            label="pipeline" if pipeline_run.measures_capacity(config) else "pipeline paced",
+            label="pipeline" if capacity else "pipeline paced",
             max_trials=options.max_trials,
         ),
         cores=cores,
@@ -319,7 +320,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
     if loop is not None and len(segments) > 2:
         _naive_segment(loop, options, bar, 1)
     paced = None
-    if options.paced and pipeline_run.measures_capacity(config):
+    if options.paced and capacity:
         bar.phase("paced", "pipeline paced")
         paced = pipeline_run.run(
             pipeline_run.paced_config(pipeline_run.capacity_config(config), block["fps"]),
@@ -360,7 +361,6 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
         runs["naive"] = result["naive"]["verdict"]
         around = naive.segment_fps(naive_result, AROUND_FLAT_RUN)
         block["naive_fps"] = around
-        capacity = pipeline_run.measures_capacity(config)
         block["speedup_vs_naive"] = block["fps"] / around if around and capacity else None
     result["verdict"] = checks.combine(runs)
     result["pipeline"] = block
