@@ -48,6 +48,7 @@ def test_outputs_match_the_backend_in_this_process(remote: ProcessBackend) -> No
     info = remote.describe()
     assert info.name == "onnxruntime" and info.input_slots == 3
     assert info.extra["process_pid"] == remote.pid != os.getpid()
+    assert inference_pids(remote) == [remote.pid] and inference_pids(local) == []
     assert info.model_sha256 == local.describe().model_sha256
     assert remote.timings.load_s > 0 and remote.timings.warmup_runs == 3
 

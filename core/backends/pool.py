@@ -128,8 +128,4 @@ REMOTE_BACKENDS = (ProcessBackend, ProcessPool)
 
 def inference_pids(backend: Backend) -> list[int]:
     """The processes that run ``backend``'s model (none when it runs in this one)."""
-    if isinstance(backend, ProcessPool):
-        return list(backend.pids)
-    if isinstance(backend, ProcessBackend):
-        return [backend.pid]
-    return []
+    return list(backend.pids) if isinstance(backend, REMOTE_BACKENDS) else []

@@ -259,6 +259,8 @@ class ProcessBackend(Backend):
         self._requests = Connection(requests_out, readable=False)
         self._replies = Connection(replies_in, writable=False)
         self.pid = self._process.pid
+        self.pids = [self.pid]
+        """The processes that run the model, as :class:`core.backends.pool.ProcessPool` has."""
         self._closed = False
         try:
             self._requests.send((str(model), backend, options))

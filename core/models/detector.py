@@ -78,13 +78,14 @@ class LoadedDetector:
 
 
 def load_detector(path: str | Path, *, threads: int = 1) -> LoadedDetector:
-    """Open ``path`` with ONNX Runtime's CPU provider using ``threads`` intra-op threads."""
-    import onnxruntime as ort  # noqa: PLC0415 - the runtime dependency only model users need
+    """Open ``path`` with ONNX Runtime's CPU provider using ``threads`` intra-op threads, with
+    the session options the ONNX Runtime backend uses (so the model card's latencies, the
+    evaluation and the pipeline run the same graph optimisations)."""
+    # Imported here: the runtime dependency only model users need.
+    from core.backends.onnxruntime import import_onnxruntime, session_options  # noqa: PLC0415
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    ort = import_onnxruntime()
+    options = session_options(threads, 1)
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own untyped errors for bad files
