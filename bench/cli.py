@@ -217,7 +217,7 @@ def run_compare(args: argparse.Namespace) -> dict[str, Any]:
             flag = "--" + option.replace("_", "-")
             raise UsageError(f"{flag} must be >= 0 percent, got {getattr(args, option)}")
     try:
-        base, new = compare.load(args.base), compare.load(args.new)
+        base, new = compare.load_side(args.base), compare.load_side(args.new)
         result = compare.compare(
             base,
             new,
@@ -388,10 +388,16 @@ def build_parser() -> argparse.ArgumentParser:
     scen.add_argument("--user-conf", type=Path, metavar="FILE", help="LoadGen user.conf")
     scen.add_argument("--log-dir", type=Path, metavar="DIR", help="keep LoadGen's logs here")
 
-    comp = sub.add_parser("compare", help="compare two report.json files")
+    comp = sub.add_parser(
+        "compare",
+        help="compare two report.json files (or two folders of runs)",
+        description="Did NEW regress against BASE? Each is a report.json, or a folder of "
+        "several runs of the same code (its *.json files and */report.json): several runs a "
+        "side put the run-to-run spread in the intervals.",
+    )
     _common(comp)
-    comp.add_argument("base", type=Path, metavar="BASE.json")
-    comp.add_argument("new", type=Path, metavar="NEW.json")
+    comp.add_argument("base", type=Path, metavar="BASE", help="report.json, or a folder of runs")
+    comp.add_argument("new", type=Path, metavar="NEW", help="report.json, or a folder of runs")
     comp.add_argument(
         "--max-regression",
         type=float,

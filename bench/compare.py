@@ -1,4 +1,4 @@
-"""``python -m bench compare BASE.json NEW.json``: did NEW regress against BASE?
+"""``python -m bench compare BASE NEW``: did NEW regress against BASE?
 
 Per figure, the change ``new / base - 1`` computed from the raw samples both reports keep
 (``*.samples``: per-window fps, end-to-end latencies downsampled to order statistics, per-window
@@ -36,6 +36,14 @@ control: the same code in both runs, measured in segments around the pipeline ru
 moved as much as edgeloop's the machine changed, not the code), and figures without samples
 (efficiency, speedup, scenario results: points without an interval).
 
+Each side may be several runs of the same code (a folder of reports, :func:`load_side`): their
+samples are pooled, and the interval comes from a two-stage bootstrap that draws runs before
+samples (:func:`bench.stats.bootstrap_change`), so it is as wide as the runs disagree. One
+run's samples cannot show what moves a whole run -- the host's speed in those minutes, the load
+the paced run landed at -- and on a shared VM that is most of the paced latency's spread
+between runs of the same code; with two or three runs a side it is in the interval. (The rank
+test sees the pooled samples, so it is the interval that carries the runs' disagreement.)
+
 A report whose verdict is INVALID is compared all the same, with a warning: its intervals are
 wide when its run was noisy, which is the honest answer.
 
@@ -51,13 +59,17 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from bench import SCHEMA
 from bench.env import machine_fingerprint
 from bench.stats import bootstrap_change, bootstrap_change_vs_control, mann_whitney, statistic
+
+Report: TypeAlias = dict[str, Any]
+Side: TypeAlias = Sequence[Report]
+"""One side of a comparison: one or more reports of the same code, run one after another."""
 
 DEFAULT_MAX_REGRESSION = 5.0
 """Percent, for throughput (fps)."""
@@ -187,8 +199,36 @@ def load(path: Path) -> dict[str, Any]:
     return report
 
 
-def check_comparable(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Why the two reports should not be compared (empty: they may be)."""
+def load_side(path: Path) -> list[Report]:
+    """The reports of one side: ``path`` itself, or when it is a folder every run in it -- its
+    ``*.json`` files and its subfolders' ``report.json`` (what ``--json DIR/N.json`` or
+    ``--out DIR/N`` leave), in name order. The same run twice (identical files, as ``--json``
+    and ``--out`` of one run leave) is refused: it would count one run's machine as two."""
+    if not path.is_dir():
+        return [load(path)]
+    files = sorted(path.glob("*.json")) + sorted(path.glob("*/report.json"))
+    if not files:
+        raise CompareRefused(f"{path} holds no report (*.json, or */report.json)")
+    seen: dict[bytes, Path] = {}
+    for file in files:
+        content = file.read_bytes()
+        if content in seen:
+            raise CompareRefused(f"{file} is the same run as {seen[content]}: keep one of them")
+        seen[content] = file
+    return [load(file) for file in files]
+
+
+def check_comparable(base: Report | Side, new: Report | Side) -> list[str]:
+    """Why the reports should not be compared (empty: they may be): every report of either
+    side is held against the first of ``base``."""
+    reports = [*_side(base), *_side(new)]
+    problems: list[str] = []
+    for other in reports[1:]:
+        problems += [p for p in _differences(reports[0], other) if p not in problems]
+    return problems
+
+
+def _differences(base: Report, new: Report) -> list[str]:
     problems = []
     a, b = machine_fingerprint(base.get("env", {})), machine_fingerprint(new.get("env", {}))
     differ = [f"{k}: {a[k]!r} vs {b[k]!r}" for k in a if a[k] != b[k]]
@@ -230,24 +270,42 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _samples(report: dict[str, Any], path: str | None) -> list[float] | None:
+def _side(reports: Report | Side) -> list[Report]:
+    return [reports] if isinstance(reports, dict) else list(reports)
+
+
+def _value(side: Side, path: str) -> float | None:
+    """The side's value at ``path``: the mean of its runs', None where a run lacks it."""
+    values = [_number(lookup(report, path)) for report in side]
+    return None if None in values else float(np.mean([v for v in values if v is not None]))
+
+
+def _samples(report: Report, path: str | None) -> list[float] | None:
     values = lookup(report, path) if path else None
     if not isinstance(values, list) or len(values) < 2:
         return None
     return [float(v) for v in values]
 
 
+def _runs(side: Side, path: str | None) -> list[list[float]] | None:
+    """Each run's samples at ``path``, or None where a run has none."""
+    runs = [_samples(report, path) for report in side]
+    return None if any(r is None for r in runs) else [r for r in runs if r is not None]
+
+
 def compare_figure(
     figure: Figure,
-    base: dict[str, Any],
-    new: dict[str, Any],
+    base: Report | Side,
+    new: Report | Side,
     max_regression: float,
     *,
     rounds: int = 2000,
 ) -> dict[str, Any] | None:
     """The comparison row of one figure judged against ``max_regression`` percent (its own
-    threshold), or None when either report lacks it."""
-    base_value, new_value = _number(lookup(base, figure.value)), _number(lookup(new, figure.value))
+    threshold), or None when a report lacks it. With several runs a side, ``base`` and ``new``
+    are the means of the runs' values, and the change is of their pooled samples."""
+    base, new = _side(base), _side(new)
+    base_value, new_value = _value(base, figure.value), _value(new, figure.value)
     if base_value is None or new_value is None:
         return None
     row: dict[str, Any] = {
@@ -258,14 +316,15 @@ def compare_figure(
         "gated": figure.gated,
         "threshold_pct": max_regression,
     }
-    a, b = _samples(base, figure.samples), _samples(new, figure.samples)
-    if a is None or b is None:
+    runs_a, runs_b = _runs(base, figure.samples), _runs(new, figure.samples)
+    if runs_a is None or runs_b is None:
         row["change"] = new_value / base_value - 1.0 if base_value else None
         row.update(ci95=None, p_value=None, verdict="point only")
         return row
     change, low, high = bootstrap_change(
-        a, b, figure.statistic, confidence=CONFIDENCE, rounds=rounds
+        runs_a, runs_b, figure.statistic, confidence=CONFIDENCE, rounds=rounds
     )
+    a, b = np.concatenate(runs_a), np.concatenate(runs_b)
     _, p_value = mann_whitney(b, a)
     reduce = statistic(figure.statistic)
     row.update(
@@ -318,7 +377,7 @@ def _against_control(
     figure: Figure,
     row: dict[str, Any],
     control: tuple[Figure, dict[str, Any]],
-    reports: tuple[dict[str, Any], dict[str, Any]],
+    sides: tuple[Side, Side],
     *,
     max_regression: float,
     rounds: int,
@@ -344,8 +403,7 @@ def _against_control(
             if row["change_vs_control"] * 100 <= max_regression:
                 row["verdict"] = MACHINE
         return
-    samples = [_samples(r, p) for r in reports for p in (figure.samples, control_figure.samples)]
-    a, ca, b, cb = samples
+    a, ca, b, cb = [_runs(s, p) for s in sides for p in (figure.samples, control_figure.samples)]
     if a is None or b is None or ca is None or cb is None:
         return
     adjusted, low, high = bootstrap_change_vs_control(
@@ -368,8 +426,8 @@ def _against_control(
 
 
 def compare(
-    base: dict[str, Any],
-    new: dict[str, Any],
+    base: Report | Side,
+    new: Report | Side,
     *,
     max_regression: float = DEFAULT_MAX_REGRESSION,
     max_latency_regression: float = DEFAULT_MAX_LATENCY_REGRESSION,
@@ -377,8 +435,12 @@ def compare(
     figures: Sequence[Figure] = FIGURES,
     rounds: int = 2000,
 ) -> dict[str, Any]:
-    """Every figure both reports have; ``regressed`` lists the gated regressions. Throughput
-    is judged against ``max_regression`` percent, latency against ``max_latency_regression``."""
+    """Every figure both sides have; ``regressed`` lists the gated regressions. Throughput
+    is judged against ``max_regression`` percent, latency against ``max_latency_regression``.
+    A side is a report or several runs' (pooled, :func:`compare_figure`)."""
+    base, new = _side(base), _side(new)
+    if not base or not new:
+        raise CompareRefused("each side needs at least one report")
     problems = check_comparable(base, new)
     if problems and not force:
         raise CompareRefused(
@@ -408,7 +470,7 @@ def compare(
     regressed = [r["figure"] for r in rows if r["verdict"] == REGRESSED]
     invalid = [
         f"{name} report is {v.get('result')}: {v.get('reason')}"
-        for name, report in (("base", base), ("new", new))
+        for name, report in _named(base, "base") + _named(new, "new")
         if isinstance(v := report.get("verdict"), dict) and v.get("result") not in (None, "VALID")
     ]
     return {
@@ -417,8 +479,9 @@ def compare(
             "max_regression_pct": max_regression,
             "max_latency_regression_pct": max_latency_regression,
             "confidence": CONFIDENCE,
+            "runs": [len(base), len(new)],
             "machine_change": machine,
-            "paced_load": [lookup(r, "pipeline.paced.load.ratio") for r in (base, new)],
+            "paced_load": [_value(side, "pipeline.paced.load.ratio") for side in (base, new)],
             "forced_past": problems if force else [],
             "invalid_runs": invalid,
             "figures": rows,
@@ -426,6 +489,13 @@ def compare(
             "result": "REGRESSION" if regressed else "OK",
         },
     }
+
+
+def _named(side: Side, name: str) -> list[tuple[str, Report]]:
+    """``(name, report)``, numbered when the side has several runs (``base run 2 of 3``)."""
+    if len(side) == 1:
+        return [(name, side[0])]
+    return [(f"{name} run {i} of {len(side)}", r) for i, r in enumerate(side, 1)]
 
 
 def _paced_load_lines(comparison: dict[str, Any]) -> list[str]:
@@ -480,6 +550,12 @@ def render(result: dict[str, Any]) -> str:
             }
         )
     lines = table(rows) if rows else ["no figure in common"]
+    runs = comparison.get("runs") or [1, 1]
+    if max(runs) > 1:
+        lines.append(
+            f"base {runs[0]} run(s), new {runs[1]}: each side's values are its runs' mean, the "
+            "change is of their pooled samples, and its interval draws runs, then their samples"
+        )
     for r in comparison["figures"]:
         judged = r.get("judged")
         if judged and not _close(judged, (r["base"], r["new"])):

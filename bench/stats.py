@@ -27,6 +27,8 @@ PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99_9": 99.9
 Samples = Sequence[int] | Sequence[float] | np.ndarray
 Statistic = Callable[[np.ndarray], np.ndarray]
 """Reduces the last axis of an array (a batch of resamples) to one value per row."""
+Runs = Sequence[Samples]
+"""Several runs' samples of one side of a comparison (the same code run more than once)."""
 
 
 def _figures(samples_ns: Samples, unit: str) -> dict[str, float]:
@@ -304,8 +306,8 @@ def statistic(name: str) -> Statistic:
 
 
 def bootstrap_change(
-    base: Samples,
-    new: Samples,
+    base: Samples | Runs,
+    new: Samples | Runs,
     reduce: Statistic | str = "mean",
     *,
     confidence: float = 0.95,
@@ -313,7 +315,10 @@ def bootstrap_change(
     seed: int = 0,
 ) -> tuple[float, float, float]:
     """``reduce(new) / reduce(base) - 1`` and its percentile-bootstrap interval, for two
-    independent runs (each resampled on its own, unlike :func:`relative_difference_ci`).
+    independent sides (each resampled on its own, unlike :func:`relative_difference_ci`).
+
+    A side is one run's samples or several runs' (:func:`runs_of`); several runs are pooled
+    and resampled in two stages (:func:`_resampled`), so the interval carries their spread.
 
     >>> base = [100.0, 101.0, 99.0, 100.5, 99.5] * 10
     >>> point, low, high = bootstrap_change(base, [x * 0.9 for x in base])
@@ -326,10 +331,10 @@ def bootstrap_change(
 
 
 def bootstrap_change_vs_control(
-    base: Samples,
-    new: Samples,
-    control_base: Samples,
-    control_new: Samples,
+    base: Samples | Runs,
+    new: Samples | Runs,
+    control_base: Samples | Runs,
+    control_new: Samples | Runs,
     *,
     reduce: Statistic | str = "mean",
     control_reduce: Statistic | str = "mean",
@@ -339,7 +344,7 @@ def bootstrap_change_vs_control(
 ) -> tuple[float, float, float]:
     """A throughput's change once a control's is divided out: ``(reduce(new) / reduce(base)) /
     (control(new) / control(base)) - 1``, and its percentile-bootstrap interval with all four
-    runs resampled on their own (so a noisy control widens it). ``bench compare`` uses it
+    sides resampled on their own (so a noisy control widens it). ``bench compare`` uses it
     to take the machine's own change in speed (the naive loop's) out of the pipeline's fps.
 
     >>> base, control = [100.0, 101.0, 99.0, 100.5, 99.5] * 10, [50.0, 51.0, 49.0] * 5
@@ -354,19 +359,70 @@ def bootstrap_change_vs_control(
     return (point / c_point - 1.0, *_interval(ratios / c_ratios - 1.0, confidence))
 
 
-def _ratio_and_resampled(
-    base: Samples, new: Samples, reduce: Statistic | str, rng: np.random.Generator, rounds: int
+def runs_of(side: Samples | Runs) -> list[np.ndarray]:
+    """One side of a comparison as a list of runs: one run's samples (numbers), or several
+    runs' (a sequence of sequences), each at least one sample.
+
+    >>> [r.tolist() for r in runs_of([1, 2, 3])], [r.tolist() for r in runs_of([[1, 2], [3]])]
+    ([[1.0, 2.0, 3.0]], [[1.0, 2.0], [3.0]])
+    """
+    items = [side] if isinstance(side, np.ndarray) and side.ndim == 1 else list(side)
+    several = bool(items) and np.ndim(items[0]) == 1
+    runs = [np.asarray(r, dtype=np.float64) for r in items] if several else [np.asarray(items)]
+    if not runs or any(r.size == 0 for r in runs):
+        raise ValueError(f"need samples in every run, got runs of {[r.size for r in runs]}")
+    return [r.astype(np.float64) for r in runs]
+
+
+def _resampled(
+    side: Samples | Runs, fn: Statistic, rng: np.random.Generator, rounds: int
 ) -> tuple[float, np.ndarray]:
-    """``reduce(new) / reduce(base)`` and ``rounds`` of it with each run resampled on its own."""
-    x = np.asarray(base, dtype=np.float64)
-    y = np.asarray(new, dtype=np.float64)
-    if x.size == 0 or y.size == 0:
-        raise ValueError(f"need samples on both sides, got {x.size} and {y.size}")
+    """The statistic of a side's samples (its runs pooled) and ``rounds`` bootstrap replicates.
+
+    One run: its samples drawn with replacement. Several runs of the same code: two stages, as
+    for clustered data (a hierarchical bootstrap) -- draw as many runs as there are, with
+    replacement, then draw each drawn run's samples. Samples within a run share that run's
+    state of the machine (its load, the host's speed in those minutes), so resampling the
+    pooled samples alone would make an interval as narrow as one run's while the runs
+    themselves disagree; drawing runs first puts their disagreement in the interval."""
+    runs = runs_of(side)
+    pooled = np.concatenate(runs)
+    point = float(fn(pooled[None, :])[0])
+    if len(runs) == 1:
+        blocks = _resample_blocks(rng, pooled.size, rounds)
+        return point, np.concatenate([fn(pooled[i]) for i in blocks])
+    # Rounds that drew the same runs (in any order) pool as many samples: resample them as
+    # one block. Two runs give three such draws, three runs ten.
+    offsets = np.cumsum([0] + [run.size for run in runs])
+    drawn = np.sort(rng.integers(0, len(runs), (rounds, len(runs))), axis=1)
+    replicates = np.empty(rounds)
+    for choice in np.unique(drawn, axis=0):
+        rows = np.flatnonzero((drawn == choice).all(axis=1))
+        size = int(sum(runs[j].size for j in choice))
+        for start in range(0, rows.size, max(1, 4_000_000 // size)):
+            block = rows[start : start + max(1, 4_000_000 // size)]
+            index = np.hstack(
+                [
+                    offsets[j] + rng.integers(0, runs[j].size, (block.size, runs[j].size))
+                    for j in choice
+                ]
+            )
+            replicates[block] = fn(pooled[index])
+    return point, replicates
+
+
+def _ratio_and_resampled(
+    base: Samples | Runs,
+    new: Samples | Runs,
+    reduce: Statistic | str,
+    rng: np.random.Generator,
+    rounds: int,
+) -> tuple[float, np.ndarray]:
+    """``reduce(new) / reduce(base)`` and ``rounds`` of it with each side resampled on its own."""
     fn = statistic(reduce) if isinstance(reduce, str) else reduce
-    point = float(fn(y[None, :])[0] / fn(x[None, :])[0])
-    stat_x = np.concatenate([fn(x[i]) for i in _resample_blocks(rng, x.size, rounds)])
-    stat_y = np.concatenate([fn(y[i]) for i in _resample_blocks(rng, y.size, rounds)])
-    return point, stat_y / stat_x
+    point_x, stat_x = _resampled(base, fn, rng, rounds)
+    point_y, stat_y = _resampled(new, fn, rng, rounds)
+    return point_y / point_x, stat_y / stat_x
 
 
 def mann_whitney(a: Samples, b: Samples) -> tuple[float, float]:
