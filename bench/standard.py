@@ -40,6 +40,12 @@ from bench.timing import Budget
 NAIVE_WARMUP = Budget(warmup_s=1.0, warmup_count=5, min_s=0.0, min_count=0)
 NAIVE_REWARM_S = 0.25
 """Warm-up of the naive loop's later segments (its session is warm already)."""
+SUITE_LIMIT_S = 170.0
+"""The standard suite's time limit, under issue 4's 3 minutes with room for the report: a
+paced run measured at the wrong load is paced again only when that still fits."""
+REPACE_START_S = 5.0
+"""Starting a paced run (the model, the inference process) and stopping it, beyond its warm-up
+and measured seconds: for the deadline."""
 AROUND_FLAT_RUN = slice(0, 2)
 """The naive loop's segments just before and just after the flat-out run: ``naive_fps``, the
 denominator of ``speedup_vs_naive``, is theirs, so both sides of the ratio saw the same
@@ -67,6 +73,9 @@ class SuiteOptions:
     here: 2 of 4 standard runs of 12 s had a p99 of 18-21 ms from one such stall, the others
     7.4-8.7 ms) but half of 1 % of a 30 s run's."""
     naive_s: float = 10.0
+    paced_retries: int = 1
+    """Paced runs after the first when its load missed 80 % (the machine's speed moved since
+    the flat-out run that set the rate: :func:`bench.pipeline_run.repaced_fps`); 0: never."""
     max_trials: int = checks.MAX_TRIALS
     """The flat and the paced run measure on while their last three 5 s windows disagree, up
     to this many windows in all (perf_analyzer's ``--max-trials``); 0: never."""
@@ -93,6 +102,7 @@ class SuiteOptions:
             warmup_s=min(self.warmup_s, 0.5),
             naive_min_frames=min(self.naive_min_frames, 10),
             max_trials=0,
+            paced_retries=0,
             quick=True,
         )
 
@@ -322,21 +332,10 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
     paced = None
     if options.paced and capacity:
         bar.phase("paced", "pipeline paced")
-        paced = pipeline_run.run(
-            pipeline_run.paced_config(pipeline_run.capacity_config(config), block["fps"]),
-            pipeline_run.RunSpec(
-                options.paced_s,
-                min_frames=options.min_frames // 2,
-                warmup_s=options.warmup_s,
-                stage_costs=False,
-                label="paced at 80 %",
-                max_trials=options.max_trials,
-            ),
-            cores=cores,
-            progress=bar.update,
-        )
-        block["paced"] = pipeline_run.paced_block(paced)
-        block["paced"]["load"] = pipeline_run.paced_load(block, block["paced"])
+        phases = [name for name, _ in options.phases()]
+        after = sum(s for _, s in options.phases()[phases.index("paced") + 1 :])
+        deadline = started + SUITE_LIMIT_S - after
+        paced, block["paced"] = _paced(config, block, options, cores, bar, deadline=deadline)
         runs["paced"] = block["paced"]["verdict"]
     if options.quiet and any(s.kind == "synthetic" for s in config.sources):
         bar.phase("quiet", "quiet scene")
@@ -377,6 +376,71 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
     ordered = {k: result.pop(k) for k in ("schema", "env", "verdict", "pipeline")}
     ordered.update(result)
     return SuiteRun(ordered, flat, paced, naive_result)
+
+
+def _paced(
+    config: Any,
+    flat: dict[str, Any],
+    options: SuiteOptions,
+    cores: float,
+    bar: ProgressBar,
+    *,
+    deadline: float = float("inf"),
+) -> tuple[pipeline_run.Measured, dict[str, Any]]:
+    """The pipeline paced at 80 % of the flat-out fps, and its ``pipeline.paced`` block.
+
+    When that run's load missed 80 % by more than :data:`bench.pipeline_run.
+    PACED_LOAD_TOLERANCE` (the machine ran slower or faster than while the flat-out run set the
+    rate), it measured another load than the target's, so the pipeline is paced once more at
+    80 % of the capacity the machine then had (:func:`bench.pipeline_run.repaced_fps`), as
+    perf_analyzer measures again until its windows agree, when that run can still end before
+    ``deadline`` (``time.monotonic()``: the suite's time limit). The block is the last run's;
+    ``attempts`` keeps each earlier run's rate, load and latency, so nothing is hidden."""
+    capacity = float(flat["fps"])
+    attempts: list[dict[str, Any]] = []
+    while True:
+        again = bool(attempts)
+        measured = pipeline_run.run(
+            pipeline_run.paced_config(pipeline_run.capacity_config(config), capacity),
+            pipeline_run.RunSpec(
+                options.paced_s,
+                min_frames=options.min_frames // 2,
+                warmup_s=options.warmup_s,
+                stage_costs=False,
+                label="paced at 80 %" + (" again" if again else ""),
+                max_trials=0 if again else options.max_trials,  # the suite's 3 minutes
+            ),
+            cores=cores,
+            progress=bar.update,
+        )
+        block = pipeline_run.paced_block(measured)
+        block["load"] = pipeline_run.paced_load(flat, block)
+        repaced = pipeline_run.repaced_fps(capacity, block["load"])
+        fits = time.monotonic() + options.paced_s + options.warmup_s + REPACE_START_S <= deadline
+        if repaced is None or len(attempts) >= options.paced_retries or not fits:
+            block["attempts"] = attempts
+            return measured, block
+        attempts.append(_attempt(block))
+        bar.message(
+            f"paced load {block['load']['ratio']:.2f}, not 80 %: pacing again at "
+            f"{pipeline_run.PACED_FRACTION * repaced:.1f} frames/s"
+        )
+        capacity = repaced
+
+
+def _attempt(paced: dict[str, Any]) -> dict[str, Any]:
+    """What ``pipeline.paced.attempts`` keeps of a paced run measured at the wrong load."""
+    e2e = paced.get("e2e_latency_ms") or {}
+    return {
+        "rate": paced["rate"],
+        "load_ratio": (paced.get("load") or {}).get("ratio"),
+        "e2e_latency_ms": {k: e2e.get(k) for k in ("p50", "p99")},
+        "infer_p99_ms": paced.get("infer_p99_ms"),
+        "e2e_p99_over_infer_p99_ms": paced.get("e2e_p99_over_infer_p99_ms"),
+        "dropped": paced.get("dropped"),
+        "stall_windows": (paced.get("stalls") or {}).get("count"),
+        "verdict": paced["verdict"],
+    }
 
 
 def draw(run: SuiteRun, folder: Path) -> list[Path]:

@@ -1,14 +1,17 @@
 """The bench measures a timed run on while its windows disagree (perf_analyzer's
-``--max-trials``), judged by the very check its verdict uses, and says so in the report."""
+``--max-trials``), judged by the very check its verdict uses, and says so in the report; and it
+paces again a paced run that measured another load than 80 %."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
-from bench import pipeline_run, report
+from bench import pipeline_run, report, standard
 from bench import verdict as checks
+from bench.progress import ProgressBar
 from tests.pipeline_doubles import small_config
 
 
@@ -51,3 +54,28 @@ def test_no_extension_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     measured = pipeline_run.run(small_config("rate=50"), spec, cores=2.0)
     assert measured.report.extended_s == 0.0
     assert pipeline_run._run_settings(measured)["extended_s"] == 0.0
+
+
+def test_a_paced_run_at_another_load_than_80_percent_is_paced_again() -> None:
+    """A flat-out run that claimed far less capacity than the machine has (as a flat-out run
+    measured while the machine was slow does): paced at 80 % of it, inference is nowhere near
+    80 % of its flat-out busy fraction, so the suite paces again at 80 % of the capacity the
+    paced run showed, and keeps the first run's figures in ``attempts``."""
+    config = small_config()
+    flat = {"fps": 30.0, "bound": {"limit": "infer"}, "stages": {"infer": {"busy_frac": 0.99}}}
+    options = standard.SuiteOptions(paced_s=1.0, warmup_s=0.2, min_frames=10, max_trials=0)
+    bar = ProgressBar([("paced", 1.0)], enabled=False)
+    measured, block = standard._paced(config, flat, options, 2.0, bar)
+    [first] = block["attempts"]
+    assert first["rate"] == pytest.approx(24.0) and first["load_ratio"] < 0.95
+    assert first["verdict"]["result"] in ("VALID", "INVALID") and first["dropped"] == 0
+    assert block["rate"] == pytest.approx(24.0 / first["load_ratio"])
+    assert measured.config.rate == pytest.approx(block["rate"])  # the block is the last run's
+    assert block["load"]["ratio"] > first["load_ratio"]
+    [line] = report.repace_lines({"pipeline": {"paced": block}})
+    assert line.startswith(f"paced again at {block['rate']:.1f} frames/s: the run paced at 24.0")
+
+    never = dataclasses.replace(options, paced_retries=0)
+    _, once = standard._paced(config, flat, never, 2.0, bar)
+    assert once["attempts"] == [] and once["rate"] == pytest.approx(24.0)
+    assert report.repace_lines({"pipeline": {"paced": once}}) == []
