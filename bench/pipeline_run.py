@@ -659,10 +659,11 @@ def repaced_fps(capacity: float, load: Mapping[str, Any] | None) -> float | None
     The machine's speed moved between the flat-out run and the paced run: a ``ratio`` of 1.16
     means each frame cost the bounding stage 16 % more than in the flat-out run, so the
     capacity while it was paced was ``capacity / 1.16``, and the run measured a 93 % load, not
-    80 %. Measured on a shared 2-vCPU VM: paced inference ran 7.25-7.99 ms a frame over eight
-    standard runs while flat out it ran 6.57-8.28 ms; the three runs whose flat-out run had
-    been fastest (loads 1.08-1.16) had paced p99 margins of 52-73 ms, the five within 5 % of
-    80 %, 5.2-8.7 ms.
+    80 %. Measured on a shared 2-vCPU VM (eight standard runs): paced inference ran 7.25-7.99
+    ms a frame while flat out it ran 6.57-8.28 ms, so the load a paced run landed at followed
+    how fast the flat-out run had happened to be, and the paced latency followed the load: over
+    eighteen runs, paced p50 8.82-9.59 ms in the twelve that ended within 5 % of 80 %, 9.42-11.72
+    ms in the six beyond. (The p99 did not: stall windows make it at any load.)
 
     >>> repaced_fps(150.0, {"ratio": 1.2}), repaced_fps(150.0, {"ratio": 1.03})
     (125.0, None)

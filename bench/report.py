@@ -274,12 +274,15 @@ def repace_lines(report: dict[str, Any]) -> list[str]:
     lines = []
     for attempt in paced.get("attempts") or []:
         word = "slower" if attempt["load_ratio"] > 1 else "faster"
+        p99, margin = attempt["e2e_latency_ms"].get("p99"), attempt["e2e_p99_over_infer_p99_ms"]
+        latency = f", p99 {p99:.1f} ms" if p99 is not None else ""
+        if p99 is not None and margin is not None:
+            latency += f" = inference p99 {attempt['infer_p99_ms']:.1f} + {margin:.1f} ms"
         lines.append(
             f"paced again at {paced['rate']:.1f} frames/s: the run paced at "
             f"{attempt['rate']:.1f} had a load {attempt['load_ratio']:.2f} times 80 % (the "
-            f"machine {word} than in the flat-out run), p99 {attempt['e2e_latency_ms']['p99']:.1f}"
-            f" ms = inference p99 {attempt['infer_p99_ms']:.1f} + "
-            f"{attempt['e2e_p99_over_infer_p99_ms']:.1f} ms; the paced figures are the last run's"
+            f"machine {word} than when its rate was set){latency}; the paced figures are the "
+            "last run's"
         )
     return lines
 
