@@ -332,9 +332,9 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
     paced = None
     if options.paced and capacity:
         bar.phase("paced", "pipeline paced")
-        phases = [name for name, _ in options.phases()]
-        after = sum(s for _, s in options.phases()[phases.index("paced") + 1 :])
-        deadline = started + SUITE_LIMIT_S - after
+        planned = options.phases()
+        paced_at = [name for name, _ in planned].index("paced")
+        deadline = started + SUITE_LIMIT_S - sum(s for _, s in planned[paced_at + 1 :])
         paced, block["paced"] = _paced(config, block, options, cores, bar, deadline=deadline)
         runs["paced"] = block["paced"]["verdict"]
     if options.quiet and any(s.kind == "synthetic" for s in config.sources):
