@@ -56,15 +56,9 @@ def mosquitto(tmp_path: Path) -> Iterator[object]:
 def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """moto's S3/DynamoDB server on a free port, with fake credentials; stopped after."""
     pytest.importorskip("moto.server")
-    from tests.mqtt_broker import MotoServer
+    from tests.mqtt_broker import FAKE_AWS_ENV, MotoServer
 
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
+    for name, value in FAKE_AWS_ENV.items():
         monkeypatch.setenv(name, value)
     server = MotoServer()
     server.start()

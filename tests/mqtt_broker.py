@@ -339,6 +339,16 @@ def check_order(records: list[dict[str, object]]) -> None:
         first[stream] = seq
 
 
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+"""Credentials and region for boto3 against :class:`MotoServer` (never real ones)."""
+
+
 class MotoServer:
     """moto's server mode (S3, DynamoDB over real HTTP) on a free port; stop and start again
     (its state is in memory: a restart is an empty account, as after an outage in a test)."""

@@ -25,7 +25,8 @@ from tests.mqtt_broker import MotoServer
 BUCKET, TABLE = "edgeloop-results", "edgeloop-index"
 
 
-def _create(url: str) -> None:
+def create_store(url: str) -> None:
+    """The bucket and the index table the sync writes to, in a fresh moto account."""
     boto3.client("s3", endpoint_url=url).create_bucket(Bucket=BUCKET)
     boto3.client("dynamodb", endpoint_url=url).create_table(
         TableName=TABLE,
@@ -77,7 +78,7 @@ def _record(seq: int, images: int = 0) -> ResultRecord:
 def test_batches_land_with_keys_checksums_and_index(
     moto_server: MotoServer, outbox: Outbox
 ) -> None:
-    _create(moto_server.url)
+    create_store(moto_server.url)
     sink = OutboxSink(outbox, OutboxSinkConfig(channels=("mqtt", "s3")))
     with sink:
         for seq in range(100):
@@ -131,7 +132,7 @@ def test_batches_land_with_keys_checksums_and_index(
 def test_a_retried_batch_does_not_duplicate_index_items(
     moto_server: MotoServer, outbox: Outbox
 ) -> None:
-    _create(moto_server.url)
+    create_store(moto_server.url)
     outbox.put_many([Entry(f"cam{i % 3}", b'{"i":%d}' % i, channels=("s3",)) for i in range(60)])
     sync = _sync(moto_server, outbox, max_records=30)
     batch = sync.next_batch()
@@ -149,7 +150,7 @@ def test_a_retried_batch_does_not_duplicate_index_items(
 
 
 def test_an_s3_outage_is_survived(moto_server: MotoServer, outbox: Outbox) -> None:
-    _create(moto_server.url)
+    create_store(moto_server.url)
     outbox.put_many([Entry("cam0", b'{"i":%d}' % i, channels=("s3",)) for i in range(50)])
     sync = _sync(moto_server, outbox, max_records=50)
     moto_server.stop()
@@ -157,7 +158,7 @@ def test_an_s3_outage_is_survived(moto_server: MotoServer, outbox: Outbox) -> No
         sync.sync_once()
     assert outbox.depth("s3") == 50  # nothing lost while S3 is away
     moto_server.start()
-    _create(moto_server.url)  # moto keeps its state in memory: a fresh account after restart
+    create_store(moto_server.url)  # moto keeps its state in memory: a fresh account after restart
     sync.start()
     try:
         import time

@@ -16,14 +16,14 @@ from core.outbox import Outbox, OutboxConfig, OutboxSink, OutboxSinkConfig
 from core.pipeline import Pipeline
 from tests.mqtt_broker import Mosquitto, MotoServer, Recorder, check_order
 from tests.pipeline_doubles import send_everything, small_config
-from tests.test_cloud_sync import BUCKET, TABLE, _create, _items
+from tests.test_cloud_sync import BUCKET, TABLE, _items, create_store
 from tests.test_mqtt import mutual_tls
 
 
 def test_pipeline_to_broker_and_cloud(
     mosquitto: Mosquitto, moto_server: MotoServer, tmp_path: Path
 ) -> None:
-    _create(moto_server.url)
+    create_store(moto_server.url)
     registry = MetricsRegistry()
     outbox = Outbox(OutboxConfig(path=tmp_path / "outbox.db"), registry)
     recorder = Recorder(mosquitto.plain)

@@ -18,7 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.micro.metrics import _pipeline_families
 from bench.publish import summary_registry
-from core.errors import MqttConnectionError
+from core.cloud import CloudBatchConfig, CloudSyncConfig
+from core.cloud.sync import CloudSync
+from core.errors import CloudSyncError, MqttConnectionError
 from core.metrics import MetricsRegistry
 from core.metrics.collect import Sampler
 from core.metrics.config import MetricsConfig, Targets
@@ -31,8 +33,9 @@ from core.mqtt import BatchConfig, MqttConfig
 from core.mqtt.publisher import MqttPublisher
 from core.outbox import Entry, Outbox, OutboxConfig
 from deploy.monitoring import dashboards
-from tests.mqtt_broker import MOSQUITTO, Mosquitto
+from tests.mqtt_broker import FAKE_AWS_ENV, MOSQUITTO, Mosquitto, MotoServer
 from tests.test_bench_publish import REPORT
+from tests.test_cloud_sync import BUCKET, TABLE, create_store
 from tests.test_metrics_collectors import XAVIER_NX, RecordedNvml, sysfs
 from tests.test_mqtt import wait_until
 
@@ -56,7 +59,7 @@ def _run(*argv: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess[str]
 def test_rules_check(promtool: str) -> None:
     out = _run(promtool, "check", "rules", RULES.name)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 12 rules found" in out.stdout
+    assert "SUCCESS: 13 rules found" in out.stdout
 
 
 def test_rules_unit_tests(promtool: str) -> None:
@@ -183,6 +186,37 @@ def _messaging_families(registry: MetricsRegistry, folder: Path) -> None:
         outbox.close()
 
 
+def _cloud_families(registry: MetricsRegistry, folder: Path) -> None:
+    """The cloud sync families as the real sync records them: a batch stored in moto's S3 and
+    indexed in its DynamoDB, then an upload refused with the server gone (a failure by stage)."""
+    with (
+        pytest.MonkeyPatch.context() as env,
+        Outbox(OutboxConfig(path=folder / "cloud.db", sync="normal")) as outbox,
+    ):
+        for name, value in FAKE_AWS_ENV.items():
+            env.setenv(name, value)
+        server = MotoServer()
+        server.start()
+        try:
+            create_store(server.url)
+            config = CloudSyncConfig(
+                thing="cam-01",
+                bucket=BUCKET,
+                table=TABLE,
+                endpoint_url=server.url,
+                batch=CloudBatchConfig(max_records=1),
+                timeout_s=2.0,
+            )
+            sync = CloudSync(config, outbox, registry=registry, seed=1)
+            outbox.put_many([Entry("cam0", b'{"i":%d}' % i, channels=("s3",)) for i in range(2)])
+            sync.sync_once()
+            assert outbox.depth("s3") == 1
+        finally:
+            server.stop()
+        with pytest.raises(CloudSyncError):
+            sync.sync_once()
+
+
 @pytest.fixture(scope="module")
 def exposed(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """Every series name edgeloop exposes, from a registry with every collector filled (the
@@ -206,6 +240,7 @@ def exposed(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     for _ in range(7):
         hardware.sample()
     _messaging_families(registry, tmp_path_factory.mktemp("messaging"))
+    _cloud_families(registry, tmp_path_factory.mktemp("cloud"))
     record_gpus(registry, read_gpus(RecordedNvml()))
     record_tegra(registry, parse_tegrastats(XAVIER_NX))
     texts = [exposition(registry).decode(), generate_latest(summary_registry(REPORT)).decode()]

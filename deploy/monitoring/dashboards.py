@@ -349,6 +349,25 @@ DEVICE = Dashboard(
             ),
         ),
         Panel(
+            "Cloud sync",
+            "Records, images and batches per second the cloud sync stored in S3 (records also "
+            "indexed in DynamoDB), failed attempts per second by stage (s3, dynamodb), and "
+            "DynamoDB BatchWriteItem retries of unprocessed items (throttling).",
+            (
+                _q(f"rate(edgeloop_cloud_records_total{{{SEL}}}[{RATE}])", "records"),
+                _q(f"rate(edgeloop_cloud_images_total{{{SEL}}}[{RATE}])", "images"),
+                _q(f"rate(edgeloop_cloud_batches_total{{{SEL}}}[{RATE}])", "batches"),
+                _q(
+                    f"rate(edgeloop_cloud_failures_total{{{SEL}}}[{RATE}])",
+                    "failures {{stage}}",
+                ),
+                _q(
+                    f"rate(edgeloop_cloud_unprocessed_retries_total{{{SEL}}}[{RATE}])",
+                    "unprocessed retries",
+                ),
+            ),
+        ),
+        Panel(
             "Collectors",
             "Which collectors found their source here (1) and what a full sample costs.",
             (
