@@ -296,7 +296,7 @@ def _extension(config: Any, spec: RunSpec, duration_s: float | None) -> Any:
     return Extension(settled, step_s, max_s)
 
 
-def test_slowdown() -> float:
+def armed_test_slowdown() -> float:
     """The armed test-only slowdown (``core.pipeline.stats.TEST_SLOWDOWN_ENV``), 0.0 when
     unset: recorded in the report, announced on stderr."""
     from core.pipeline.stats import arm_test_slowdown  # noqa: PLC0415

@@ -287,7 +287,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
     )
     model_path = resolve_model(config.model.model)
     capacity = pipeline_run.measures_capacity(config)  # flat out, not paced with --rate
-    slowdown = pipeline_run.test_slowdown()
+    slowdown = pipeline_run.armed_test_slowdown()
     if slowdown:
         print(
             f"bench: warning: EDGELOOP_TEST_SLOWDOWN={slowdown:g}: test-only slowdown, every "

@@ -192,10 +192,10 @@ def test_test_only_slowdown_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None
     from bench import pipeline_run
 
     monkeypatch.delenv("EDGELOOP_TEST_SLOWDOWN", raising=False)
-    assert pipeline_run.test_slowdown() == 0.0
+    assert pipeline_run.armed_test_slowdown() == 0.0
     monkeypatch.setenv("EDGELOOP_TEST_SLOWDOWN", "0.1")
     try:
-        assert pipeline_run.test_slowdown() == 0.1
+        assert pipeline_run.armed_test_slowdown() == 0.1
     finally:
         monkeypatch.delenv("EDGELOOP_TEST_SLOWDOWN")
-        pipeline_run.test_slowdown()
+        pipeline_run.armed_test_slowdown()
