@@ -6,7 +6,8 @@ Latencies stay raw (int64 ns) until here; summaries carry their unit in every ke
 
 Comparing two runs (``bench compare``) needs more than two numbers: the change of a figure, an
 interval for it and a test of significance from the raw samples. :func:`bootstrap_change`
-resamples each run independently (percentile bootstrap); :func:`mann_whitney` asks whether one
+resamples each run independently (percentile bootstrap; a side of several runs in two stages,
+runs first, then their samples); :func:`mann_whitney` asks whether one
 run's samples tend to be larger than the other's without assuming any distribution (latencies
 are skewed and heavy-tailed, so a t-test would be wrong). Reports keep at most a few thousand
 samples per figure: :func:`downsample` keeps evenly spaced order statistics, which preserves
