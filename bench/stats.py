@@ -239,8 +239,12 @@ def downsample(samples: Samples, max_n: int) -> np.ndarray:
     return arr[ranks]
 
 
+RESAMPLE_BUDGET = 4_000_000
+"""Indices drawn at once by a bootstrap: its memory stays bounded whatever the sample count."""
+
+
 def _resample_blocks(
-    rng: np.random.Generator, n: int, rounds: int, budget: int = 4_000_000
+    rng: np.random.Generator, n: int, rounds: int, budget: int = RESAMPLE_BUDGET
 ) -> Iterator[np.ndarray]:
     """Index arrays ``(k, n)`` drawn with replacement, ``rounds`` rows in all, in blocks of at
     most ``budget`` draws so memory stays bounded whatever ``n``."""
@@ -369,10 +373,10 @@ def runs_of(side: Samples | Runs) -> list[np.ndarray]:
     """
     items = [side] if isinstance(side, np.ndarray) and side.ndim == 1 else list(side)
     several = bool(items) and np.ndim(items[0]) == 1
-    runs = [np.asarray(r, dtype=np.float64) for r in items] if several else [np.asarray(items)]
-    if not runs or any(r.size == 0 for r in runs):
+    runs = [np.asarray(r, dtype=np.float64) for r in (items if several else [items])]
+    if any(r.size == 0 for r in runs):
         raise ValueError(f"need samples in every run, got runs of {[r.size for r in runs]}")
-    return [r.astype(np.float64) for r in runs]
+    return runs
 
 
 def _resampled(
@@ -399,9 +403,9 @@ def _resampled(
     replicates = np.empty(rounds)
     for choice in np.unique(drawn, axis=0):
         rows = np.flatnonzero((drawn == choice).all(axis=1))
-        size = int(sum(runs[j].size for j in choice))
-        for start in range(0, rows.size, max(1, 4_000_000 // size)):
-            block = rows[start : start + max(1, 4_000_000 // size)]
+        per_block = max(1, RESAMPLE_BUDGET // int(sum(runs[j].size for j in choice)))
+        for start in range(0, rows.size, per_block):
+            block = rows[start : start + per_block]
             index = np.hstack(
                 [
                     offsets[j] + rng.integers(0, runs[j].size, (block.size, runs[j].size))

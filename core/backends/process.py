@@ -259,8 +259,6 @@ class ProcessBackend(Backend):
         self._requests = Connection(requests_out, readable=False)
         self._replies = Connection(replies_in, writable=False)
         self.pid = self._process.pid
-        self.pids = [self.pid]
-        """The processes that run the model, as :class:`core.backends.pool.ProcessPool` has."""
         self._closed = False
         try:
             self._requests.send((str(model), backend, options))
@@ -399,6 +397,11 @@ class ProcessBackend(Backend):
         )
 
     # -- the rest of the contract ------------------------------------------------------------
+
+    @property
+    def pids(self) -> list[int]:
+        """The processes that run the model, as :class:`core.backends.pool.ProcessPool` has."""
+        return [self.pid]
 
     def describe(self) -> BackendInfo:
         return self._described
