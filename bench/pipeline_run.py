@@ -523,6 +523,7 @@ def _common(measured: Measured) -> dict[str, Any]:
         "dropped_by": dict(report.dropped),
         "errors": dict(report.errors),
         "concealed": sum(s.concealed for s in report.streams),
+        "missed_ticks": None if measures_capacity(measured.config) else report.missed_ticks,
         "duration_s": report.duration_s,
         "e2e_latency_ms": _e2e(report),
     }

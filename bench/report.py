@@ -115,6 +115,7 @@ SUMMARY = (
     ("paced e2e p99", "pipeline.paced.e2e_latency_ms.p99", "ms", "paced_p99"),
     ("paced infer p99", "pipeline.paced.infer_p99_ms", "ms", None),
     ("paced dropped", "pipeline.paced.dropped", "frames", "paced_drops"),
+    ("paced missed ticks", "pipeline.paced.missed_ticks", "frames", "paced_missed_ticks"),
     ("paced stall windows", "pipeline.paced.stalls.count", "windows", None),
     ("bytes raw", "pipeline.bytes.raw", "bytes", None),
     ("bytes jpeg_all", "pipeline.bytes.jpeg_all", "bytes", None),

@@ -257,6 +257,9 @@ def targets(pipeline: dict[str, Any]) -> dict[str, Any]:
         p99, infer = paced["e2e_latency_ms"]["p99"], paced["infer_p99_ms"]
         out["paced_p99"] = target("p99 e2e <= p99 infer + 5 ms", p99, p99 <= infer + 5.0)
         out["paced_drops"] = target("0 dropped", paced["dropped"], paced["dropped"] == 0)
+        missed = paced.get("missed_ticks")
+        if missed is not None:
+            out["paced_missed_ticks"] = target("0 missed", missed, missed == 0)
     quiet = pipeline.get("quiet")
     if quiet:
         reduction = quiet["bytes"].get("reduction_vs_jpeg_all")
@@ -438,6 +441,7 @@ def _attempt(paced: dict[str, Any]) -> dict[str, Any]:
         "infer_p99_ms": paced.get("infer_p99_ms"),
         "e2e_p99_over_infer_p99_ms": paced.get("e2e_p99_over_infer_p99_ms"),
         "dropped": paced.get("dropped"),
+        "missed_ticks": paced.get("missed_ticks"),
         "stall_windows": (paced.get("stalls") or {}).get("count"),
         "verdict": paced["verdict"],
     }

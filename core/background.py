@@ -22,6 +22,8 @@ import abc
 import threading
 from typing import ClassVar
 
+from core.threadname import name_this_thread
+
 
 class BackgroundLoop(abc.ABC):
     """:meth:`run` on a daemon thread named :attr:`thread_name`, from :meth:`start` to
@@ -42,8 +44,12 @@ class BackgroundLoop(abc.ABC):
         if self._thread is not None:
             return
         self.stopping.clear()
-        self._thread = threading.Thread(target=self.run, name=self.thread_name, daemon=True)
+        self._thread = threading.Thread(target=self._named_run, name=self.thread_name, daemon=True)
         self._thread.start()
+
+    def _named_run(self) -> None:
+        name_this_thread(self.thread_name)
+        self.run()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the loop to end and wait up to ``timeout`` seconds for its thread."""

@@ -83,9 +83,11 @@ def test_report_json_has_every_contract_key(quick_run: tuple[Path, dict[str, Any
     assert pipeline["efficiency"] == pytest.approx(pipeline["fps"] / pipeline["bound_fps"])
     assert pipeline["speedup_vs_naive"] == pytest.approx(pipeline["fps"] / pipeline["naive_fps"])
     assert isinstance(pipeline["dropped"], int)
+    assert pipeline["missed_ticks"] is None  # flat out: no ticks to miss
     paced, quiet = pipeline["paced"], pipeline["quiet"]
     for key in ("rate", "e2e_latency_ms", "infer_p99_ms", "dropped"):
         assert key in paced, key
+    assert isinstance(paced["missed_ticks"], int) and paced["missed_ticks"] >= 0
     assert paced["rate"] == pytest.approx(0.8 * pipeline["fps"])
     assert set(paced["stages"]) == set(STAGES) and 0 < paced["stages"]["infer"]["busy_frac"] <= 1
     limit, load = pipeline["bound"]["limit"], paced["load"]
@@ -164,7 +166,11 @@ def test_a_run_paced_with_rate_reports_latency_not_capacity(
     assert paced["rate"] == 40 and paced["frames"] == pipeline["frames"]
     assert paced["infer_p99_ms"] > 0 and "paced_p99" in report["targets"]
     assert report["targets"]["paced_drops"]["measured"] == pipeline["dropped"]
+    missed = report["targets"]["paced_missed_ticks"]
+    assert missed["measured"] == paced["missed_ticks"] == pipeline["missed_ticks"] >= 0
+    assert missed["met"] is (paced["missed_ticks"] == 0)
     printed = capsys.readouterr().out
+    assert "paced missed ticks" in printed
     assert "paced at 40 frames/s in all (--rate)" in printed
     rows = [line.split()[0] for line in printed.split("== pipeline")[0].splitlines() if line]
     assert "pipeline" in rows and "efficiency" not in rows and "speedup_vs_naive" not in rows

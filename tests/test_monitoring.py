@@ -84,6 +84,20 @@ def test_dashboards_are_what_the_generator_writes() -> None:
         assert path.read_text() == text, f"{path.name}: run python -m deploy.monitoring.dashboards"
 
 
+def test_the_generator_checks_writes_and_reports_as_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(dashboards, "FOLDER", tmp_path)
+    assert dashboards.main(["--check"]) == 1  # nothing written yet: every file differs
+    assert not list(tmp_path.iterdir())
+    capsys.readouterr()
+    assert dashboards.main(["--json"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert set(written.values()) == {"written"} and len(written) == len(dashboards.DASHBOARDS)
+    assert dashboards.main(["--check", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out).values()) == {"unchanged"}
+
+
 def _walk(node: object) -> Iterator[tuple[str, object]]:
     if isinstance(node, dict):
         for key, value in node.items():

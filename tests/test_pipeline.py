@@ -97,6 +97,23 @@ def test_drop_oldest_counts_what_a_slow_stage_lost(monkeypatch: pytest.MonkeyPat
     _accounted(report)
 
 
+def test_a_paced_source_held_back_by_slow_stages_counts_the_ticks_it_missed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ``block`` ring loses nothing, so a source paced faster than the stages go falls
+    behind its clock: the ticks without a frame are counted (report and metric), the frames
+    it did produce are all accounted for."""
+    monkeypatch.setenv(TEST_SLOWDOWN_ENV, "30")
+    report = _run("filter.motion.enabled=false", "ring_slots=4", "rate=200", duration_s=0.5)
+    stream = report.streams[0]
+    assert stream.policy == "block" and not stream.dropped
+    assert stream.missed_ticks > 0 and report.missed_ticks == stream.missed_ticks
+    (missed,) = report.metrics["edgeloop_frames_missed_total"]["samples"]
+    assert missed["labels"] == {"stream": "0"} and missed["value"] >= stream.missed_ticks
+    _accounted(report)
+    assert _run("filter.motion.enabled=false", max_frames=5).missed_ticks == 0  # not paced
+
+
 def test_batches_form_across_streams_and_partial_ones_go_on_timeout() -> None:
     report = _run(
         "filter.motion.enabled=false",

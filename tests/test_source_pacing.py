@@ -1,6 +1,7 @@
 """Paced source loops: each frame is published on its tick, replayed frames are stamped captured
-then while live ones keep their own time, a frame read when the stream stops is abandoned, and
-the frame clock neither bursts nor oversleeps a stop. No timing assertions."""
+at it while live ones keep their own time, ticks that pass without a frame are counted, a frame
+read when the stream stops is abandoned, and the frame clock neither bursts nor oversleeps a
+stop. No timing assertions."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from core.sources import Source, SourceConfig, SourceFrame
 SHAPE = (4, 6)
 OLD_NS = 12_345
 """A capture time long past: what the double's frames claim."""
+PERIOD_1KHZ = 1_000_000
+"""The frame clock's period at 1000 fps (ns)."""
 
 
 class _Frames(Source):
@@ -73,9 +76,7 @@ def _loop(
 
 
 @pytest.mark.parametrize("live", [False, True])
-def test_paced_frames_carry_the_time_they_were_published_unless_live(
-    ring: FrameRing, live: bool
-) -> None:
+def test_paced_frames_carry_their_tick_unless_live(ring: FrameRing, live: bool) -> None:
     before = time.monotonic_ns()
     settings = SourceLoopSettings(0, rate=1000.0, quota=3, error_limit=1)
     block, frames = _loop(ring, _Frames(live=live), settings, threading.Event())
@@ -85,9 +86,43 @@ def test_paced_frames_carry_the_time_they_were_published_unless_live(
         if live:
             assert captures == [OLD_NS] * 3  # captured when the source says
         else:
-            assert all(c >= before for c in captures)  # captured when published
-            assert captures == sorted(captures)
+            assert all(c >= before for c in captures)  # captured at their ticks
+            gaps = np.diff(captures)  # whole periods (more than one where ticks were missed)
+            assert np.all(gaps > 0) and np.all(gaps % PERIOD_1KHZ == 0)
+            # ticks between the frames, and any before the first (a slow first read)
+            assert block.missed_ticks >= int(gaps.sum() // PERIOD_1KHZ) - 2
     finally:
+        block.close()
+
+
+def test_a_paced_source_held_back_counts_the_ticks_it_missed(ring: FrameRing) -> None:
+    """Stages that hold every slot (back-pressure) make the source late: the ticks that pass
+    are counted, each frame still carries a tick (its lateness is latency), none bursts."""
+    source = _Frames()
+    source.open()
+    block = StreamBlock(f"{ring.name}.meta", ring.slots, create=True)
+    consumer = ring.consumer("slow")
+    captures: list[int] = []
+
+    def take_slowly() -> None:
+        for frame in consumer:
+            with frame:
+                captures.append(frame.meta.capture_ns)
+                time.sleep(0.005)  # five periods a frame
+
+    taker = threading.Thread(target=take_slowly)
+    taker.start()
+    settings = SourceLoopSettings(0, rate=1000.0, quota=12, error_limit=1)
+    try:
+        source_loop(source, ring.producer(), block, settings, threading.Event())
+        taker.join(10.0)
+        assert len(captures) == 12 and block.produced == 12
+        gaps = np.diff(captures)
+        assert np.all(gaps % PERIOD_1KHZ == 0) and np.all(gaps > 0)
+        between = int(gaps.sum() // PERIOD_1KHZ) - 11
+        assert between > 0 and block.missed_ticks >= between
+    finally:
+        consumer.close()
         block.close()
 
 
@@ -123,19 +158,22 @@ def test_the_clock_starts_a_read_ahead_of_its_tick_by_what_reads_take() -> None:
     assert clock.lead_ns == period
 
 
-def test_a_clock_that_fell_behind_starts_again_from_now() -> None:
+def test_a_clock_that_fell_behind_counts_the_ticks_it_missed() -> None:
     period = 1_000_000
     clock = FrameClock(period)
     clock.due_ns -= 50 * period  # fifty frames late
     before = time.monotonic_ns()
-    assert clock.wait(threading.Event())  # at once: no sleep for a tick long gone
-    assert clock.due_ns >= before + period  # no burst of fifty frames to catch up
+    tick = clock.wait(threading.Event())  # at once: no sleep for a tick long gone
+    after = time.monotonic_ns()
+    assert tick is not None and before - period < tick <= after  # the latest tick that passed
+    assert clock.missed >= 50  # the ticks before it had no frame
+    assert clock.due_ns == tick + period > before  # no burst of fifty frames to catch up
 
 
 def test_a_stopped_clock_neither_waits_nor_publishes() -> None:
     clock = FrameClock(10 * 10**9)
-    assert clock.wait(threading.Event())  # the first tick is now
+    assert clock.wait(threading.Event()) is not None  # the first tick is now
     stop = threading.Event()
     stop.set()
     assert not clock.wait_to_read(stop)  # the next read is ten seconds off: not waited for
-    assert not clock.wait(stop)
+    assert clock.wait(stop) is None

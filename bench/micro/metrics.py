@@ -60,6 +60,7 @@ def _pipeline_families(registry: MetricsRegistry) -> None:
         metrics.frames.labels(stream=stream).inc(1000)
         metrics.read.labels(stream=stream).inc(1000)
         metrics.drops.labels(stream=stream, reason="overwritten").inc(3)
+        metrics.missed.labels(stream=stream).inc(1)
         metrics.occupancy.labels(stream=stream).set(2)
     for kind in ("raw", "jpeg_all", "sent"):
         metrics.bandwidth.labels(kind=kind).inc(1e6)

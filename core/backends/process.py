@@ -44,6 +44,7 @@ import numpy as np
 from core.backends.base import Backend, BackendInfo, LoadTimings, Outputs
 from core.errors import ConfigError, EdgeloopError, InferenceProcessError
 from core.shm import create_segment, open_segment, segment_names, unlink_segment
+from core.threadname import name_this_thread
 
 log = logging.getLogger("edgeloop.backends")
 
@@ -149,6 +150,7 @@ def _open_in_child(model: str, backend: str, options: dict[str, Any]) -> tuple[B
 def _child_main(requests: Connection, replies: Connection) -> None:
     """The inference process: open the backend in shared memory, say where, serve calls."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    name_this_thread("infer-server")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(name)s[%(process)d]: %(message)s")
     try:

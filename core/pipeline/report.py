@@ -74,6 +74,11 @@ class StreamReport:
     produced_total: int = 0
     """Frames the source put into the ring over the whole run, warm-up included: the measured
     frames are the last ``produced`` of them (``Pipeline.stage_costs(span=...)`` samples those)."""
+    missed_ticks: int = 0
+    """Ticks of a paced stream that passed without a frame: the source was still reading, or
+    waited for a free slot while the stages were behind (back-pressure). Never produced, so
+    not in ``dropped``; a camera would have lost them, so a paced run counts them against
+    "no drops" (0 for a stream that is not paced)."""
 
 
 Timeline = list[tuple[float, float]]
@@ -160,6 +165,11 @@ class PipelineReport:
     def fps(self) -> float:
         """Frames delivered per second of the measured phase."""
         return self.frames / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def missed_ticks(self) -> int:
+        """Every paced stream's :attr:`StreamReport.missed_ticks`."""
+        return sum(stream.missed_ticks for stream in self.streams)
 
     @property
     def relevant_recall(self) -> float | None:

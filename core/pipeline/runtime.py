@@ -435,6 +435,7 @@ class _Run:
         self.e2e_mark = state.e2e.calls
         self.delivered_mark = list(state.delivered)
         self.produced_mark = [b.produced for b in self.blocks]
+        self.missed_mark = [b.missed_ticks for b in self.blocks]
         self.dropped_mark = [self._overwritten(i) for i in range(len(self.rings))]
         self.relevant_mark = list(state.relevant)
         state.predictions.clear()
@@ -549,6 +550,7 @@ class _Run:
                 {"overwritten": self._overwritten(i)},
                 ring.occupancy() if not ring.closed else 0,
                 block.concealed,
+                block.missed_ticks,
             )
             for i, (block, ring) in enumerate(zip(self.blocks, self.rings, strict=True))
         ]
@@ -689,6 +691,7 @@ class _Run:
             occupancy_end=ring.occupancy(),
             concealed=block.concealed,
             produced_total=block.produced,
+            missed_ticks=block.missed_ticks - self.missed_mark[i],
         )
 
     def _window(self, now_ns: int) -> _Window:

@@ -9,6 +9,8 @@ name                                     type       labels / meaning
 ``edgeloop_drops_total``                 counter    ``stream``, ``reason`` (``overwritten``...)
 ``edgeloop_frames_concealed_total``      counter    ``stream``: frames delivered with errors the
                                                     decoder concealed (damaged data)
+``edgeloop_frames_missed_total``         counter    ``stream``: ticks a paced source let pass
+                                                    without a frame (late, or back-pressure)
 ``edgeloop_errors_total``                counter    ``stage``: per-frame failures, by stage
 ``edgeloop_stage_latency_seconds``       histogram  ``stage``: service time (infer: per batch)
 ``edgeloop_stage_busy_ratio``            gauge      ``stage``: busy time / wall / workers
@@ -49,6 +51,8 @@ class StreamCounts(NamedTuple):
     occupancy: int
     """Frames in the stream's ring now."""
     concealed: int
+    missed: int = 0
+    """Ticks a paced source let pass without a frame (:attr:`StreamBlock.missed_ticks`)."""
 
 
 class PipelineMetrics:
@@ -64,6 +68,11 @@ class PipelineMetrics:
         self.concealed = r.counter(
             "edgeloop_frames_concealed_total",
             "Frames delivered with errors the decoder concealed",
+            ("stream",),
+        )
+        self.missed = r.counter(
+            "edgeloop_frames_missed_total",
+            "Ticks a paced source let pass without a frame",
             ("stream",),
         )
         self.errors = r.counter("edgeloop_errors_total", "Per-frame failures", ("stage",))
@@ -161,6 +170,7 @@ class PipelineMetrics:
             s = str(stream.stream_id)
             self._to(("read", s), self.read.labels(stream=s), stream.read)
             self._to(("concealed", s), self.concealed.labels(stream=s), stream.concealed)
+            self._to(("missed", s), self.missed.labels(stream=s), stream.missed)
             self._to(("frames", s), self.frames.labels(stream=s), stream.delivered)
             for reason, count in stream.dropped.items():
                 self._to(("drops", s, reason), self.drops.labels(stream=s, reason=reason), count)

@@ -48,6 +48,7 @@ from core.pipeline.stages import (
 from core.pipeline.stats import ErrorLog, StageGroup, StageStats
 from core.pipeline.streams import StreamBlock
 from core.ring import RingConsumer
+from core.threadname import name_this_thread
 
 log = logging.getLogger("edgeloop.pipeline")
 
@@ -137,6 +138,7 @@ def _thread(
     else it asks for the latency-critical path's short slice (:mod:`core.pipeline.priority`)."""
 
     def run() -> None:
+        name_this_thread(name)
         if yields:
             be_nicer(state.stage_nice)
         else:

@@ -12,6 +12,7 @@ monitoring section repeats them in prose.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Iterator
@@ -82,11 +83,16 @@ FLEET = Dashboard(
         ),
         Panel(
             "Drops per second",
-            "Frames dropped per second by device and reason (overwritten: a slow consumer).",
+            "Frames dropped per second by device and reason (overwritten: a slow consumer), "
+            "and ticks a paced source let pass without a frame (missed: it fell behind).",
             (
                 _q(
                     f"sum by (device, reason) (rate(edgeloop_drops_total{{{SEL}}}[{RATE}]))",
                     "{{device}} {{reason}}",
+                ),
+                _q(
+                    f"sum by (device) (rate(edgeloop_frames_missed_total{{{SEL}}}[{RATE}]))",
+                    "{{device}} missed",
                 ),
             ),
             unit="fps",
@@ -625,11 +631,41 @@ def expressions() -> Iterator[tuple[str, str, str]]:
                 yield dashboard.uid, panel.title, expr
 
 
-def main() -> int:
-    FOLDER.mkdir(parents=True, exist_ok=True)
+def main(argv: list[str] | None = None) -> int:
+    """Write every dashboard's JSON (or, with ``--check``, say which differ: exit 1)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.monitoring.dashboards",
+        description="Write the Grafana dashboards' JSON from their declarations in this module.",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if a file differs"
+    )
+    parser.add_argument("--json", action="store_true", help="print {path: state} as JSON")
+    args = parser.parse_args(argv)
+    states: dict[str, str] = {}
     for path, text in files():
-        path.write_text(text)
-        print(f"wrote {path}")
+        current = path.read_text() if path.exists() else None
+        if current == text:
+            states[str(path)] = "unchanged"
+        elif args.check:
+            states[str(path)] = "differs"
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            states[str(path)] = "written"
+    if args.json:
+        print(json.dumps(states, indent=2))
+    else:
+        for path_name, state in states.items():
+            print(f"{state}: {path_name}")
+    differs = [p for p, state in states.items() if state == "differs"]
+    if differs:
+        print(
+            f"dashboards: {len(differs)} file(s) differ from their declarations "
+            f"(run python -m deploy.monitoring.dashboards): {', '.join(differs)}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
