@@ -262,27 +262,42 @@ def load_lines(report: dict[str, Any]) -> list[str]:
 
 
 def repace_lines(report: dict[str, Any]) -> list[str]:
-    """A line for each paced run measured at the wrong load and paced again
-    (``pipeline.paced.attempts``): the summary's paced figures are the last run's.
+    """A line for each paced run measured again (``pipeline.paced.attempts``): at the wrong
+    load, or with its last windows unsettled; the summary's paced figures are the last run's.
 
     >>> [line] = repace_lines({"pipeline": {"paced": {"rate": 103.9, "attempts": [
     ...     {"rate": 120.7, "load_ratio": 1.16, "e2e_latency_ms": {"p99": 63.2},
     ...      "infer_p99_ms": 11.7, "e2e_p99_over_infer_p99_ms": 51.5}]}}})
     >>> line.split(": ")[0]
     'paced again at 103.9 frames/s'
+    >>> [line] = repace_lines({"pipeline": {"paced": {"rate": 103.9, "attempts": [
+    ...     {"rate": 103.9, "why": "unsettled", "load_ratio": 1.01, "e2e_latency_ms": {},
+    ...      "e2e_p99_over_infer_p99_ms": None,
+    ...      "verdict": {"reason": "stable: latency 15.4 % from their mean"}}]}}})
+    >>> line.split(" (")[0]
+    'paced again at 103.9 frames/s: the run before had its last windows unsettled'
     """
     paced = _get(report, "pipeline.paced") or {}
     lines = []
     for attempt in paced.get("attempts") or []:
-        word = "slower" if attempt["load_ratio"] > 1 else "faster"
         p99, margin = attempt["e2e_latency_ms"].get("p99"), attempt["e2e_p99_over_infer_p99_ms"]
         latency = f", p99 {p99:.1f} ms" if p99 is not None else ""
         if p99 is not None and margin is not None:
             latency += f" = inference p99 {attempt['infer_p99_ms']:.1f} + {margin:.1f} ms"
+        if attempt.get("why") == "unsettled":
+            cause = (
+                f"the run before had its last windows unsettled "
+                f"({attempt['verdict']['reason']}){latency}"
+            )
+        else:
+            word = "slower" if attempt["load_ratio"] > 1 else "faster"
+            cause = (
+                f"the run paced at {attempt['rate']:.1f} had a load "
+                f"{attempt['load_ratio']:.2f} times 80 % (the machine {word} than when its rate "
+                f"was set){latency}"
+            )
         lines.append(
-            f"paced again at {paced['rate']:.1f} frames/s: the run paced at "
-            f"{attempt['rate']:.1f} had a load {attempt['load_ratio']:.2f} times 80 % (the "
-            f"machine {word} than when its rate was set){latency}; the paced figures are the "
+            f"paced again at {paced['rate']:.1f} frames/s: {cause}; the paced figures are the "
             "last run's"
         )
     return lines

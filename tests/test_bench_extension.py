@@ -5,6 +5,7 @@ paces again a paced run that measured another load than 80 %."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import pytest
@@ -67,6 +68,7 @@ def test_a_paced_run_at_another_load_than_80_percent_is_paced_again() -> None:
     bar = ProgressBar([("paced", 1.0)], enabled=False)
     measured, block = standard._paced(config, flat, options, 2.0, bar)
     [first] = block["attempts"]
+    assert first["why"] == "load"
     assert first["rate"] == pytest.approx(24.0) and first["load_ratio"] < 0.95
     assert first["verdict"]["result"] in ("VALID", "INVALID") and first["dropped"] == 0
     assert block["rate"] == pytest.approx(24.0 / first["load_ratio"])
@@ -79,3 +81,47 @@ def test_a_paced_run_at_another_load_than_80_percent_is_paced_again() -> None:
     _, once = standard._paced(config, flat, never, 2.0, bar)
     assert once["attempts"] == [] and once["rate"] == pytest.approx(24.0)
     assert report.repace_lines({"pipeline": {"paced": once}}) == []
+
+
+def test_a_paced_run_whose_windows_disagreed_is_measured_again_and_only_the_last_measures_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A disturbed first run (its last windows disagree) is not measured on past its seconds
+    while a second run may still come: the second run, at the same rate, is the one that may
+    measure on, and the first is kept in ``attempts`` with why."""
+    verdicts: list[bool] = []
+    real = pipeline_run._stable
+
+    def first_no(fps: Any, latency: Any, *, judge_latency: bool) -> checks.Check:
+        verdicts.append(judge_latency)
+        if len(verdicts) == 1:
+            return checks.Check("stable", False, "disturbed (test)")
+        return checks.Check("stable", True, real(fps, latency, judge_latency=True).detail)
+
+    specs: list[pipeline_run.RunSpec] = []
+    run = pipeline_run.run
+
+    def recording(config: Any, spec: pipeline_run.RunSpec, **kwargs: Any) -> Any:
+        specs.append(spec)
+        return run(config, spec, **kwargs)
+
+    monkeypatch.setattr(pipeline_run, "_stable", first_no)
+    monkeypatch.setattr(pipeline_run, "run", recording)
+    flat = {"fps": 30.0, "bound": None, "stages": {}}  # no bound: the load is not judged
+    options = standard.SuiteOptions(paced_s=1.5, warmup_s=0.2, min_frames=10, max_trials=4)
+    bar = ProgressBar([("paced", 1.0)], enabled=False)
+    _, block = standard._paced(small_config(), flat, options, 2.0, bar)
+    assert [spec.max_trials for spec in specs] == [0, 4]  # only the last may measure on
+    [first] = block["attempts"]
+    assert first["why"] == "unsettled" and first["load_ratio"] is None
+    assert first["verdict"]["reason"] == "stable: disturbed (test)"
+    assert first["rate"] == block["rate"] == pytest.approx(24.0)  # the same rate again
+    assert standard._unsettled(block) is None  # the last run settled
+    [line] = report.repace_lines({"pipeline": {"paced": block}})
+    assert "the run before had its last windows unsettled (stable: disturbed (test))" in line
+
+    specs.clear()
+    verdicts.clear()
+    late = time.monotonic() + 1.5 * (1.5 + 0.2 + standard.REPACE_START_S)  # room for one run
+    _, once = standard._paced(small_config(), flat, options, 2.0, bar, deadline=late)
+    assert [spec.max_trials for spec in specs] == [4] and once["attempts"] == []
