@@ -405,8 +405,9 @@ def _paced(
       rate, measures what the machine does once it settled, as perf_analyzer measures until
       its windows agree.
 
-    Only the last run may measure on past its seconds (``max_trials``): a run that may still be
-    measured again ends on time, so that a disturbed first run -- which both lands off 80 % and
+    Only the last run may measure on past its seconds (``max_trials``; a run paced again, as
+    far as the deadline allows: :func:`trials_that_fit`): a run that may still be measured
+    again ends on time, so that a disturbed first run -- which both lands off 80 % and
     measures on -- leaves time for the second (before, it took the extension and left none:
     both clean-clone ``make bench`` runs of 2026-11-27). The block is the last run's;
     ``attempts`` keeps each earlier run's rate, load, latency and why it was measured again, so
@@ -414,15 +415,18 @@ def _paced(
     capacity = float(flat["fps"])
     attempts: list[dict[str, Any]] = []
     one_run_s = options.paced_s + options.warmup_s + REPACE_START_S
-    extension_s = 0.0
-    if options.max_trials:
-        extension_s = checks.extension_plan(options.paced_s, options.max_trials)[1]
-        extension_s -= options.paced_s
     while True:
         again = bool(attempts)
         now = time.monotonic()
         retry_left = len(attempts) < options.paced_retries and now + 2 * one_run_s <= deadline
-        may_extend = not retry_left and (not again or now + one_run_s + extension_s <= deadline)
+        if retry_left:
+            trials = 0
+        elif again:
+            trials = trials_that_fit(
+                options.paced_s, options.max_trials, deadline - now - one_run_s
+            )
+        else:
+            trials = options.max_trials
         measured = pipeline_run.run(
             pipeline_run.paced_config(pipeline_run.capacity_config(config), capacity),
             pipeline_run.RunSpec(
@@ -431,7 +435,7 @@ def _paced(
                 warmup_s=options.warmup_s,
                 stage_costs=False,
                 label="paced at 80 %" + (" again" if again else ""),
-                max_trials=options.max_trials if may_extend else 0,
+                max_trials=trials,
             ),
             cores=cores,
             progress=bar.update,
@@ -453,6 +457,24 @@ def _paced(
             capacity = repaced
         else:
             bar.message(f"paced windows disagreed ({unsettled}): measuring again")
+
+
+def trials_that_fit(duration_s: float, max_trials: int, room_s: float) -> int:
+    """``max_trials`` for a run of ``duration_s`` that must end within ``room_s`` seconds past
+    its plan: as many of its extension's windows as fit (0: none fits, it ends on time).
+
+    >>> trials_that_fit(30.0, 10, float("inf")), trials_that_fit(30.0, 10, 12.0)
+    (10, 8)
+    >>> trials_that_fit(30.0, 10, 4.9), trials_that_fit(30.0, 0, 60.0)
+    (0, 0)
+    """
+    if not max_trials:
+        return 0
+    step, _ = checks.extension_plan(duration_s, max_trials)
+    extra = room_s / step
+    if extra < 1:
+        return 0
+    return min(max_trials, round(duration_s / step) + int(min(extra, max_trials)))
 
 
 def _unsettled(block: dict[str, Any]) -> str | None:
