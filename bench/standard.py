@@ -448,7 +448,7 @@ def _paced(
         if (repaced is None and unsettled is None) or not retry_left or not fits:
             block["attempts"] = attempts
             return measured, block
-        attempts.append({**_attempt(block), "why": "load" if repaced else "unsettled"})
+        attempts.append({**_attempt(block), "why": "unsettled" if repaced is None else "load"})
         if repaced is not None:
             bar.message(
                 f"paced load {block['load']['ratio']:.2f}, not 80 %: pacing again at "

@@ -33,10 +33,11 @@ in its end-to-end latency, and the ticks it let pass are counted, so a run that 
 cannot look faster by producing fewer frames (coordinated omission: load generators such as
 MLPerf's LoadGen measure from the scheduled time for the same reason). Before, a frame was
 stamped when published and the clock restarted from there: measured paced at 105 fps (1080p,
-reference detector, 2-vCPU VM, four 30-50 s runs), 0.3-1.8 % of the ticks passed unseen, all
-in the seconds the stages were behind. A live source's frame keeps the time it was decoded at
-(:attr:`core.sources.Source.live`), since it really was captured then. A frame read when the
-stream stops is not published.
+reference detector, 2-vCPU VM, four 30-50 s runs), the runs delivered 0.3-1.8 % fewer frames
+than rate times duration, the 1 s windows short of frames being those whose latency rose; the
+counted ticks since: 1-86 in 30-40 s paced runs of the standard suite. A live source's frame
+keeps the time it was decoded at (:attr:`core.sources.Source.live`), since it really was
+captured then. A frame read when the stream stops is not published.
 
 Failures: a read that raises :class:`~core.errors.SourceStalledError` or any other error is
 counted (stalls apart), logged with its cause (rate-limited) and retried; ``error_limit``
