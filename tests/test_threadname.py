@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from core.background import BackgroundLoop
+from core.pipeline import Pipeline
 from core.threadname import MAX_NAME_BYTES, name_this_thread, os_thread_name
+from tests.pipeline_doubles import small_config
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux names")
 
@@ -55,3 +58,16 @@ def test_a_background_loop_runs_under_its_thread_name() -> None:
     finally:
         loop.stop()
     assert seen == ["edgeloop-tick"]
+
+
+def test_a_running_pipelines_threads_carry_their_stage_names() -> None:
+    seen: set[str] = set()
+
+    def look(_: object) -> None:
+        for task in Path("/proc/self/task").iterdir():
+            with contextlib.suppress(OSError):  # the thread ended meanwhile
+                seen.add((task / "comm").read_text().strip())
+
+    with Pipeline(small_config("rate=50", "infer_worker=thread")) as pipeline:
+        pipeline.run(duration_s=0.6, progress=look)
+    assert {"source-0", "ingest-0", "infer", "output"} <= seen, seen

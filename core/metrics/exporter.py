@@ -132,14 +132,18 @@ def _number(value: float) -> str:
 
 @lru_cache(maxsize=64)
 def _le(bounds: tuple[float, ...]) -> tuple[str, ...]:
-    return tuple(_go_float(b) for b in bounds)
+    """Each bucket line's end of labels up to its count: ``le="0.005"} ``."""
+    return tuple(f'le="{_go_float(b)}"}} ' for b in bounds)
 
 
-def _labels(names: Iterable[str], values: Mapping[str, str], extra: str = "") -> str:
-    parts = [f'{n}="{_escape_value(values[n])}"' for n in names]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
+def _label_pairs(names: Iterable[str], values: Mapping[str, str]) -> str:
+    """``a="x",b="y"``: a sample's labels without the braces (empty without labels)."""
+    return ",".join(f'{n}="{_escape_value(values[n])}"' for n in names)
+
+
+def _labels(names: Iterable[str], values: Mapping[str, str]) -> str:
+    pairs = _label_pairs(names, values)
+    return "{" + pairs + "}" if pairs else ""
 
 
 def render_text(snapshot: Mapping[str, Mapping[str, Any]]) -> str:
@@ -160,13 +164,15 @@ def render_text(snapshot: Mapping[str, Mapping[str, Any]]) -> str:
                 add(f"{name}{_labels(names, sample['labels'])} {_number(sample['value'])}")
             continue
         for sample in samples:
-            labels = sample["labels"]
+            # The labels are escaped once per sample, not once per bucket line: a scrape
+            # writes some 400 bucket lines (``bench.micro.metrics``).
+            pairs = _label_pairs(names, sample["labels"])
+            bucket = f"{name}_bucket{{{pairs}," if pairs else f"{name}_bucket{{"
             buckets = sample["buckets"]
             les = _le(tuple(b for b, _ in buckets))
             for le, (_, count) in zip(les, buckets, strict=True):
-                bucket = _labels(names, labels, 'le="' + le + '"')
-                add(f"{name}_bucket{bucket} {float(count)!r}")
-            tail = _labels(names, labels)
+                add(bucket + le + repr(float(count)))
+            tail = "{" + pairs + "}" if pairs else ""
             add(f"{name}_count{tail} {float(sample['count'])!r}")
             add(f"{name}_sum{tail} {_number(sample['sum'])}")
     out.append("")

@@ -35,6 +35,7 @@ stage latencies: in batches, from its monitor thread, off the per-frame path.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import re
 import threading
@@ -184,7 +185,7 @@ class Histogram:
         with self._lock:
             counts = list(self._counts)
             total = self._sum
-        cumulative = np.cumsum(counts).tolist()
+        cumulative = list(itertools.accumulate(counts))  # NumPy's call costs more, for ~20
         bounds = [*self._bounds, math.inf]
         return {
             "buckets": [[b, c] for b, c in zip(bounds, cumulative, strict=True)],
