@@ -16,9 +16,9 @@ from bench.progress import ProgressBar
 from tests.pipeline_doubles import small_config
 
 
-def test_a_paced_run_measures_on_until_the_verdicts_stability_check_holds(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _unsettled_once(monkeypatch: pytest.MonkeyPatch, *, then_settled: bool = False) -> list[bool]:
+    """The verdict's stability check says "disturbed" on its first call, then what it finds
+    (or, ``then_settled``, settled whatever it finds); returns each call's ``judge_latency``."""
     asked: list[bool] = []
     real = pipeline_run._stable
 
@@ -26,9 +26,17 @@ def test_a_paced_run_measures_on_until_the_verdicts_stability_check_holds(
         asked.append(judge_latency)
         if len(asked) == 1:
             return checks.Check("stable", False, "disturbed (test)")
-        return real(fps, latency, judge_latency=judge_latency)
+        found = real(fps, latency, judge_latency=judge_latency)
+        return checks.Check("stable", True, found.detail) if then_settled else found
 
     monkeypatch.setattr(pipeline_run, "_stable", first_no)
+    return asked
+
+
+def test_a_paced_run_measures_on_until_the_verdicts_stability_check_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked = _unsettled_once(monkeypatch)
     spec = pipeline_run.RunSpec(
         1.5, min_frames=10, warmup_s=0.2, stage_costs=False, label="paced", max_trials=5
     )
@@ -89,15 +97,7 @@ def test_a_paced_run_whose_windows_disagreed_is_measured_again_and_only_the_last
     """A disturbed first run (its last windows disagree) is not measured on past its seconds
     while a second run may still come: the second run, at the same rate, is the one that may
     measure on, and the first is kept in ``attempts`` with why."""
-    verdicts: list[bool] = []
-    real = pipeline_run._stable
-
-    def first_no(fps: Any, latency: Any, *, judge_latency: bool) -> checks.Check:
-        verdicts.append(judge_latency)
-        if len(verdicts) == 1:
-            return checks.Check("stable", False, "disturbed (test)")
-        return checks.Check("stable", True, real(fps, latency, judge_latency=True).detail)
-
+    verdicts = _unsettled_once(monkeypatch, then_settled=True)
     specs: list[pipeline_run.RunSpec] = []
     run = pipeline_run.run
 
@@ -105,7 +105,6 @@ def test_a_paced_run_whose_windows_disagreed_is_measured_again_and_only_the_last
         specs.append(spec)
         return run(config, spec, **kwargs)
 
-    monkeypatch.setattr(pipeline_run, "_stable", first_no)
     monkeypatch.setattr(pipeline_run, "run", recording)
     flat = {"fps": 30.0, "bound": None, "stages": {}}  # no bound: the load is not judged
     options = standard.SuiteOptions(paced_s=1.5, warmup_s=0.2, min_frames=10, max_trials=4)
