@@ -51,7 +51,7 @@ class StreamCounts(NamedTuple):
     occupancy: int
     """Frames in the stream's ring now."""
     concealed: int
-    missed: int = 0
+    missed: int
     """Ticks a paced source let pass without a frame (:attr:`StreamBlock.missed_ticks`)."""
 
 

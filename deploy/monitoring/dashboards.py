@@ -53,6 +53,11 @@ def _q(expr: str, legend: str) -> tuple[str, str]:
     return expr, legend
 
 
+def _rate(metric: str, legend: str) -> tuple[str, str]:
+    """One device's per-second rate of a counter (the panel's device selector applied)."""
+    return _q(f"rate({metric}{{{SEL}}}[{RATE}])", legend)
+
+
 FLEET = Dashboard(
     uid="edgeloop-fleet",
     title="edgeloop / Fleet overview",
@@ -166,10 +171,7 @@ DEVICE = Dashboard(
             (
                 _q(f"edgeloop_temperature_celsius{{{SEL}}}", "{{sensor}}"),
                 _q(f"edgeloop_jetson_temperature_celsius{{{SEL}}}", "tegra {{sensor}}"),
-                _q(
-                    f"rate(edgeloop_cpu_throttle_events_total{{{SEL}}}[{RATE}])",
-                    "throttle {{core}}",
-                ),
+                _rate("edgeloop_cpu_throttle_events_total", "throttle {{core}}"),
             ),
             unit="celsius",
         ),
@@ -214,8 +216,8 @@ DEVICE = Dashboard(
             "Disk I/O",
             "Bytes read and written per second on the data volume's block device.",
             (
-                _q(f"rate(edgeloop_disk_read_bytes_total{{{SEL}}}[{RATE}])", "read"),
-                _q(f"rate(edgeloop_disk_written_bytes_total{{{SEL}}}[{RATE}])", "written"),
+                _rate("edgeloop_disk_read_bytes_total", "read"),
+                _rate("edgeloop_disk_written_bytes_total", "written"),
             ),
             unit="Bps",
         ),
@@ -279,8 +281,8 @@ DEVICE = Dashboard(
             "Frames per stream",
             "Frames read and delivered per second, per stream.",
             (
-                _q(f"rate(edgeloop_frames_read_total{{{SEL}}}[{RATE}])", "read {{stream}}"),
-                _q(f"rate(edgeloop_frames_total{{{SEL}}}[{RATE}])", "delivered {{stream}}"),
+                _rate("edgeloop_frames_read_total", "read {{stream}}"),
+                _rate("edgeloop_frames_total", "delivered {{stream}}"),
             ),
             unit="fps",
         ),
@@ -297,11 +299,8 @@ DEVICE = Dashboard(
             "Network",
             "Bytes per second received and sent per interface.",
             (
-                _q(
-                    f"rate(edgeloop_network_received_bytes_total{{{SEL}}}[{RATE}])",
-                    "rx {{interface}}",
-                ),
-                _q(f"rate(edgeloop_network_sent_bytes_total{{{SEL}}}[{RATE}])", "tx {{interface}}"),
+                _rate("edgeloop_network_received_bytes_total", "rx {{interface}}"),
+                _rate("edgeloop_network_sent_bytes_total", "tx {{interface}}"),
             ),
             unit="Bps",
         ),
@@ -312,14 +311,8 @@ DEVICE = Dashboard(
             (
                 _q(f"edgeloop_broker_connected{{{SEL}}}", "connected {{broker}}"),
                 _q(f"increase(edgeloop_broker_reconnects_total{{{SEL}}}[{RATE}])", "reconnects"),
-                _q(
-                    f"rate(edgeloop_broker_publish_failures_total{{{SEL}}}[{RATE}])",
-                    "publish failures {{reason}}",
-                ),
-                _q(
-                    f"rate(edgeloop_broker_connect_failures_total{{{SEL}}}[{RATE}])",
-                    "connect failures {{reason}}",
-                ),
+                _rate("edgeloop_broker_publish_failures_total", "publish failures {{reason}}"),
+                _rate("edgeloop_broker_connect_failures_total", "connect failures {{reason}}"),
                 _q(
                     "histogram_quantile(0.99, sum by (broker, le) (rate("
                     f"edgeloop_broker_rtt_seconds_bucket{{{SEL}}}[{RATE}])))",
@@ -332,15 +325,9 @@ DEVICE = Dashboard(
             "Bytes per second this process published to the broker and received from it "
             "(topic and payload), and records per second the broker acknowledged.",
             (
-                _q(f"rate(edgeloop_broker_sent_bytes_total{{{SEL}}}[{RATE}])", "sent {{broker}}"),
-                _q(
-                    f"rate(edgeloop_broker_received_bytes_total{{{SEL}}}[{RATE}])",
-                    "received {{broker}}",
-                ),
-                _q(
-                    f"rate(edgeloop_broker_records_total{{{SEL}}}[{RATE}])",
-                    "records acked {{broker}}",
-                ),
+                _rate("edgeloop_broker_sent_bytes_total", "sent {{broker}}"),
+                _rate("edgeloop_broker_received_bytes_total", "received {{broker}}"),
+                _rate("edgeloop_broker_records_total", "records acked {{broker}}"),
             ),
             unit="Bps",
         ),
@@ -351,7 +338,7 @@ DEVICE = Dashboard(
             (
                 _q(f"edgeloop_spool_depth{{{SEL}}}", "records"),
                 _q(f"edgeloop_spool_bytes{{{SEL}}}", "bytes"),
-                _q(f"rate(edgeloop_spool_dropped_total{{{SEL}}}[{RATE}])", "dropped {{reason}}"),
+                _rate("edgeloop_spool_dropped_total", "dropped {{reason}}"),
             ),
         ),
         Panel(
@@ -360,17 +347,11 @@ DEVICE = Dashboard(
             "indexed in DynamoDB), failed attempts per second by stage (s3, dynamodb), and "
             "DynamoDB BatchWriteItem retries of unprocessed items (throttling).",
             (
-                _q(f"rate(edgeloop_cloud_records_total{{{SEL}}}[{RATE}])", "records"),
-                _q(f"rate(edgeloop_cloud_images_total{{{SEL}}}[{RATE}])", "images"),
-                _q(f"rate(edgeloop_cloud_batches_total{{{SEL}}}[{RATE}])", "batches"),
-                _q(
-                    f"rate(edgeloop_cloud_failures_total{{{SEL}}}[{RATE}])",
-                    "failures {{stage}}",
-                ),
-                _q(
-                    f"rate(edgeloop_cloud_unprocessed_retries_total{{{SEL}}}[{RATE}])",
-                    "unprocessed retries",
-                ),
+                _rate("edgeloop_cloud_records_total", "records"),
+                _rate("edgeloop_cloud_images_total", "images"),
+                _rate("edgeloop_cloud_batches_total", "batches"),
+                _rate("edgeloop_cloud_failures_total", "failures {{stage}}"),
+                _rate("edgeloop_cloud_unprocessed_retries_total", "unprocessed retries"),
             ),
         ),
         Panel(
