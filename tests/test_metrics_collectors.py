@@ -11,10 +11,16 @@ from typing import Any
 import psutil
 import pytest
 
-from core.metrics import MetricsRegistry
+from core.metrics import MetricsRegistry, hardware
 from core.metrics.collect import Sampler, Totals
 from core.metrics.gpu import GpuCollector, GpuReading, read_gpus, record_gpus
-from core.metrics.hardware import HardwareCollector, RssTrend, block_device, thermal_sensors
+from core.metrics.hardware import (
+    HardwareCollector,
+    RssTrend,
+    block_device,
+    process_stat,
+    thermal_sensors,
+)
 from core.metrics.jetson import TegrastatsCollector, parse_tegrastats, record_tegra
 from core.metrics.messaging import BrokerMetrics, SpoolMetrics
 from core.metrics.network import NetworkCollector
@@ -236,6 +242,42 @@ def test_hardware_on_this_machine(tmp_path: Path) -> None:
         assert reads > 0
     else:
         assert "edgeloop_disk_reads_completed_total" not in snap
+
+
+def test_process_stat_reads_what_psutil_reads(tmp_path: Path) -> None:
+    """One read of /proc/self/stat gives the CPU seconds, threads and RSS that psutil takes
+    from three files: ours lies between psutil's readings just before and just after (other
+    tests' threads may come and go meanwhile; RSS within 4 MB)."""
+    process = psutil.Process()
+
+    def theirs() -> tuple[float, int, int]:
+        with process.oneshot():
+            times = process.cpu_times()
+            return times.user + times.system, process.num_threads(), process.memory_info().rss
+
+    before = theirs()
+    figures = process_stat()
+    after = theirs()
+    assert figures is not None
+    (cpu_s, threads, rss), bounds = figures, list(zip(before, after, strict=True))
+    assert min(bounds[0]) - 1e-9 <= cpu_s <= max(bounds[0]) + 1e-9  # psutil adds two quotients
+    assert min(bounds[1]) <= threads <= max(bounds[1])
+    # The kernel sums its per-CPU page counters a little differently for stat and statm.
+    assert min(bounds[2]) - 4e6 <= rss <= max(bounds[2]) + 4e6 and rss > 1e6
+    assert process_stat(tmp_path / "no-such-stat") is None  # not Linux: psutil reads them
+
+
+def test_process_figures_come_from_psutil_without_proc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where /proc/self/stat cannot be read, the same three figures come from psutil."""
+    monkeypatch.setattr(hardware, "process_stat", lambda: None)
+    registry = MetricsRegistry()
+    HardwareCollector(registry, data_path=tmp_path).sample()
+    value = {n: f["samples"][0]["value"] for n, f in registry.snapshot().items() if f["samples"]}
+    assert value["edgeloop_process_resident_memory_bytes"] > 1e6
+    assert value["edgeloop_process_threads"] == psutil.Process().num_threads()
+    assert value["edgeloop_process_cpu_seconds_total"] > 0
 
 
 def test_block_device_of_a_volume_without_one() -> None:

@@ -149,3 +149,26 @@ def test_fast_exposition_matches_prometheus_client(ran: MetricsService) -> None:
     }
     theirs = {f.name: (f.type, f.documentation) for f in text_string_to_metric_families(reference)}
     assert ours == theirs
+
+
+def test_exposition_follows_new_values_and_label_sets_after_a_scrape() -> None:
+    """What a scrape keeps of a family (its lines' starts) never freezes a value or hides a
+    label set created after it: the second scrape matches prometheus_client's own again."""
+    registry = MetricsRegistry()
+    frames = registry.counter("edgeloop_frames_total", "Frames", ("stream",))
+    latency = registry.histogram("edgeloop_e2e_latency_seconds", "E2E", buckets=(0.01, 0.1))
+    frames.labels(stream="0").inc(2)
+    latency.observe(0.005)
+    first = exposition(registry).decode()
+    frames.labels(stream="0").inc(3)
+    frames.labels(stream="1").inc(7)
+    latency.observe(0.05)
+    registry.gauge("edgeloop_late_ratio", "Registered after the first scrape").set(0.5)
+    second = exposition(registry).decode()
+    assert 'edgeloop_frames_total{stream="0"} 2.0' in first
+    assert 'edgeloop_frames_total{stream="0"} 5.0' in second
+    assert 'edgeloop_frames_total{stream="1"} 7.0' in second
+    assert 'edgeloop_e2e_latency_seconds_bucket{le="0.1"} 2.0' in second
+    assert "edgeloop_e2e_latency_seconds_count 2.0" in second
+    assert "edgeloop_late_ratio 0.5" in second
+    assert _samples(second) == _samples(reference_exposition(registry).decode())

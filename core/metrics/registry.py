@@ -181,11 +181,16 @@ class Histogram:
     def sum(self) -> float:
         return self._sum
 
-    def _sample(self) -> dict[str, Any]:
+    def cumulative(self) -> tuple[list[int], float]:
+        """The cumulative count at each bound (the last at +Inf: the count) and the sum, read
+        together: what an exposition writes."""
         with self._lock:
             counts = list(self._counts)
             total = self._sum
-        cumulative = list(itertools.accumulate(counts))  # NumPy's call costs more, for ~20
+        return list(itertools.accumulate(counts)), total  # NumPy's call costs more, for ~20
+
+    def _sample(self) -> dict[str, Any]:
+        cumulative, total = self.cumulative()
         bounds = [*self._bounds, math.inf]
         return {
             "buckets": [[b, c] for b, c in zip(bounds, cumulative, strict=True)],
@@ -270,13 +275,17 @@ class MetricFamily(Generic[M]):
         child: Any = self._only()
         child.observe_many(values)
 
+    def children(self) -> list[tuple[tuple[str, ...], M]]:
+        """Each label set's values (in ``labelnames`` order) and its child, in the order they
+        were created."""
+        with self._lock:
+            return list(self._children.items())
+
     def snapshot(self) -> dict[str, Any]:
         """``{"type", "help", "labelnames", "samples": [{"labels": {...}, ...}]}``."""
-        with self._lock:
-            children = list(self._children.items())
         samples = [
             {"labels": dict(zip(self.labelnames, key, strict=True)), **child._sample()}
-            for key, child in children
+            for key, child in self.children()
         ]
         return {
             "type": self.kind,
@@ -360,8 +369,12 @@ class MetricsRegistry:
     def names(self) -> list[str]:
         return sorted(self._families)
 
-    def snapshot(self) -> dict[str, dict[str, Any]]:
-        """Every family as plain data (JSON-ready but for ``inf`` bucket bounds)."""
+    def families(self) -> list[MetricFamily[Any]]:
+        """Every family, by name."""
         with self._lock:
             families = list(self._families.values())
-        return {f.name: f.snapshot() for f in sorted(families, key=lambda f: f.name)}
+        return sorted(families, key=lambda f: f.name)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Every family as plain data (JSON-ready but for ``inf`` bucket bounds)."""
+        return {f.name: f.snapshot() for f in self.families()}
