@@ -24,6 +24,7 @@ import ipaddress
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,6 +256,103 @@ keyfile {p.wrong_key}
     def __exit__(self, *exc_info: object) -> None:
         with contextlib.suppress(Exception):
             self.stop()
+
+
+class Mqtt311Broker:
+    """A broker that speaks MQTT 3.1.1 only, as older ones do: a TCP proxy in front of a real
+    mosquitto (which speaks 5 too) that answers an MQTT 5 CONNECT the way such a broker does,
+    and passes every other connection through byte for byte.
+
+    ``answer``: ``refuse`` replies what MQTT 3.1.1 prescribes for a protocol level it does not
+    support (CONNACK, return code 1 "unacceptable protocol version") and closes; ``close``
+    closes without a CONNACK, as some brokers do. ``levels`` lists each connection's CONNECT
+    protocol level, in order.
+    """
+
+    def __init__(self, upstream_port: int, answer: str = "refuse") -> None:
+        if answer not in ("refuse", "close"):
+            raise ValueError(f"answer must be refuse or close, not {answer!r}")
+        self.upstream_port = upstream_port
+        self.answer = answer
+        self.levels: list[int] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> Mqtt311Broker:
+        self._accepting.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+        self._accepting.join(timeout=5)
+
+    def _keep(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._sockets.append(sock)
+        return sock
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            threading.Thread(target=self._serve, args=(self._keep(client),), daemon=True).start()
+
+    @staticmethod
+    def _read(sock: socket.socket, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("closed mid-packet")
+            data += chunk
+        return data
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            # CONNECT: type byte, remaining length (1-4 bytes), protocol name "MQTT", level.
+            head = self._read(client, 1)
+            while True:
+                byte = self._read(client, 1)
+                head += byte
+                if not byte[0] & 0x80:
+                    break
+            name = self._read(client, 6)  # length 4 + "MQTT"
+            level = self._read(client, 1)
+            self.levels.append(level[0])
+            if level[0] == 5:
+                if self.answer == "refuse":
+                    client.sendall(bytes([0x20, 0x02, 0x00, 0x01]))
+                client.close()
+                return
+            upstream = self._keep(socket.create_connection(("127.0.0.1", self.upstream_port)))
+            upstream.sendall(head + name + level)
+        except OSError:
+            client.close()
+            return
+        threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+        self._pump(client, upstream)
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 class Recorder:

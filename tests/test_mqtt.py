@@ -35,7 +35,7 @@ from core.outbox import (
     TransmissionLevels,
 )
 from core.sinks import ResultRecord
-from tests.mqtt_broker import Mosquitto, Recorder, check_order
+from tests.mqtt_broker import Mosquitto, Mqtt311Broker, Recorder, check_order
 
 FAST = {
     "backoff": BackoffConfig(initial_s=0.05, max_s=0.5),
@@ -259,6 +259,29 @@ def test_mqtt_3_1_1_when_configured(
         assert not recorder.wait_for(stored, timeout=30), publisher.last_error
     finally:
         publisher.stop()
+    check_order(recorder.records)
+
+
+@pytest.mark.parametrize("answer", ["refuse", "close"])
+def test_auto_falls_back_to_3_1_1_where_the_broker_lacks_mqtt_5(
+    mosquitto: Mosquitto, recorder: Recorder, outbox: Outbox, answer: str
+) -> None:
+    """``protocol: auto`` tries MQTT 5, and where the broker refuses it (CONNACK "unacceptable
+    protocol version") or closes before its CONNACK, connects again with 3.1.1 at once and
+    delivers everything."""
+    stored = set(outbox.put_many([Entry("0", b'{"v":%d}' % i) for i in range(30)]).stored)
+    with Mqtt311Broker(mosquitto.plain, answer) as broker:
+        config = MqttConfig(
+            thing="cam-01", host="127.0.0.1", port=broker.port, transport="tcp", **FAST
+        )
+        publisher = MqttPublisher(config, outbox)
+        publisher.start()
+        try:
+            assert not recorder.wait_for(stored, timeout=30), publisher.last_error
+        finally:
+            publisher.stop()
+    assert broker.levels[:2] == [5, 4]
+    assert set(broker.levels[1:]) == {4}  # once fallen back, it stays on 3.1.1
     check_order(recorder.records)
 
 
