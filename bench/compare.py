@@ -30,6 +30,10 @@ fps -5.2 % while the naive loop fell 7.1 %). Fps is also judged the other way: f
 while the control rose more than the threshold allows is a regression when the adjusted
 change's interval (both runs and both controls resampled) lies below zero -- a 10 % slowdown
 measured on a machine that had sped up by 24 % otherwise passed (:func:`_against_control`).
+A paced latency that got worse while the new paced run kept its bounding stage more than 5 %
+busier (``pipeline.paced.load.ratio``) is shown as ``worse (heavier paced load)``, not gated:
+each run is paced at 80 % of its own capacity, the load it lands at moves between runs of the
+same code, and latency near 80 % follows it steeply (:func:`_heavier_load`).
 Gated: the pipeline's fps and the paced run's end-to-end p50 and p99. Shown, never gated: the
 flat-out latencies (queueing in the rings, not the code's speed), the naive loop's fps (a
 control: the same code in both runs, measured in segments around the pipeline runs, so when it
@@ -65,6 +69,7 @@ import numpy as np
 
 from bench import SCHEMA
 from bench.env import machine_fingerprint
+from bench.pipeline_run import PACED_LOAD_TOLERANCE
 from bench.stats import bootstrap_change, bootstrap_change_vs_control, mann_whitney, statistic
 
 Report: TypeAlias = dict[str, Any]
@@ -88,6 +93,10 @@ REGRESSED, IMPROVED, SAME, NOT_SIGNIFICANT = "REGRESSION", "improved", "same", "
 SMALL = "worse (small)"
 """A significant change the wrong way, within the threshold: shown, passes."""
 MACHINE = "worse (so was the control)"
+HEAVIER_LOAD = "worse (heavier paced load)"
+"""A paced latency that rose while the new paced run also kept its bounding stage busier
+(``pipeline.paced.load.ratio`` up by more than :data:`bench.pipeline_run.PACED_LOAD_TOLERANCE`):
+shown, not gated (:func:`_heavier_load`)."""
 
 
 class CompareRefused(ValueError):
@@ -465,8 +474,9 @@ def compare(
                     max_regression=threshold(figure),
                     rounds=rounds,
                 )
+    paced_load = [_value(side, "pipeline.paced.load.ratio") for side in (base, new)]
+    _heavier_load(rows := [r for _, r in pairs], paced_load)
     machine = float(control[1]["change"]) if control is not None else None
-    rows = [r for _, r in pairs]
     regressed = [r["figure"] for r in rows if r["verdict"] == REGRESSED]
     invalid = [
         f"{name} report is {v.get('result')}: {v.get('reason')}"
@@ -481,7 +491,7 @@ def compare(
             "confidence": CONFIDENCE,
             "runs": [len(base), len(new)],
             "machine_change": machine,
-            "paced_load": [_value(side, "pipeline.paced.load.ratio") for side in (base, new)],
+            "paced_load": paced_load,
             "forced_past": problems if force else [],
             "invalid_runs": invalid,
             "figures": rows,
@@ -489,6 +499,27 @@ def compare(
             "result": "REGRESSION" if regressed else "OK",
         },
     }
+
+
+def _heavier_load(rows: Sequence[dict[str, Any]], paced_load: Sequence[float | None]) -> None:
+    """Paced latency regressions that the new run's heavier load explains, not gated.
+
+    Each run is paced at 80 % of its own capacity, and where its paced inference cost a frame
+    more than flat out, or the machine's speed moved, it kept the stage busier (its ``load``
+    ratio; the suite paces once more when it is off by more than 5 %, but the second run lands
+    off too). Latency near 80 % follows the load steeply, so a run at a heavier load is slower
+    whatever the code: on two cores of an H200 host, three runs of one commit landed at loads
+    0.846, 0.854 and 1.010, and the third's paced p50 was 14-27 % above the others' (p99 44-63
+    %), "significant"; on the EPYC VM all four failing A/A pairs of twelve were such pairs.
+    Only that direction is excused: a latency that rose while the load held or fell is judged
+    as it is, and the load itself is on the row (and under the table) to be seen."""
+    base, new = paced_load
+    if base is None or new is None or new <= base * (1 + PACED_LOAD_TOLERANCE):
+        return
+    for row in rows:
+        if row["key"].startswith("pipeline.paced.") and row["verdict"] in (REGRESSED, MACHINE):
+            row["verdict"] = HEAVIER_LOAD
+            row["paced_load"] = [base, new]
 
 
 def _named(side: Side, name: str) -> list[tuple[str, Report]]:
@@ -509,16 +540,24 @@ def _paced_load_lines(comparison: dict[str, Any]) -> list[str]:
     """
     base, new = comparison.get("paced_load") or (None, None)
     worse = any(
-        r["key"].startswith("pipeline.paced.") and r["verdict"] in (REGRESSED, SMALL, MACHINE)
+        r["key"].startswith("pipeline.paced.")
+        and r["verdict"] in (REGRESSED, SMALL, MACHINE, HEAVIER_LOAD)
         for r in comparison["figures"]
     )
     if base is None or new is None or not worse:
         return []
+    if abs(new / base - 1) <= PACED_LOAD_TOLERANCE:
+        return [
+            f"paced load {base:.3f} -> {new:.3f} ({_pct(new / base - 1)}): the same load "
+            f"within {PACED_LOAD_TOLERANCE * 100:.0f} %, so the load does not explain the paced "
+            "change"
+        ]
     return [
-        f"paced load {base:.3f} -> {new:.3f} ({_pct(new / base - 1)}): the machine's speed "
-        "moved between each flat-out run and the paced run it set the rate of, and latency "
-        "near 80 % load follows the load steeply, so paced latency compares loosely (six runs "
-        "of one commit on a shared 2-vCPU VM: loads 1.05-1.12, paced p50 9.6-11.7 ms)"
+        f"paced load {base:.3f} -> {new:.3f} ({_pct(new / base - 1)}): the paced runs kept "
+        "their bounding stage at different loads, and latency near 80 % load follows the load "
+        "steeply, so paced latency compares loosely (six runs of one commit on a shared 2-vCPU "
+        "VM: loads 1.05-1.12, paced p50 9.6-11.7 ms); a heavier new load excuses a worse paced "
+        "latency (not gated), a lighter one does not"
     ]
 
 

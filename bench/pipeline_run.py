@@ -626,11 +626,14 @@ def paced_block(measured: Measured) -> dict[str, Any]:
 def paced_load(flat: Mapping[str, Any], paced: Mapping[str, Any]) -> dict[str, Any] | None:
     """How busy the paced run kept the stage that bounds the flat-out run, against the
     :data:`PACED_FRACTION` of its flat-out busy fraction the pacing aimed at: a ``ratio`` over
-    1 says the machine ran slower during the paced run than when its rate was set (the
+    1 says each frame cost the stage more during the paced run than when its rate was set (the
     flat-out run, or for a run paced again the run before it), so the paced run measured a
-    heavier load than 80 % (measured: paced at 60 % of a
-    flat run's fps, inference ran 17 % busier than that; its latency then queues like a
-    heavier load's). None when the bound is the CPU or a stage the paced run lacks.
+    heavier load than 80 % (measured: paced at 60 % of a flat run's fps, inference ran 17 %
+    busier than that; its latency then queues like a heavier load's). Why is not known from
+    the ratio: the machine's speed moves, and paced inference costs more a frame than flat out
+    (EPYC VM, 2026-11-27: three flat-out runs each followed by two 25 s runs paced at 80 % of
+    its fps, inference 1-8 % longer a frame paced, the second paced run no less than the
+    first). None when the bound is the CPU or a stage the paced run lacks.
 
     >>> flat = {"bound": {"limit": "infer"}, "stages": {"infer": {"busy_frac": 0.99}}}
     >>> paced_load(flat, {"stages": {"infer": {"busy_frac": 0.87}}})["ratio"]
@@ -657,8 +660,8 @@ def repaced_fps(capacity: float, load: Mapping[str, Any] | None) -> float | None
     (:func:`paced_load`) by more than :data:`PACED_LOAD_TOLERANCE`; None when it did not (or
     the load was not measured).
 
-    The machine's speed moved between the flat-out run and the paced run: a ``ratio`` of 1.16
-    means each frame cost the bounding stage 16 % more than in the flat-out run, so the
+    A ``ratio`` of 1.16 means each frame cost the bounding stage 16 % more than in the flat-out
+    run (the machine's speed moved, or the stage costs more paced: :func:`paced_load`), so the
     capacity while it was paced was ``capacity / 1.16``, and the run measured a 93 % load, not
     80 %. Measured on a shared 2-vCPU VM (eight standard runs): paced inference ran 7.25-7.99
     ms a frame while flat out it ran 6.57-8.28 ms, so the load a paced run landed at followed

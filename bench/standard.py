@@ -74,9 +74,9 @@ class SuiteOptions:
     7.4-8.7 ms) but half of 1 % of a 30 s run's."""
     naive_s: float = 10.0
     paced_retries: int = 1
-    """Paced runs after the first when it missed 80 % load (the machine's speed moved since
-    the flat-out run that set the rate: :func:`bench.pipeline_run.repaced_fps`) or its windows
-    disagreed (:func:`_paced`); 0: never."""
+    """Paced runs after the first when it missed 80 % load (each frame cost its bounding stage
+    more or less than in the run that set the rate: :func:`bench.pipeline_run.repaced_fps`) or
+    its windows disagreed (:func:`_paced`); 0: never."""
     max_trials: int = checks.MAX_TRIALS
     """The flat and the paced run measure on while their last three 5 s windows disagree, up
     to this many windows in all (perf_analyzer's ``--max-trials``); 0: never."""
@@ -397,9 +397,9 @@ def _paced(
     ``deadline``, ``time.monotonic()``: the suite's time limit) when it measured something else
     than the target asks for:
 
-    * its load missed 80 % by more than :data:`bench.pipeline_run.PACED_LOAD_TOLERANCE` (the
-      machine ran slower or faster than while the flat-out run set the rate): the next run is
-      paced at 80 % of the capacity the machine then had (:func:`bench.pipeline_run.
+    * its load missed 80 % by more than :data:`bench.pipeline_run.PACED_LOAD_TOLERANCE` (each
+      frame cost the bounding stage more or less than while the flat-out run set the rate):
+      the next run is paced at 80 % of the capacity it then had (:func:`bench.pipeline_run.
       repaced_fps`);
     * its last windows disagreed (the verdict's ``stable`` check): the next run, at the same
       rate, measures what the machine does once it settled, as perf_analyzer measures until

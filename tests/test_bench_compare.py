@@ -239,6 +239,23 @@ def test_a_worse_paced_latency_shows_the_paced_loads() -> None:
     assert "paced load" not in compare.render(improved)
 
 
+def test_a_worse_paced_latency_at_a_heavier_load_is_shown_not_gated() -> None:
+    """Same code, the new paced run 19 % heavier (the H200 host's runs: loads 0.846 and 1.010):
+    its paced latency is worse, shown, not gated. At the same load within 5 %, or a lighter
+    one, the same change is a regression: the load only excuses what it can explain."""
+    base, worse = make_report(seed=1), make_report(seed=2, paced_load=1.3)
+    base["pipeline"]["paced"]["load"] = {"ratio": 0.846}
+    for load, gated in ((1.010, False), (0.870, True), (0.700, True)):
+        worse["pipeline"]["paced"]["load"] = {"ratio": load}
+        result = compare.compare(base, worse)["comparison"]
+        verdicts = {r["figure"]: r["verdict"] for r in result["figures"]}
+        paced = (verdicts["paced e2e p50 ms"], verdicts["paced e2e p99 ms"])
+        assert paced == ((compare.REGRESSED,) * 2 if gated else (compare.HEAVIER_LOAD,) * 2)
+        assert result["result"] == ("REGRESSION" if gated else "OK"), load
+    worse["pipeline"]["paced"]["load"] = {"ratio": 0.870}
+    assert "the same load within 5 %" in compare.render(compare.compare(base, worse))
+
+
 def test_other_workloads_refused_unless_forced(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -18,6 +18,7 @@ from core.metrics.hardware import (
     HardwareCollector,
     RssTrend,
     block_device,
+    clock_domains,
     process_stat,
     thermal_sensors,
 )
@@ -194,6 +195,14 @@ def sysfs(root: Path) -> None:
     throttle = root / "devices/system/cpu/cpu0/thermal_throttle"
     throttle.mkdir(parents=True)
     (throttle / "core_throttle_count").write_text("7\n")
+    for i, (cpus, khz) in enumerate((("0 1 2 3", "1190400"), ("4 5", "2201600"))):
+        policy = root / f"devices/system/cpu/cpufreq/policy{i * 4}"
+        policy.mkdir(parents=True)
+        (policy / "related_cpus").write_text(cpus + "\n")
+        (policy / "scaling_cur_freq").write_text(khz + "\n")
+    offline = root / "devices/system/cpu/cpufreq/policy6"  # a cluster switched off: no reading
+    offline.mkdir()
+    (offline / "related_cpus").write_text("6 7\n")
     for i, (kind, value) in enumerate((("cpu-thermal", "51234"), ("cv0-thermal", "-256000"))):
         zone = root / f"class/thermal/thermal_zone{i}"
         zone.mkdir(parents=True)
@@ -218,6 +227,23 @@ def test_thermal_sensors_found_once_and_implausible_left_out(tmp_path: Path) -> 
     assert throttled == [{"labels": {"core": "0"}, "value": 7.0}]
 
 
+def test_cpu_clock_is_the_mean_over_cpus_of_the_cpufreq_policies(tmp_path: Path) -> None:
+    """Each policy weighs as many CPUs as it clocks; a policy without a reading is left out;
+    a device without cpufreq exports no clock at all (not /proc/cpuinfo's nominal one)."""
+    sysfs(tmp_path)
+    assert [(d.path.parent.name, d.cpus) for d in clock_domains(tmp_path)] == [
+        ("policy0", 4),
+        ("policy4", 2),
+    ]
+    registry = MetricsRegistry()
+    HardwareCollector(registry, sys_root=tmp_path, data_path=tmp_path).sample()
+    (clock,) = registry.snapshot()["edgeloop_cpu_frequency_hertz"]["samples"]
+    assert clock["value"] == pytest.approx((4 * 1190400 + 2 * 2201600) / 6 * 1e3)
+    bare = MetricsRegistry()
+    HardwareCollector(bare, sys_root=tmp_path / "none", data_path=tmp_path).sample()
+    assert "edgeloop_cpu_frequency_hertz" not in bare.names()
+
+
 def test_hardware_on_this_machine(tmp_path: Path) -> None:
     registry = MetricsRegistry()
     collector = HardwareCollector(registry, data_path=tmp_path)
@@ -234,6 +260,8 @@ def test_hardware_on_this_machine(tmp_path: Path) -> None:
     assert free["labels"]["path"] == str(tmp_path.resolve()) and free["value"] > 0
     if not thermal_sensors():
         assert "edgeloop_temperature_celsius" not in snap  # absent, not 0
+    if not clock_domains():
+        assert "edgeloop_cpu_frequency_hertz" not in snap  # a VM's nominal clock is no reading
     if psutil.swap_memory().total == 0:
         assert "edgeloop_swap_used_bytes" not in snap
     assert "edgeloop_process_rss_growth_bytes_per_second" not in snap  # window not half full
