@@ -141,8 +141,9 @@ class _FamilyText:
 
     Why: a scrape then only formats numbers. Built from :meth:`MetricsRegistry.snapshot`
     instead (a dict per sample, the labels escaped per scrape), the text of a two-stream
-    pipeline's registry took 0.68-0.83 ms of CPU (``bench micro --only metrics``), most of the
-    1 ms a second the side channel may spend at 1 Hz."""
+    pipeline's registry took 0.47-0.84 ms of CPU on the EPYC VM (``bench micro --only
+    metrics``, against 0.22-0.32 ms so), most of the 1 ms a second the side channel may spend
+    at 1 Hz."""
 
     __slots__ = ("_family", "_starts", "header")
 

@@ -95,7 +95,7 @@ def process_stat(path: Path = Path("/proc/self/stat")) -> tuple[float, int, int]
 
     Why not psutil: its ``cpu_times``, ``num_threads`` and ``memory_info`` read three files
     (``stat``, ``status``, ``statm``) even under ``oneshot``: 0.10 ms of the hardware sample's
-    0.40 on the 2-core CI VM, this 0.03. The figures are the same (the kernel's ticks and
+    0.40 on the 2-vCPU EPYC VM, this 0.03. The figures are the same (the kernel's ticks and
     resident pages).
     """
     try:
