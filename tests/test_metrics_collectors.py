@@ -18,7 +18,9 @@ from core.metrics.hardware import (
     HardwareCollector,
     RssTrend,
     block_device,
+    busy_fractions,
     clock_domains,
+    cpu_jiffies,
     process_stat,
     thermal_sensors,
 )
@@ -293,6 +295,33 @@ def test_process_stat_reads_what_psutil_reads(tmp_path: Path) -> None:
     # The kernel sums its per-CPU page counters a little differently for stat and statm.
     assert min(bounds[2]) - 4e6 <= rss <= max(bounds[2]) + 4e6 and rss > 1e6
     assert process_stat(tmp_path / "no-such-stat") is None  # not Linux: psutil reads them
+
+
+def test_cpu_jiffies_counts_as_psutil_does(tmp_path: Path) -> None:
+    """Busy = all but idle and iowait; guest time left out of the total (user holds it); CPUs
+    by number, an offline one simply absent; no /proc/stat: None (psutil then)."""
+    stat = tmp_path / "stat"
+    stat.write_text(
+        "cpu  300 0 100 1000 50 0 10 0 40 0\n"
+        "cpu0 200 0 60 500 20 0 5 0 40 0\n"
+        "cpu2 100 0 40 500 30 0 5 0 0 0\n"
+        "intr 12345 0 0\n"
+    )
+    assert cpu_jiffies(stat) == {0: (265, 785), 2: (145, 675)}
+    assert cpu_jiffies(tmp_path / "none") is None
+    later = {0: (365, 985), 2: (145, 775), 3: (10, 20)}  # cpu3 came online meanwhile
+    assert busy_fractions({0: (265, 785), 2: (145, 675)}, later) == {0: 0.5, 2: 0.0}
+
+
+def test_core_usage_comes_from_psutil_without_proc_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hardware, "cpu_jiffies", lambda: None)
+    registry = MetricsRegistry()
+    HardwareCollector(registry, data_path=tmp_path).sample()
+    cores = registry.snapshot()["edgeloop_cpu_core_usage_ratio"]["samples"]
+    assert len(cores) == psutil.cpu_count()
+    assert all(0.0 <= c["value"] <= 1.0 for c in cores)
 
 
 def test_process_figures_come_from_psutil_without_proc(

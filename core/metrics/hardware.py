@@ -60,7 +60,9 @@ __all__ = [
     "RssTrend",
     "ThermalSensor",
     "block_device",
+    "busy_fractions",
     "clock_domains",
+    "cpu_jiffies",
     "process_stat",
     "thermal_sensors",
 ]
@@ -106,6 +108,51 @@ def process_stat(path: Path = Path("/proc/self/stat")) -> tuple[float, int, int]
     fields = text[text.rindex(b")") + 2 :].split()  # after "pid (comm) ": field 3 on
     utime, stime, threads, rss = fields[11], fields[12], fields[17], fields[21]
     return (int(utime) + int(stime)) / _CLOCK_TICKS, int(threads), int(rss) * _PAGE_BYTES
+
+
+def cpu_jiffies(path: Path = Path("/proc/stat")) -> dict[int, tuple[int, int]] | None:
+    """Busy and total clock ticks of each CPU since boot, by CPU number, from one read of
+    ``/proc/stat``; None where it cannot be read (not Linux). Counted as psutil counts them:
+    busy is all but idle and iowait, and guest time is left out of the total (user and nice
+    already hold it).
+
+    Why not ``psutil.cpu_percent(percpu=True)``: its Python work per CPU took 0.080 ms on the
+    2-vCPU VM and 0.245 ms on a 16-CPU ``/proc/stat`` (the H200 host's count), this 0.033 and
+    0.082.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    ticks: dict[int, tuple[int, int]] = {}
+    for line in data.split(b"\n")[1:]:  # the first line sums every CPU
+        if not line.startswith(b"cpu"):
+            break
+        name, *fields = line.split(None, 9)
+        user, nice, system, idle, iowait, irq, softirq, steal = map(int, fields[:8])
+        total = user + nice + system + idle + iowait + irq + softirq + steal
+        ticks[int(name[3:])] = (total - idle - iowait, total)
+    return ticks
+
+
+def busy_fractions(
+    before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]
+) -> dict[int, float]:
+    """Each CPU's busy fraction (0-1) between two :func:`cpu_jiffies` readings; 0 for a CPU
+    whose clock did not tick, none for one that was not there both times (hot-plugged).
+
+    >>> busy_fractions({0: (100, 400), 1: (50, 400)}, {0: (175, 500), 1: (50, 400)})
+    {0: 0.75, 1: 0.0}
+    """
+    fractions = {}
+    for cpu, (busy, total) in after.items():
+        if cpu not in before:
+            continue
+        was_busy, was_total = before[cpu]
+        elapsed = total - was_total
+        fractions[cpu] = min(1.0, max(0.0, (busy - was_busy) / elapsed)) if elapsed > 0 else 0.0
+    return fractions
 
 
 @dataclass(frozen=True)
@@ -243,7 +290,9 @@ class HardwareCollector(Collector):
         self._trend = RssTrend(rss_window_s)
         self._data_path = data_path
         self._path_label = str(data_path.resolve())
-        psutil.cpu_percent(percpu=True)  # the first call sets the reference: 0 otherwise
+        self._jiffies = cpu_jiffies()  # the reference the first sample measures from
+        if self._jiffies is None:
+            psutil.cpu_percent(percpu=True)  # the same for psutil: 0 otherwise
 
         self.cpu = r.gauge("edgeloop_cpu_usage_ratio", "CPU busy, all cores (0-1)")
         self.core = r.gauge("edgeloop_cpu_core_usage_ratio", "CPU busy per core (0-1)", ("core",))
@@ -316,12 +365,20 @@ class HardwareCollector(Collector):
                 cpus += domain.cpus
         return khz * 1e3 / cpus if cpus else None
 
+    def _busy(self) -> dict[int, float]:
+        """Each CPU's busy fraction since the last sample."""
+        now = cpu_jiffies()
+        if now is None or self._jiffies is None:
+            return {i: v / 100.0 for i, v in enumerate(psutil.cpu_percent(percpu=True))}
+        before, self._jiffies = self._jiffies, now
+        return busy_fractions(before, now)
+
     def sample(self) -> None:
-        per_core = psutil.cpu_percent(percpu=True)
-        for i, value in enumerate(per_core):
-            self.core.labels(core=i).set(value / 100.0)
-        if per_core:
-            self.cpu.set(sum(per_core) / len(per_core) / 100.0)
+        busy = self._busy()
+        for cpu, fraction in busy.items():
+            self.core.labels(core=cpu).set(fraction)
+        if busy:
+            self.cpu.set(sum(busy.values()) / len(busy))
         if self.load is not None:
             for period, value in zip(("1m", "5m", "15m"), os.getloadavg(), strict=True):
                 self.load.labels(period=period).set(value)
