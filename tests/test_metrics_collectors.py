@@ -313,28 +313,23 @@ def test_cpu_jiffies_counts_as_psutil_does(tmp_path: Path) -> None:
     assert busy_fractions({0: (265, 785), 2: (145, 675)}, later) == {0: 0.5, 2: 0.0}
 
 
-def test_core_usage_comes_from_psutil_without_proc_stat(
+def test_figures_come_from_psutil_without_proc(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Where /proc/self/stat and /proc/stat cannot be read (not Linux), the process figures and
+    the cores' usage come from psutil."""
+    monkeypatch.setattr(hardware, "process_stat", lambda: None)
     monkeypatch.setattr(hardware, "cpu_jiffies", lambda: None)
     registry = MetricsRegistry()
     HardwareCollector(registry, data_path=tmp_path).sample()
-    cores = registry.snapshot()["edgeloop_cpu_core_usage_ratio"]["samples"]
-    assert len(cores) == psutil.cpu_count()
-    assert all(0.0 <= c["value"] <= 1.0 for c in cores)
-
-
-def test_process_figures_come_from_psutil_without_proc(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Where /proc/self/stat cannot be read, the same three figures come from psutil."""
-    monkeypatch.setattr(hardware, "process_stat", lambda: None)
-    registry = MetricsRegistry()
-    HardwareCollector(registry, data_path=tmp_path).sample()
-    value = {n: f["samples"][0]["value"] for n, f in registry.snapshot().items() if f["samples"]}
+    snap = registry.snapshot()
+    value = {n: f["samples"][0]["value"] for n, f in snap.items() if f["samples"]}
     assert value["edgeloop_process_resident_memory_bytes"] > 1e6
     assert value["edgeloop_process_threads"] == psutil.Process().num_threads()
     assert value["edgeloop_process_cpu_seconds_total"] > 0
+    cores = snap["edgeloop_cpu_core_usage_ratio"]["samples"]
+    assert len(cores) == psutil.cpu_count()
+    assert all(0.0 <= c["value"] <= 1.0 for c in cores)
 
 
 def test_block_device_of_a_volume_without_one() -> None:
