@@ -164,6 +164,8 @@ def test_a_run_paced_with_rate_reports_latency_not_capacity(
     assert report["targets"]["speedup_vs_naive"]["met"] is None
     paced = pipeline["paced"]
     assert paced["rate"] == 40 and paced["frames"] == pipeline["frames"]
+    assert set(pipeline["samples"]) == {"fps_windows"}  # the latencies once, paced's
+    assert paced["samples"]["e2e_latency_ms"] and paced["samples"]["latency_windows_p99_ms"]
     assert paced["infer_p99_ms"] > 0 and "paced_p99" in report["targets"]
     assert report["targets"]["paced_drops"]["measured"] == pipeline["dropped"]
     missed = report["targets"]["paced_missed_ticks"]
