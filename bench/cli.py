@@ -19,6 +19,12 @@ run's summary as Prometheus metrics, :mod:`bench.publish`). Every command exits
 non-zero with a one-line cause on failure: 1 for a failed run (or, for
 ``compare``, a significant regression), 2 for a command line or input that cannot be used
 (argparse's own convention; ``compare`` also refuses different machines or models with 2).
+
+A run that completes exits 0 whatever its verdict, unless ``--strict`` (the standard suite,
+``pipeline``, ``scenario``: the commands whose report has a verdict) asks for CI's gate: then
+1, after the JSON and the summary are written, when the report's ``verdict.result`` is not
+VALID or one of its ``targets`` was measured and missed (``met`` false; null, not measured,
+is no miss), the cause in one line on stderr (:func:`strict_failure`).
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from core.device import BACKENDS, choose_backend, probe
 from core.errors import ConfigError, ModelError
 
 DEFAULT_OUT = Path("bench-report")
+STRICT_COMMANDS = (None, "pipeline", "scenario")
+"""The commands ``--strict`` applies to: those whose report has a verdict."""
 
 
 class UsageError(ValueError):
@@ -231,6 +239,37 @@ def run_compare(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _shown(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def strict_failure(result: dict[str, Any]) -> str | None:
+    """Why ``--strict`` fails a report, in one line, or None when it passes: the report's
+    ``verdict.result`` is not VALID (or it has no verdict), or a target in ``targets`` was
+    measured and missed (``met`` false; ``met`` null, not measured, is no miss).
+
+    >>> strict_failure({"verdict": {"result": "VALID"}, "targets": {"a": {"met": None}}})
+    >>> strict_failure({"verdict": {"result": "INVALID", "reason": "pipeline: stable: fps 12 %"},
+    ...     "targets": {"efficiency": {"target": ">= 0.95", "measured": 0.8834, "met": False}}})
+    'verdict INVALID (pipeline: stable: fps 12 %); target missed: efficiency 0.883 (>= 0.95)'
+    """
+    causes = []
+    verdict = result.get("verdict")
+    if not isinstance(verdict, dict):
+        causes.append("the report has no verdict")
+    elif verdict.get("result") != checks.VALID:
+        causes.append(f"verdict {verdict.get('result')} ({verdict.get('reason')})")
+    targets = result.get("targets")
+    missed = [
+        f"{name} {_shown(target.get('measured'))} ({target.get('target')})"
+        for name, target in (targets.items() if isinstance(targets, dict) else ())
+        if isinstance(target, dict) and target.get("met") is False
+    ]
+    if missed:
+        causes.append(f"target{'s' if len(missed) > 1 else ''} missed: {', '.join(missed)}")
+    return " ".join("; ".join(causes).split()) or None
+
+
 # -- parser ----------------------------------------------------------------------------------------
 
 
@@ -268,6 +307,17 @@ def publish(args: argparse.Namespace, result: dict[str, Any]) -> None:
     if textfile:
         out.write_textfile(result, textfile)
         print(f"summary written to {textfile}")
+
+
+def _strict(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """``--strict``: on the top-level parser defaulting to False; on a command's parser left
+    unset unless given, so that ``bench --strict pipeline`` keeps the top-level's True."""
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="exit 1 when the verdict is not VALID or a measured target is missed (CI's gate)",
+    )
 
 
 def _pipeline_options(parser: argparse.ArgumentParser, *, rate: bool) -> None:
@@ -325,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(parser)
     _publish(parser)
+    _strict(parser, top=True)
     _pipeline_options(parser, rate=False)
     parser.add_argument(
         "--out",
@@ -358,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipe = sub.add_parser("pipeline", help="one pipeline run and the naive loop")
     _common(pipe)
     _publish(pipe)
+    _strict(pipe)
     _pipeline_options(pipe, rate=True)
     pipe.add_argument("--out", type=Path, metavar="DIR", help="also write a report folder")
     pipe.add_argument("--no-naive", action="store_true", help="skip the naive loop")
@@ -365,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     scen = sub.add_parser("scenario", help="an MLPerf LoadGen scenario on the inference path")
     _common(scen)
     _publish(scen)
+    _strict(scen)
     scen.add_argument(
         "name", choices=list(scenario.SCENARIOS), metavar="NAME", help=", ".join(scenario.SCENARIOS)
     )
@@ -429,6 +482,11 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], dict[str, Any]]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.strict and args.command not in STRICT_COMMANDS:
+        parser.error(
+            "--strict applies to the standard suite, pipeline and scenario (the reports with "
+            f"a verdict), not to {args.command}"
+        )
     try:
         result = COMMANDS[args.command](args)
         if args.json:
@@ -448,5 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     if args.command == "compare" and result["comparison"]["regressed"]:
+        return 1
+    if args.strict and (cause := strict_failure(result)):
+        print(f"bench: strict: {cause}", file=sys.stderr)
         return 1
     return 0

@@ -18,8 +18,10 @@ name                                       meaning (base units; ms become second
 ``edgeloop_bench_naive_fps``               the naive loop
 ``edgeloop_bench_speedup_vs_naive_ratio``  pipeline fps / naive fps
 ``edgeloop_bench_dropped_frames``          frames dropped flat out
-``edgeloop_bench_e2e_latency_seconds``     ``quantile`` 0.5, 0.99, 1 (max), flat out
-``edgeloop_bench_paced_e2e_latency_seconds`` ``quantile`` 0.99, paced at 80 %
+``edgeloop_bench_e2e_latency_seconds``     summary, flat out: ``quantile`` 0.5, 0.99 and 1
+                                           (the max); ``_count`` frames, ``_sum`` seconds
+``edgeloop_bench_paced_e2e_latency_seconds`` summary, paced at 80 %: ``quantile`` 0.99;
+                                           ``_count`` frames, ``_sum`` seconds
 ``edgeloop_bench_paced_load_ratio``        the paced run's load on the bounding stage over
                                            the 80 % it aimed at (``pipeline.paced.load``)
 ``edgeloop_bench_machine_drift_ratio``     the naive loop segments' spread: the machine's
@@ -28,6 +30,12 @@ name                                       meaning (base units; ms become second
                                            headline of the micro suites (``figure``
                                            with its unit, ``_ms`` turned into ``_seconds``)
 =========================================  =========================================
+
+The latencies are summaries, not gauges: a ``quantile`` label is a summary's, and
+``promtool check metrics`` refuses it on any other type. Each is the run's distribution once
+(its quantiles over every measured frame, ``_count`` and ``_sum`` of the same frames, so
+``_sum / _count`` is the mean), not a sliding window as a live summary's; everything else is
+a gauge.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
+from prometheus_client.metrics_core import Metric, SummaryMetricFamily
 
 from core.errors import MetricsExportError
 
@@ -65,6 +74,15 @@ _PIPELINE = (
     ),
 )
 _LATENCY = (("0.5", "p50"), ("0.99", "p99"), ("1", "max"))
+_LATENCIES = (
+    ("edgeloop_bench_e2e_latency_seconds", "pipeline.e2e_latency_ms", _LATENCY, "flat out"),
+    (
+        "edgeloop_bench_paced_e2e_latency_seconds",
+        "pipeline.paced.e2e_latency_ms",
+        _LATENCY[1:2],
+        "paced",
+    ),
+)
 
 
 def _get(report: dict[str, Any], path: str) -> Any:
@@ -98,6 +116,26 @@ def _micro_figures(micro: dict[str, Any]) -> Iterator[tuple[str, str, str, float
                 yield suite, where, figure, number
 
 
+def _latency(
+    name: str, block: Any, quantiles: tuple[tuple[str, str], ...], run: str
+) -> Metric | None:
+    """A report's ``e2e_latency_ms`` block as a summary in seconds: the ``quantiles`` it has,
+    then ``_count`` and ``_sum`` where it has ``n`` and ``mean``; None without any quantile."""
+    if not isinstance(block, dict):
+        return None
+    family = SummaryMetricFamily(name, f"End-to-end latency of the run's frames, {run}")
+    for quantile, key in quantiles:
+        value = _number(block.get(key))
+        if value is not None:
+            family.add_sample(name, {"quantile": quantile}, value / 1e3)
+    if not family.samples:
+        return None
+    count, mean = block.get("n"), _number(block.get("mean"))
+    if isinstance(count, int) and not isinstance(count, bool) and mean is not None:
+        family.add_metric([], count, mean * count / 1e3)
+    return family
+
+
 def grouping_key(report: dict[str, Any]) -> dict[str, str]:
     """``device`` (the host) and ``commit`` of the report's environment."""
     env = report.get("env") or {}
@@ -122,22 +160,13 @@ def summary_registry(report: dict[str, Any]) -> CollectorRegistry:
         value = _number(_get(report, path))
         if value is not None:
             Gauge(name, help_text, registry=registry).set(value)
-    for name, path, quantiles in (
-        ("edgeloop_bench_e2e_latency_seconds", "pipeline.e2e_latency_ms", _LATENCY),
-        (
-            "edgeloop_bench_paced_e2e_latency_seconds",
-            "pipeline.paced.e2e_latency_ms",
-            _LATENCY[1:2],
-        ),
-    ):
-        block = _get(report, path)
-        if not isinstance(block, dict):
-            continue
-        gauge = Gauge(name, "End-to-end latency", ("quantile",), registry=registry)
-        for quantile, key in quantiles:
-            value = _number(block.get(key))
-            if value is not None:
-                gauge.labels(quantile=quantile).set(value / 1e3)
+    latencies = [
+        family
+        for name, path, quantiles, run in _LATENCIES
+        if (family := _latency(name, _get(report, path), quantiles, run)) is not None
+    ]
+    if latencies:
+        registry.register(_Families(latencies))
     figures = list(_micro_figures(report.get("micro") or {}))
     if figures:
         micro = Gauge(
@@ -177,6 +206,16 @@ def write_textfile(report: dict[str, Any], path: Path) -> None:
         raise MetricsExportError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+class _Families:
+    """A collector of families made once (the report's figures do not change)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
+
+
 class _WithLabels:
     """A collector adding constant labels (the Pushgateway's grouping key) to every sample."""
 
@@ -184,8 +223,10 @@ class _WithLabels:
         self.registry = registry
         self.labels = labels
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         for family in self.registry.collect():
-            samples = [s._replace(labels={**s.labels, **self.labels}) for s in family.samples]
-            family.samples = samples
-            yield family
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            labelled.samples = [
+                s._replace(labels={**s.labels, **self.labels}) for s in family.samples
+            ]
+            yield labelled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from collections.abc import Iterator
@@ -41,21 +42,23 @@ def _no_shared_memory_left_behind() -> Iterator[None]:
 
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[object]:
-    """A real mosquitto on free ports (plain, mutual TLS, wrong-hostname TLS); stopped after."""
-    import shutil
+    """A real mosquitto on free ports (plain, mutual TLS, wrong-hostname TLS); stopped after.
+    Fails, never skips, where mosquitto is not installed: ``make test`` installs it."""
+    from tests.mqtt_broker import Mosquitto
 
-    from tests.mqtt_broker import MOSQUITTO, Mosquitto
-
-    if shutil.which(MOSQUITTO) is None:
-        pytest.skip("mosquitto is not installed (make setup installs the Debian package)")
     with Mosquitto(tmp_path / "broker") as broker:
         yield broker
 
 
 @pytest.fixture
 def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    """moto's S3/DynamoDB server on a free port, with fake credentials; stopped after."""
-    pytest.importorskip("moto.server")
+    """moto's S3/DynamoDB server on a free port, with fake credentials; stopped after.
+    Fails, never skips, where moto is not installed: ``make test`` installs it (``.[dev]``)."""
+    if importlib.util.find_spec("moto") is None:
+        pytest.fail(
+            "moto is not installed: `make test` installs it (pip install -e '.[dev]')",
+            pytrace=False,
+        )
     from tests.mqtt_broker import FAKE_AWS_ENV, MotoServer
 
     for name, value in FAKE_AWS_ENV.items():

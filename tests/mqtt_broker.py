@@ -21,7 +21,6 @@ import contextlib
 import datetime
 import getpass
 import ipaddress
-import shutil
 import socket
 import subprocess
 import threading
@@ -34,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+from tests.required_tools import require
 
 
 def free_port() -> int:
@@ -221,10 +220,12 @@ keyfile {p.wrong_key}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        """Start the broker and wait for its three listeners; fails the calling test where
+        mosquitto is not installed (``make test`` installs it)."""
         if self.proc is not None:
             return
         self.proc = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self.config)],
+            [require("mosquitto"), "-c", str(self.config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -6,7 +6,6 @@ temporary folder, waited for until ready, and stopped (its folder removed) after
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -20,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.required_tools import require
+
 READY_TIMEOUT_S = 30.0
 
 
@@ -28,13 +29,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def binary(name: str, package: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed (Debian package {package}; `make test` installs it)")
-    return path
 
 
 def get(url: str, timeout: float = 5.0) -> bytes:
@@ -99,7 +93,7 @@ def prometheus_config(targets: list[str], interval_s: float = 1.0) -> str:
 def prometheus(tmp_path: Path) -> Iterator[Callable[[list[str]], Server]]:
     """``prometheus(["127.0.0.1:PORT"])`` starts a Prometheus scraping those targets each
     second; stopped at the end of the test."""
-    exe = binary("prometheus", "prometheus")
+    exe = require("prometheus")
     started: list[Server] = []
 
     def launch(targets: list[str]) -> Server:
@@ -129,7 +123,7 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[list[str]], Server]]:
 @pytest.fixture
 def pushgateway(tmp_path: Path) -> Iterator[Server]:
     """A Pushgateway on a free port, keeping what it receives in memory only."""
-    exe = binary("prometheus-pushgateway", "prometheus-pushgateway")
+    exe = require("prometheus-pushgateway")
     server = start(
         lambda port: [
             exe,

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from bench import SCHEMA
-from bench.cli import main
+from bench.cli import build_parser, main, strict_failure
+from tests.test_bench_publish import promtool_check_metrics
+from tests.test_bench_report import SMALL
 
 
 def test_micro_ring_quick_run_writes_the_headline_keys(
@@ -117,3 +119,96 @@ def test_a_backend_that_cannot_run_fails_before_measuring(
         assert main(argv) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "tensorrt" in err[0].lower(), err
+
+
+VALID = {"result": "VALID", "reason": "every run valid (pipeline)"}
+MET = {"target": ">= 0.95", "measured": 0.97, "met": True}
+MISSED = {"target": ">= 0.95", "measured": 0.8834, "met": False}
+UNMEASURED = {"target": ">= 1.7", "measured": None, "met": None}
+
+
+@pytest.mark.parametrize(
+    ("report", "cause"),
+    [
+        ({"verdict": VALID, "targets": {"efficiency": MET, "speedup": UNMEASURED}}, None),
+        ({"verdict": {"result": "VALID", "reason": "LoadGen: VALID"}}, None),  # scenario
+        (
+            {"verdict": {"result": "INVALID", "reason": "pipeline: min_count: 5 frames"}},
+            "verdict INVALID (pipeline: min_count: 5 frames)",
+        ),
+        (
+            {"verdict": VALID, "targets": {"efficiency": MISSED, "speedup": UNMEASURED}},
+            "target missed: efficiency 0.883 (>= 0.95)",
+        ),
+        (
+            {
+                "verdict": {"result": "INVALID", "reason": "paced: stable:\nfps 12 %"},
+                "targets": {
+                    "efficiency": MISSED,
+                    "paced_drops": {"target": "0 dropped", "measured": 3, "met": False},
+                },
+            },
+            "verdict INVALID (paced: stable: fps 12 %); targets missed: efficiency 0.883 "
+            "(>= 0.95), paced_drops 3 (0 dropped)",
+        ),
+        ({"micro": {}}, "the report has no verdict"),
+    ],
+)
+def test_strict_fails_an_invalid_verdict_or_a_missed_target(
+    report: dict[str, object], cause: str | None
+) -> None:
+    assert strict_failure(report) == cause
+
+
+@pytest.mark.parametrize("argv", [["--strict", "micro"], ["--strict", "compare", "a", "b"]])
+def test_strict_on_a_command_without_a_verdict_is_refused(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--strict applies to" in err[0], err
+
+
+@pytest.mark.parametrize(
+    ("argv", "strict"),
+    [
+        ([], False),
+        (["--strict"], True),
+        (["pipeline"], False),
+        (["--strict", "pipeline"], True),  # the command's own default does not undo it
+        (["pipeline", "--strict"], True),
+        (["scenario", "offline", "--strict"], True),
+    ],
+)
+def test_strict_is_read_before_or_after_the_command(argv: list[str], strict: bool) -> None:
+    assert build_parser().parse_args(argv).strict is strict
+
+
+def test_strict_pipeline_run_exits_1_on_an_invalid_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real short run judged INVALID for certain (paced at 10 frames/s for 0.5 s: a handful
+    of frames, under the 20 its verdict's min_count asks for): the plain command exits 0,
+    ``--strict`` exits 1 with the verdict in one line on stderr, after writing its JSON and
+    its summary (which passes ``promtool check metrics``)."""
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL)
+    argv = ["pipeline", "--quick", "--quiet", "--no-naive", "--config", str(config)]
+    argv += ["--duration", "0.5", "--rate", "10"]
+    assert main([*argv, "--json", str(tmp_path / "plain.json")]) == 0
+    plain = json.loads((tmp_path / "plain.json").read_text())
+    assert plain["verdict"]["result"] == "INVALID" and "min_count" in plain["verdict"]["reason"]
+    capsys.readouterr()
+    textfile = tmp_path / "edgeloop_bench.prom"
+    strict = [*argv, "--strict", "--json", str(tmp_path / "strict.json")]
+    assert main([*strict, "--prom-textfile", str(textfile)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bench: strict: verdict INVALID ("), err
+    assert "min_count" in err[0]
+    report = json.loads((tmp_path / "strict.json").read_text())
+    assert report["verdict"]["result"] == "INVALID"
+    checked = promtool_check_metrics(textfile.read_text())
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "# TYPE edgeloop_bench_e2e_latency_seconds summary" in textfile.read_text()

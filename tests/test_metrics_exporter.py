@@ -20,6 +20,7 @@ from core.metrics.service import MetricsService
 from core.pipeline import Pipeline
 from tests.pipeline_doubles import small_config
 from tests.prom_servers import Server, prometheus, query, wait_for
+from tests.required_tools import require
 
 __all__ = ["prometheus"]  # the fixture, imported for pytest
 
@@ -79,9 +80,7 @@ def test_absent_sensors_have_no_series(ran: MetricsService) -> None:
 
 
 def test_promtool_check_metrics_passes(ran: MetricsService) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not installed (Debian package prometheus; `make test` does)")
+    promtool = require("promtool")
     text = get_metrics(ran)
     checked = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +32,8 @@ from core.mqtt import BatchConfig, MqttConfig
 from core.mqtt.publisher import MqttPublisher
 from core.outbox import Entry, Outbox, OutboxConfig
 from deploy.monitoring import dashboards
-from tests.mqtt_broker import FAKE_AWS_ENV, MOSQUITTO, Mosquitto, MotoServer
+from tests.mqtt_broker import FAKE_AWS_ENV, Mosquitto, MotoServer
+from tests.required_tools import require
 from tests.test_bench_publish import REPORT
 from tests.test_cloud_sync import BUCKET, TABLE, create_store
 from tests.test_metrics_collectors import XAVIER_NX, RecordedNvml, sysfs
@@ -46,10 +46,7 @@ RULES = PROMETHEUS / "edgeloop.rules.yml"
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.skip("promtool is not installed (Debian package prometheus; `make test` does)")
-    return path
+    return require("promtool")
 
 
 def _run(*argv: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess[str]:
@@ -171,14 +168,10 @@ def metric_names(expr: str) -> set[str]:
 
 def _messaging_families(registry: MetricsRegistry, folder: Path) -> None:
     """The broker and spool families as the real publisher and outbox record them: records
-    spooled and drained to a real mosquitto (where installed), a publish refused while
-    disconnected."""
+    spooled and drained to a real mosquitto, a publish refused while disconnected."""
     outbox = Outbox(OutboxConfig(path=folder / "outbox.db", sync="normal"), registry)
     try:
         outbox.put_many([Entry("0", b'{"n":%d}' % i) for i in range(10)])
-        if shutil.which(MOSQUITTO) is None:
-            MqttPublisher(MqttConfig(transport="tcp"), outbox, registry=registry)
-            return
         with Mosquitto(folder / "broker") as broker:
             config = MqttConfig(
                 thing="cam-01",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,7 +136,57 @@ def test_wrong_hostname_is_refused(mosquitto: Mosquitto, outbox: Outbox) -> None
     assert outbox.depth() == 1  # nothing was sent, nothing deleted
 
 
-def test_tls_listener_needs_a_client_certificate(mosquitto: Mosquitto, outbox: Outbox) -> None:
+CONNECT = bytes([0x10, 0x12, 0x00, 0x04, *b"MQTT", 0x04, 0x02, 0x00, 0x0A, 0x00, 0x06, *b"cam-01"])
+"""An MQTT 3.1.1 CONNECT: clean session, keep-alive 10 s, client id ``cam-01``."""
+CONNACK_ACCEPTED = bytes([0x20, 0x02, 0x00, 0x00])
+NO_CERTIFICATE = "peer did not return a certificate"
+"""OpenSSL's reason, in mosquitto's log, for a client that sent no certificate."""
+
+
+def _connect_over_tls(broker: Mosquitto, *, client_certificate: bool) -> bytes:
+    """A TLS handshake with the mutual-TLS listener (trusting the test CA, checking the
+    server's name ``localhost``), with or without the test CA's client certificate, then a
+    CONNECT: the broker's first 4 bytes back (a CONNACK), ``b""`` where it closed first."""
+    p = broker.pki
+    context = ssl.create_default_context(cafile=str(p.ca))
+    if client_certificate:
+        context.load_cert_chain(p.client_cert, p.client_key)
+    with (
+        socket.create_connection(("127.0.0.1", broker.tls), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(CONNECT)
+        reply = b""
+        while len(reply) < len(CONNACK_ACCEPTED):
+            chunk = tls.recv(len(CONNACK_ACCEPTED) - len(reply))
+            if not chunk:
+                break
+            reply += chunk
+        return reply
+
+
+def test_tls_listener_needs_a_client_certificate(mosquitto: Mosquitto) -> None:
+    """A real TLS client that trusts the broker's CA but has no certificate of its own gets no
+    CONNACK from mosquitto's mutual-TLS listener, which says it refused for the missing
+    certificate; the same client with the test CA's client certificate is accepted (the
+    control: the listener speaks TLS and MQTT to a client that has one)."""
+    try:
+        reply = _connect_over_tls(mosquitto, client_certificate=False)
+    except (ssl.SSLError, ConnectionError):
+        # TLS 1.2 refuses in the handshake; in TLS 1.3 the client's side of the handshake
+        # ends first, and the broker's close meets the CONNECT or the read of its answer.
+        reply = b""
+    assert reply == b"", f"the broker answered a client without a certificate: {reply!r}"
+    assert wait_until(lambda: NO_CERTIFICATE in mosquitto.log.read_text(), timeout=10), (
+        mosquitto.log.read_text()
+    )
+    refusals = mosquitto.log.read_text().count(NO_CERTIFICATE)
+    reply = _connect_over_tls(mosquitto, client_certificate=True)
+    assert reply == CONNACK_ACCEPTED, mosquitto.log.read_text()
+    assert mosquitto.log.read_text().count(NO_CERTIFICATE) == refusals
+
+
+def test_plain_tcp_to_the_tls_listener_never_connects(mosquitto: Mosquitto, outbox: Outbox) -> None:
     # Plain TCP to the TLS port: the broker never answers with a CONNACK the client accepts.
     config = MqttConfig(
         thing="cam-01",

@@ -482,9 +482,15 @@ BENCH = Dashboard(
         ),
         Panel(
             "End-to-end latency per commit",
-            "p50 and p99 of the flat-out run, p99 of the paced run.",
+            "The flat-out run's summary: quantiles 0.5, 0.99 and 1 (the max) and the mean "
+            "(_sum / _count over its frames); the paced run's p99.",
             (
                 _q(f"edgeloop_bench_e2e_latency_seconds{{{SEL}}}", "{{commit}} q{{quantile}}"),
+                _q(
+                    f"edgeloop_bench_e2e_latency_seconds_sum{{{SEL}}} / "
+                    f"edgeloop_bench_e2e_latency_seconds_count{{{SEL}}}",
+                    "{{commit}} mean",
+                ),
                 _q(f"edgeloop_bench_paced_e2e_latency_seconds{{{SEL}}}", "{{commit}} paced"),
             ),
             unit="s",
