@@ -1,8 +1,9 @@
 """Collection settings for the whole tree (pytest runs the doctests of ``core``, ``bench`` and
 ``native`` too).
 
-The detector training modules import torch, a development-only extra (``.[train]``) that CI
-never installs: without it they are left out of doctest collection rather than failing it.
+The detector training modules (``examples/training/``) import torch, a development-only extra
+(``.[train]``) that CI never installs: without it they are left out of doctest collection (when
+``examples`` is named on the command line) rather than failing it.
 """
 
 from __future__ import annotations
@@ -11,4 +12,4 @@ import importlib.util
 
 collect_ignore: list[str] = []
 if importlib.util.find_spec("torch") is None:
-    collect_ignore += ["core/models/detector_net.py", "core/models/train_detector.py"]
+    collect_ignore += ["examples/training/detector_net.py", "examples/training/train_detector.py"]

@@ -51,9 +51,9 @@ from core import jpeg
 from core.accuracy import box_iou
 from core.config import at_least, checked, in_range, validate
 from core.detections import Detections
+from core.encoded_image import EncodedImage
 from core.errors import ConfigError
 from core.motion import MotionDetector, MotionResult
-from core.sinks.base import EncodedImage
 
 __all__ = [
     "MAX_TRACKED",

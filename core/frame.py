@@ -14,6 +14,11 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+MAX_PIXELS = 8192 * 8192
+"""The largest frame (width x height) edgeloop opens unless told otherwise: the sources'
+``max_pixels`` default and the TensorRT calibration frames' limit. An 8K camera (7680 x 4320)
+fits with room; a header claiming more is refused before any memory is reserved for it."""
+
 
 class FrameMeta(NamedTuple):
     """What travels with the pixels.

@@ -1,6 +1,7 @@
-"""The detector training code (only where the ``train`` extra, torch, is installed: CI never
-trains, so there these tests skip): target assignment, batch-norm folding, and that the ONNX
-export computes what the torch network does, in the layout ``core.postprocess`` decodes."""
+"""The detector training code, ``examples/training/`` (only where the ``train`` extra, torch,
+is installed: CI never trains, so there these tests skip): target assignment, batch-norm
+folding, and that the ONNX export computes what the torch network does, in the layout
+``core.postprocess`` decodes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from core.models.detector import load_detector  # noqa: E402
-from core.models.detector_net import (  # noqa: E402
+from core.preprocess import PreprocessSpec  # noqa: E402
+from examples.training.detector_net import (  # noqa: E402
     STRIDE,
     DetectorNet,
     Exported,
@@ -20,8 +22,7 @@ from core.models.detector_net import (  # noqa: E402
     assign,
     cell_centres,
 )
-from core.models.train_detector import TrainingScenes, export, learning_rate  # noqa: E402
-from core.preprocess import PreprocessSpec  # noqa: E402
+from examples.training.train_detector import TrainingScenes, export, learning_rate  # noqa: E402
 
 TINY = NetConfig("detector-t", (64, 96), (4, 8, 8, 8, 8), batch=2, steps=1)
 

@@ -34,9 +34,10 @@ from core.backends.base import (
     BatchPlan,
     LoadTimings,
     Outputs,
-    TensorSpec,
 )
+from core.backends.tensor_spec import TensorSpec
 from core.device import DeviceProbe, choose_backend, probe
+from core.models import reference_model_path
 
 __all__ = [
     "PRECISIONS",
@@ -56,8 +57,6 @@ def resolve_model(model: str | os.PathLike[str]) -> Path:
     path = Path(model)
     if path.exists() or isinstance(model, os.PathLike) or path.suffix or len(path.parts) > 1:
         return path  # a missing file is reported by the backend, as such
-    from core.models import reference_model_path  # noqa: PLC0415 - builds models on demand
-
     return reference_model_path(str(model))
 
 

@@ -31,34 +31,13 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from core.backends.model_file import file_sha256, fixed_batch, image_input, resolve_input_size
+from core.backends.tensor_spec import TensorSpec
 from core.errors import ConfigError, FrameError
 from core.preprocess import PreprocessSpec
 
 Precision = Literal["fp32", "fp16", "int8"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8")
-Dim = int | str | None
-"""A declared dimension: an int when fixed, its symbolic name (or None) when dynamic."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """A model input or output as the model file declares it."""
-
-    name: str
-    shape: tuple[Dim, ...]
-    dtype: str
-    """NumPy dtype name (``float32``), or the runtime's own name for types NumPy lacks."""
-
-    def shape_text(self) -> str:
-        """``[batch, 3, 224, 224]``: dynamic dimensions by name, ``?`` when unnamed.
-
-        >>> TensorSpec("images", ("batch", 3, None, 640), "float32").shape_text()
-        '[batch, 3, ?, 640]'
-        """
-        return "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
-
-    def __str__(self) -> str:
-        return f"{self.name}{self.shape_text()} {self.dtype}"
 
 
 @dataclass(frozen=True)
@@ -177,12 +156,6 @@ class Backend(abc.ABC):
         input_size: tuple[int, int] | int | None,
         input_slots: int = 1,
     ) -> None:
-        from core.backends.model_file import (  # noqa: PLC0415 - model_file imports this module
-            fixed_batch,
-            image_input,
-            resolve_input_size,
-        )
-
         self.model_path = model_path
         self.inputs, self.outputs = inputs, outputs
         self.input_spec = image_input(inputs, model_path)
@@ -269,8 +242,6 @@ class Backend(abc.ABC):
     def model_sha256(self) -> str:
         """SHA-256 of the model file (read once, when first asked)."""
         if self._sha256 is None:
-            from core.backends.model_file import file_sha256  # noqa: PLC0415 - see __init__
-
             self._sha256 = file_sha256(self.model_path)
         return self._sha256
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from core.backends.base import TensorSpec
+from core.backends.tensor_spec import TensorSpec
 from core.errors import ModelError, ModelNotFoundError
 
 IMAGE_CHANNELS = 3

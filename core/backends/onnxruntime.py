@@ -24,11 +24,23 @@ from typing import Any
 
 import numpy as np
 
-from core.backends.base import PRECISIONS, Allocator, Backend, BackendInfo, TensorSpec
+from core.backends.base import PRECISIONS, Allocator, Backend, BackendInfo
 from core.backends.model_file import check_model_file, load_failure
+from core.backends.tensor_spec import TensorSpec
 from core.cache import cache_dir
 from core.device import ort_providers, probe
 from core.errors import BackendUnavailableError, ConfigError, ModelError
+from core.onnxruntime_session import import_onnxruntime, session_options
+
+__all__ = [  # the session helpers too: bench and the tests import them from here
+    "CPU",
+    "CUDA",
+    "TENSORRT",
+    "OnnxRuntimeBackend",
+    "import_onnxruntime",
+    "session_options",
+    "tensor_specs",
+]
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -43,41 +55,6 @@ _DTYPES = {
     "tensor(int64)": "int64",
     "tensor(bool)": "bool",
 }
-
-
-def import_onnxruntime() -> Any:
-    """The ``onnxruntime`` module, or a one-line :class:`BackendUnavailableError`."""
-    try:
-        import onnxruntime  # noqa: PLC0415 - optional at import time of core
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            f"onnxruntime is not installed ({exc}): pip install onnxruntime "
-            "(or onnxruntime-gpu for CUDA and TensorRT execution providers)"
-        ) from exc
-    return onnxruntime
-
-
-def session_options(
-    threads: int | None = None, inter_op_threads: int | None = None, *, spinning: bool = True
-) -> Any:
-    """The ``SessionOptions`` this backend uses (bench gives the same to a bare session).
-
-    ``spinning=False`` stops the intra-op threads from spinning while they wait for work
-    (``session.intra_op.allow_spinning``): a spinning thread holds a core the pipeline's other
-    stages need; a lone inference benchmark is a little faster with it."""
-    ort = import_onnxruntime()
-    options = ort.SessionOptions()
-    for name, value in (("threads", threads), ("inter_op_threads", inter_op_threads)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{name} must be >= 1 (or None for the default), got {value}")
-    if threads is not None:
-        options.intra_op_num_threads = threads
-    if inter_op_threads is not None:
-        options.inter_op_num_threads = inter_op_threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if not spinning:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return options
 
 
 def tensor_specs(args: Sequence[Any]) -> tuple[TensorSpec, ...]:

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from core import jpeg
-from core.backends.base import TensorSpec
+from core.backends.tensor_spec import TensorSpec
 from core.cache import atomic_write_bytes
 from core.errors import ConfigError
-from core.sources.base import MAX_PIXELS
+from core.frame import MAX_PIXELS
 
 ENGINE_SUFFIX = ".engine"
 CALIBRATION_SUFFIXES = (".jpg", ".jpeg", ".npy")

@@ -2,12 +2,12 @@
 take, and how well they detect on the synthetic camera.
 
 ``detector-s`` and ``detector-m`` are small anchor-free YOLO-style networks the project trains
-itself on :mod:`core.synthetic` frames (``python -m core.models.train_detector``; see
-``MODEL_CARD.md`` beside this file). They are committed, not rebuilt: CI never trains. Each file
-describes itself in its ONNX metadata (class names, preprocessing, output layout), and its
-input is fixed (``images``: ``(batch, 3, H, W)`` float32 RGB 0..1, letterboxed, as
-:meth:`core.preprocess.PreprocessSpec.yolo` makes it); the output is the ``(batch, A, 4 + C)``
-layout :func:`core.postprocess.decode_detections` reads.
+itself on :mod:`core.synthetic` frames (``python -m examples.training.train_detector`` in a
+checkout; see ``MODEL_CARD.md`` beside this file). They are committed, not rebuilt: CI never
+trains. Each file describes itself in its ONNX metadata (class names, preprocessing, output
+layout), and its input is fixed (``images``: ``(batch, 3, H, W)`` float32 RGB 0..1,
+letterboxed, as :meth:`core.preprocess.PreprocessSpec.yolo` makes it); the output is the
+``(batch, A, 4 + C)`` layout :func:`core.postprocess.decode_detections` reads.
 
 Nothing here needs torch; ONNX Runtime is imported only by the functions that run a model.
 """
@@ -26,6 +26,7 @@ import numpy as np
 from core.accuracy import AccuracyReport, evaluate
 from core.detections import Detections, GroundTruth
 from core.errors import ModelError, ModelNotFoundError
+from core.onnxruntime_session import import_onnxruntime, session_options
 from core.postprocess import decode_batch
 from core.preprocess import LetterboxTransform, PreprocessSpec, preprocess_into
 from core.synthetic import SceneConfig, SyntheticCamera
@@ -49,7 +50,7 @@ def detector_path(name: str) -> Path:
     if not path.is_file():
         raise ModelNotFoundError(
             f"{path} is missing: it is committed with the package; a checkout without it can "
-            f"rebuild it with `python -m core.models.train_detector --size {name[-1]}`"
+            f"rebuild it with `python -m examples.training.train_detector --size {name[-1]}`"
         )
     return path
 
@@ -81,9 +82,6 @@ def load_detector(path: str | Path, *, threads: int = 1) -> LoadedDetector:
     """Open ``path`` with ONNX Runtime's CPU provider using ``threads`` intra-op threads, with
     the session options the ONNX Runtime backend uses (so the model card's latencies, the
     evaluation and the pipeline run the same graph optimisations)."""
-    # Imported here: the runtime dependency only model users need.
-    from core.backends.onnxruntime import import_onnxruntime, session_options  # noqa: PLC0415
-
     ort = import_onnxruntime()
     options = session_options(threads, 1)
     try:

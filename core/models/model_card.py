@@ -3,12 +3,12 @@ made, how well and how fast they run.
 
     python -m core.models.model_card [MODEL_DIR]
 
-``train_detector`` calls this after each export; run it alone to refresh the card (latency on
-another machine, say). Figures: parameters and GFLOPs counted from the ONNX graph itself
-(convolutions' multiply-adds times two, at batch 1: the rest is negligible), AP at IoU 0.5 on
-fresh 1080p frames of a scene no training frame came from, ONNX Runtime latency at batch 1.
-Training facts come from the ``<name>.training.json`` the training script writes beside the
-model.
+:mod:`examples.training.train_detector` calls this after each export; run it alone to refresh
+the card (latency on another machine, say). Figures: parameters and GFLOPs counted from the
+ONNX graph itself (convolutions' multiply-adds times two, at batch 1: the rest is negligible),
+AP at IoU 0.5 on fresh 1080p frames of a scene no training frame came from, ONNX Runtime
+latency at batch 1. Training facts come from the ``<name>.training.json`` the training script
+writes beside the model.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ They exist so that `bench`, the tests and HIL replays run a detector that *reall
 with a real accuracy/speed trade-off between two sizes, without downloading anything. They
 know nothing of real-world images.
 
-**Network.** Anchor-free, single-level, YOLOX/FCOS-style (`core/models/detector_net.py`):
+**Network.** Anchor-free, single-level, YOLOX/FCOS-style (`examples/training/detector_net.py`):
 five stride-2 conv-BN-SiLU stages, a top-down neck to stride 8, one head predicting per
 stride-8 cell the distances to the four box sides and a score per class (quality focal
 loss + GIoU, FCOS centre sampling). Batch norm is folded; the decoding to boxes is in the

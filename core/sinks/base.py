@@ -32,27 +32,18 @@ from __future__ import annotations
 
 import abc
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 from core.detections import Detections
+from core.encoded_image import EncodedImage
 
 __all__ = ["EncodedImage", "NullSink", "ResultRecord", "Sink", "SinkConfig"]
 
 SCHEMA = "edgeloop.result/1"
 """The ``schema`` field of every record's JSON: consumers check it before reading on."""
-
-
-@dataclass(frozen=True)
-class EncodedImage:
-    """A JPEG that goes with a record: a crop around detections, or the whole frame."""
-
-    kind: Literal["crop", "frame"]
-    box: tuple[float, float, float, float] | None
-    """Where the crop was cut (frame pixels, xyxy, margin included); None for a full frame."""
-    jpeg: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)

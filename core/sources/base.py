@@ -31,6 +31,7 @@ import numpy as np
 from core.config import at_least, checked, in_range, positive, validate
 from core.detections import GroundTruth
 from core.errors import ConfigError, FrameError, SourceError
+from core.frame import MAX_PIXELS
 from core.preprocess import check_frame
 
 __all__ = ["DecoderName", "Source", "SourceConfig", "SourceFrame", "SourceKind"]
@@ -44,10 +45,6 @@ _URI_HELP: dict[str, str] = {
     "v4l2": "a device such as /dev/video0",
     "rtsp": "a stream URL such as rtsp://camera/stream",
 }
-
-
-MAX_PIXELS = 8192 * 8192
-"""The default ``SourceConfig.max_pixels``: an 8K camera (7680 x 4320) fits with room."""
 
 
 @dataclass(frozen=True)

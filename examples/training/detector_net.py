@@ -21,7 +21,8 @@ AP measures) plus GIoU on positive cells.
 ``(N, A, 4 + C)`` layout :func:`core.postprocess.decode_detections` reads: boxes in
 network-input pixels, class probabilities.
 
-torch is a development-only dependency (the ``train`` extra); nothing at run time imports this.
+torch is a development-only dependency (the ``train`` extra); only the training script
+(:mod:`examples.training.train_detector`) and its tests import this.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Train a reference detector on the synthetic camera, export it to ONNX, update its model card.
 
-    python -m core.models.train_detector --size s --out core/models/
+    python -m examples.training.train_detector --size s      # from the repository root
 
-Development only: needs the ``train`` extra (``pip install -e '.[train]'``: PyTorch, CPU).
-CI never runs this; the ONNX files it writes are committed.
+Development only: needs the ``train`` extra (``pip install -e '.[train]'``: PyTorch, CPU), and
+lives outside the installed packages so devices never ship it. CI never runs this; the ONNX
+files it writes (by default into ``core/models/``, where the runtime loads them) are committed.
 
 Deterministic: every random choice comes from seeded generators (NumPy for the data, torch for
 the weights), torch runs with deterministic algorithms on a fixed number of threads, and the
@@ -35,8 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.models.detector import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
-from core.models.detector_net import (
+from core.models.detector import INPUT_NAME, METADATA_KEY, MODEL_DIR, OUTPUT_NAME
+from core.preprocess import PreprocessSpec, preprocess_into
+from core.synthetic import CLASS_NAMES, SceneConfig, SyntheticCamera
+from examples.training.detector_net import (
     DetectorNet,
     Exported,
     NetConfig,
@@ -46,9 +49,9 @@ from core.models.detector_net import (
     fold_batch_norm,
     loss,
 )
-from core.preprocess import PreprocessSpec, preprocess_into
-from core.synthetic import CLASS_NAMES, SceneConfig, SyntheticCamera
 
+PROG = "python -m examples.training.train_detector"
+"""How this script is run (from the repository root); the card's "reproduce" row quotes it."""
 SIZES = {
     "s": NetConfig("detector-s", (192, 320), (16, 32, 48, 96, 128), batch=32, steps=2000),
     "m": NetConfig("detector-m", (256, 448), (24, 48, 64, 128, 160), batch=24, steps=1400),
@@ -223,7 +226,7 @@ def export(net: DetectorNet, size: NetConfig, path: Path) -> None:
     proto = onnx.load(str(tmp))
     tmp.unlink()
     proto.ir_version = IR_VERSION
-    proto.producer_name = "edgeloop.core.models.train_detector"
+    proto.producer_name = "edgeloop.examples.training.train_detector"
     proto.doc_string = f"edgeloop reference detector {size.name}; see MODEL_CARD.md"
     description = {
         "name": size.name,
@@ -253,11 +256,9 @@ def machine() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line (see the module docstring)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m core.models.train_detector", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), required=True)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    parser.add_argument("--out", type=Path, default=MODEL_DIR)
     parser.add_argument("--steps", type=int, help="override the size's step count (trials)")
     parser.add_argument(
         "--no-card", action="store_true", help="export only; do not measure or update the card"
@@ -269,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = train(size, steps=args.steps)
     export(result.net, size, path)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) after {result.seconds:.0f} s")
-    command = f"python -m core.models.train_detector --size {args.size}"
+    command = f"{PROG} --size {args.size}"
     if args.steps:
         command += f" --steps {args.steps}"
     facts = {
