@@ -51,7 +51,7 @@ from bench import verdict as checks
 from bench.stats import downsample, latency_block, stall_windows
 
 if TYPE_CHECKING:  # the runtime is imported when a run starts, not for --help
-    from core.pipeline.report import Timeline
+    from bench.observers import AccuracyCounter, Extension, Timeline, Timelines
 
 PACED_FRACTION = 0.8
 PACED_LOAD_TOLERANCE = 0.05
@@ -234,6 +234,10 @@ class Measured:
     warmup_s: float
     duration_s: float | None
     """The measured phase as planned (the spec's, or longer for the minimum count)."""
+    timelines: Timelines
+    """The run's windows (:class:`bench.observers.Timelines`)."""
+    accuracy: AccuracyCounter | None = None
+    """Accuracy of a source with ground truth (:class:`bench.observers.AccuracyCounter`)."""
 
 
 def bound(costs: Mapping[str, Any], cores: float) -> dict[str, Any]:
@@ -280,12 +284,12 @@ def _plan(
     )
 
 
-def _extension(config: Any, spec: RunSpec, duration_s: float | None) -> Any:
+def _extension(config: Any, spec: RunSpec, duration_s: float | None) -> Extension | None:
     """perf_analyzer's measure-until-stable for a timed run (``spec.max_trials``), judged by
     the same check as the verdict (:func:`_stable`)."""
     if not spec.max_trials or duration_s is None:
         return None
-    from core.pipeline import Extension  # noqa: PLC0415
+    from bench.observers import Extension  # noqa: PLC0415 - imports the runtime
 
     step_s, max_s = checks.extension_plan(duration_s, spec.max_trials)
     paced = not measures_capacity(config)
@@ -296,18 +300,23 @@ def _extension(config: Any, spec: RunSpec, duration_s: float | None) -> Any:
     return Extension(settled, step_s, max_s)
 
 
-def armed_test_slowdown() -> float:
-    """The armed test-only slowdown (``core.pipeline.stats.TEST_SLOWDOWN_ENV``), 0.0 when
-    unset: recorded in the report, announced on stderr."""
-    from core.pipeline.stats import arm_test_slowdown  # noqa: PLC0415
-
-    return arm_test_slowdown()
-
-
 def _pipeline(config: Any) -> Any:
-    from core.pipeline import Pipeline  # noqa: PLC0415 - the runtime, on demand
+    """The runtime (imported on demand), its stages slowed when the test-only slowdown is set
+    (:mod:`bench.slowdown`)."""
+    from bench import slowdown  # noqa: PLC0415
+    from core.pipeline import Pipeline  # noqa: PLC0415
 
-    return Pipeline(config)
+    return Pipeline(config, wrap_stage_calls=slowdown.from_env())
+
+
+def _accuracy_counter(config: Any) -> AccuracyCounter | None:
+    """An accuracy counter when a source has ground truth (the synthetic scene's classes)."""
+    if not any(s.kind == "synthetic" for s in config.sources):
+        return None
+    from bench.observers import AccuracyCounter  # noqa: PLC0415
+    from core.synthetic import CLASS_NAMES  # noqa: PLC0415 - ground truth is synthetic's
+
+    return AccuracyCounter(len(CLASS_NAMES))
 
 
 def run(
@@ -344,12 +353,16 @@ def run(
 
         bounded = f"{duration_s:.1f} s" if duration_s is not None else f"{spec.max_frames} frames"
         progress(0.0, f"{label}: warm-up {warmup_s:.1f} s, then {bounded}")
+        from bench.observers import Timelines  # noqa: PLC0415 - imports the runtime
+
+        timelines = Timelines(duration_s, _extension(config, spec, duration_s))
+        accuracy = _accuracy_counter(config)
         report = pipeline.run(
             duration_s=duration_s,
             max_frames=spec.max_frames,
             warmup_s=warmup_s,
             progress=on_progress,
-            extension=_extension(config, spec, duration_s),
+            observers=[timelines] if accuracy is None else [timelines, accuracy],
         )
         if spec.stage_costs:
             span = measured_span(config, report)
@@ -357,7 +370,7 @@ def run(
             costs = pipeline.stage_costs(frames=STAGE_COST_FRAMES, span=span)
             if before is not None:
                 costs = bracket(before, costs)
-    return Measured(config, spec, report, costs, warmup_s, duration_s)
+    return Measured(config, spec, report, costs, warmup_s, duration_s, timelines, accuracy)
 
 
 def bracket(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
@@ -416,8 +429,9 @@ def _e2e(report: Any) -> dict[str, float] | None:
     return latency_block(samples) if samples.size else None
 
 
-def _samples_block(report: Any) -> dict[str, Any]:
-    samples = np.asarray(report.e2e_ns)
+def _samples_block(measured: Measured) -> dict[str, Any]:
+    samples = np.asarray(measured.report.e2e_ns)
+    timelines = measured.timelines
     return {
         "e2e_latency_ms": _ms_samples(samples) if samples.size else [],
         "e2e_latency_n": int(samples.size),
@@ -425,9 +439,9 @@ def _samples_block(report: Any) -> dict[str, Any]:
             f"evenly spaced order statistics, at most {SAMPLES_KEPT} (every percentile kept to "
             f"within 1/{SAMPLES_KEPT})"
         ),
-        "fps_windows": _windows(report.fps_timeline),
-        "latency_windows_p50_ms": _windows(report.latency_timeline),
-        "latency_windows_p99_ms": _windows(report.latency_p99_timeline),
+        "fps_windows": _windows(timelines.fps),
+        "latency_windows_p50_ms": _windows(timelines.latency_p50),
+        "latency_windows_p99_ms": _windows(timelines.latency_p99),
     }
 
 
@@ -444,10 +458,9 @@ def _measurement_checks(measured: Measured, *, judge_latency: bool) -> list[chec
             min_s=measured.duration_s * DURATION_TOLERANCE,
             min_count=measured.spec.min_frames,
         )
-        found.append(
-            _stable(report.fps_timeline, report.latency_timeline, judge_latency=judge_latency)
-        )
-        found.append(checks.drift(_windows(report.fps_timeline)))
+        timelines = measured.timelines
+        found.append(_stable(timelines.fps, timelines.latency_p50, judge_latency=judge_latency))
+        found.append(checks.drift(_windows(timelines.fps)))
     else:
         wanted = measured.spec.max_frames or measured.spec.min_frames
         found.append(
@@ -468,21 +481,9 @@ def _stable(fps: Timeline, latency: Timeline, *, judge_latency: bool) -> checks.
     return checks.stability(_windows(fps), latency_windows, window_s=_window_s(fps))
 
 
-def _accuracy(report: Any) -> dict[str, Any] | None:
+def _accuracy(measured: Measured) -> dict[str, Any] | None:
     """``map50`` of the inferred frames with ground truth, ``relevant_recall`` of the filter."""
-    if not report.truths and not report.relevant_frames:
-        return None
-    from core.accuracy import map50  # noqa: PLC0415
-    from core.synthetic import CLASS_NAMES  # noqa: PLC0415 - ground truth is synthetic's
-
-    score = map50(report.predictions, report.truths, len(CLASS_NAMES)) if report.truths else None
-    return {
-        "map50": None if score is None or math.isnan(score) else float(score),
-        "relevant_recall": report.relevant_recall,
-        "frames_with_truth": len(report.truths),
-        "relevant_frames": report.relevant_frames,
-        "relevant_delivered": report.relevant_delivered,
-    }
+    return measured.accuracy.block() if measured.accuracy is not None else None
 
 
 def _bytes(report: Any) -> dict[str, Any]:
@@ -549,7 +550,7 @@ def flat_out_block(measured: Measured, cores: float) -> dict[str, Any]:
         speedup_vs_naive=None,
         bytes=_bytes(report),
     )
-    accuracy = _accuracy(report)
+    accuracy = _accuracy(measured)
     if accuracy is not None:
         block["accuracy"] = accuracy
     timings = report.timings
@@ -568,7 +569,7 @@ def flat_out_block(measured: Measured, cores: float) -> dict[str, Any]:
     # A run paced with --rate keeps its latency samples once, in pipeline.paced.samples (where
     # compare judges them): kept here too, they were a third of the report's bytes.
     block["samples"] = (
-        {"fps_windows": _windows(report.fps_timeline)} if paced else _samples_block(report)
+        {"fps_windows": _windows(measured.timelines.fps)} if paced else _samples_block(measured)
     )
     block["verdict"] = checks.verdict(_measurement_checks(measured, judge_latency=paced))
     if paced:
@@ -587,7 +588,7 @@ def _run_settings(measured: Measured) -> dict[str, Any]:
 
     return {
         "duration_s": measured.duration_s,
-        "extended_s": measured.report.extended_s,
+        "extended_s": measured.timelines.extended_s,
         "warmup_s": measured.warmup_s,
         "min_frames": measured.spec.min_frames,
         "max_frames": measured.spec.max_frames,
@@ -595,11 +596,11 @@ def _run_settings(measured: Measured) -> dict[str, Any]:
     }
 
 
-def _stages_after_capture(report: Any) -> dict[str, list[tuple[float, float]]]:
+def _stages_after_capture(timelines: Timelines) -> dict[str, Timeline]:
     """The stages' p99 timelines that end-to-end latency is made of: not the source's (a frame
     is stamped captured once read, or paced, once published on its tick: reading it comes
     first, and is not part of its latency)."""
-    return {k: v for k, v in report.stage_p99_timeline.items() if k != "source"}
+    return {k: v for k, v in timelines.stage_p99.items() if k != "source"}
 
 
 def paced_block(measured: Measured) -> dict[str, Any]:
@@ -616,12 +617,12 @@ def paced_block(measured: Measured) -> dict[str, Any]:
         e2e_p99_over_infer_p99_ms=e2e["p99"] - infer_p99 if e2e and infer_p99 else None,
         stages=_stages(report, None, {}),
         stalls=stall_windows(
-            report.latency_p99_timeline,
-            stages=_stages_after_capture(report),
-            infer_off_cpu=report.infer_off_cpu_timeline,
+            measured.timelines.latency_p99,
+            stages=_stages_after_capture(measured.timelines),
+            infer_off_cpu=measured.timelines.infer_off_cpu,
         ),
         run=_run_settings(measured),
-        samples=_samples_block(report),
+        samples=_samples_block(measured),
         verdict=checks.verdict(_measurement_checks(measured, judge_latency=True)),
     )
     return block
@@ -689,7 +690,7 @@ def quiet_block(measured: Measured) -> dict[str, Any]:
     block.update(
         quiet_fraction=QUIET_FRACTION,
         bytes=_bytes(report),
-        accuracy=_accuracy(report),
+        accuracy=_accuracy(measured),
         run=_run_settings(measured),
         verdict=checks.verdict(_measurement_checks(measured, judge_latency=False)),
     )

@@ -34,6 +34,7 @@ from bench.micro import (
     run_suite,
 )
 from bench.progress import ProgressBar
+from bench.slowdown import read_fraction as read_test_slowdown
 from bench.stats import downsample, latency_block
 from bench.timing import Budget
 
@@ -291,7 +292,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
     )
     model_path = resolve_model(config.model.model)
     capacity = pipeline_run.measures_capacity(config)  # flat out, not paced with --rate
-    slowdown = pipeline_run.armed_test_slowdown()
+    slowdown = read_test_slowdown()
     if slowdown:
         print(
             f"bench: warning: EDGELOOP_TEST_SLOWDOWN={slowdown:g}: test-only slowdown, every "
@@ -504,11 +505,11 @@ def _attempt(paced: dict[str, Any]) -> dict[str, Any]:
 def draw(run: SuiteRun, folder: Path) -> list[Path]:
     """The report folder's plots from the raw runs."""
     flat = run.flat.report
-    fps: dict[str, plots.Series] = {"pipeline, flat out": flat.fps_timeline}
-    latency: dict[str, plots.Series] = {"pipeline, flat out": flat.latency_timeline}
+    fps: dict[str, plots.Series] = {"pipeline, flat out": run.flat.timelines.fps}
+    latency: dict[str, plots.Series] = {"pipeline, flat out": run.flat.timelines.latency_p50}
     if run.paced is not None:
-        fps["pipeline, paced at 80 %"] = run.paced.report.fps_timeline
-        latency["pipeline, paced at 80 %"] = run.paced.report.latency_timeline
+        fps["pipeline, paced at 80 %"] = run.paced.timelines.fps
+        latency["pipeline, paced at 80 %"] = run.paced.timelines.latency_p50
     if run.naive is not None:
         fps["naive loop"] = naive.fps_windows(run.naive)
         latency["naive loop"] = naive.latency_windows(run.naive)

@@ -106,6 +106,73 @@ def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return out
 
 
+def match_frame(
+    prediction: Detections,
+    truth: GroundTruth,
+    cls: int,
+    iou_threshold: float = 0.5,
+    max_occluded: float = DEFAULT_MAX_OCCLUDED,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int8], int]:
+    """One frame's predictions of class ``cls`` against its ground truth: ``(scores,
+    outcomes, ground-truth count)``, the predictions in descending score order (ties in their
+    given order), each outcome 1 (true positive) or 0 (false positive); predictions that
+    matched an ignored object are left out of both. The count leaves out ignored objects.
+
+    A frame's matches depend only on the order of its own predictions, so ranking every
+    frame's outcomes together afterwards is the same as ranking all predictions first: what
+    lets a running count (the bench's) score frames as they come.
+
+    >>> box = np.array([[0, 0, 10, 10]], np.float32)
+    >>> truth = GroundTruth(box, np.array([0]), np.zeros(1, np.float32))
+    >>> twice = Detections(np.array([[0, 0, 10, 10], [1, 1, 10, 10]]), np.array([0.6, 0.9]),
+    ...                    np.array([0, 0]))
+    >>> scores, outcomes, count = match_frame(twice, truth, 0)
+    >>> [round(float(v), 2) for v in scores], outcomes.tolist(), count  # the best takes it
+    ([0.9, 0.6], [1, 0], 1)
+    """
+    mine = np.asarray(prediction.classes) == cls
+    scores = np.asarray(prediction.scores, np.float32)[mine]
+    boxes = np.asarray(prediction.boxes, np.float64).reshape(-1, 4)[mine]
+    theirs = np.asarray(truth.classes) == cls
+    truth_boxes = np.asarray(truth.boxes, np.float64).reshape(-1, 4)[theirs]
+    ignored = np.asarray(truth.occluded)[theirs] > max_occluded
+    count = int((~ignored).sum())
+    order = np.argsort(-scores, kind="stable")
+    if len(truth_boxes) == 0:
+        return scores[order], np.zeros(len(order), np.int8), count
+    overlaps = box_iou(boxes[order], truth_boxes)
+    taken = np.zeros(len(truth_boxes), bool)
+    kept, outcomes = [], []
+    for rank, k in enumerate(order):
+        best = int(np.argmax(overlaps[rank]))
+        if overlaps[rank, best] < iou_threshold:
+            outcome = 0
+        elif ignored[best]:
+            continue
+        elif taken[best]:
+            outcome = 0
+        else:
+            taken[best] = True
+            outcome = 1
+        kept.append(k)
+        outcomes.append(outcome)
+    return scores[np.asarray(kept, np.intp)], np.asarray(outcomes, np.int8), count
+
+
+def _ranked_ap(outcomes: npt.ArrayLike, num_truth: int) -> tuple[float, float]:
+    """(AP, recall) of outcomes already ranked by descending score (1 hit, 0 miss) against
+    ``num_truth`` objects; NaN for both when there are none."""
+    ranked = np.asarray(outcomes, np.float64)
+    if num_truth == 0:
+        return math.nan, math.nan
+    if ranked.size == 0:
+        return 0.0, 0.0
+    hits = np.cumsum(ranked)
+    recall = hits / num_truth
+    precision = hits / np.arange(1, ranked.size + 1, dtype=np.float64)
+    return average_precision(recall, precision), float(recall[-1])
+
+
 def _match_class(
     predictions: Sequence[Detections],
     ground_truths: Sequence[GroundTruth],
@@ -114,46 +181,20 @@ def _match_class(
     max_occluded: float,
 ) -> tuple[float, float, int, int]:
     """(AP, recall, ground-truth count, prediction count) for one class."""
-    frames, scores, boxes = [], [], []
-    truth_boxes, ignored = [], []
-    for i, (pred, truth) in enumerate(zip(predictions, ground_truths, strict=True)):
-        mine = pred.classes == cls
-        frames.append(np.full(int(mine.sum()), i))
-        scores.append(pred.scores[mine])
-        boxes.append(pred.boxes[mine])
-        theirs = np.asarray(truth.classes) == cls
-        truth_boxes.append(np.asarray(truth.boxes, np.float64)[theirs])
-        ignored.append(np.asarray(truth.occluded)[theirs] > max_occluded)
-    num_truth = int(sum(int((~flags).sum()) for flags in ignored))
-    frame_of = np.concatenate([np.zeros(0, np.intp), *frames])
-    score = np.concatenate([np.zeros(0, np.float32), *scores])
-    box = np.concatenate([np.zeros((0, 4), np.float32), *boxes])
-    order = np.argsort(-score, kind="stable")
-    taken = [np.zeros(len(flags), bool) for flags in ignored]
-    outcome = []  # 1 true positive, 0 false positive; ignored matches are left out
-    for k in order:
-        f = frame_of[k]
-        if len(truth_boxes[f]) == 0:
-            outcome.append(0)
-            continue
-        overlaps = box_iou(box[k], truth_boxes[f])[0]
-        best = int(np.argmax(overlaps))
-        if overlaps[best] < iou_threshold:
-            outcome.append(0)
-        elif ignored[f][best]:
-            continue
-        elif taken[f][best]:
-            outcome.append(0)
-        else:
-            taken[f][best] = True
-            outcome.append(1)
-    if num_truth == 0:
-        return math.nan, math.nan, 0, len(score)
-    hits = np.cumsum(np.asarray(outcome, np.float64))
-    tried = np.arange(1, len(outcome) + 1, dtype=np.float64)
-    recall = hits / num_truth
-    ap = average_precision(recall, hits / tried) if outcome else 0.0
-    return ap, float(recall[-1]) if len(recall) else 0.0, num_truth, len(score)
+    scores, outcomes = [np.zeros(0, np.float32)], [np.zeros(0, np.int8)]
+    num_truth = predicted = 0
+    for pred, truth in zip(predictions, ground_truths, strict=True):
+        frame_scores, frame_outcomes, count = match_frame(
+            pred, truth, cls, iou_threshold, max_occluded
+        )
+        scores.append(frame_scores)
+        outcomes.append(frame_outcomes)
+        num_truth += count
+        predicted += int((np.asarray(pred.classes) == cls).sum())
+    score = np.concatenate(scores)
+    ranked = np.concatenate(outcomes)[np.argsort(-score, kind="stable")]
+    ap, recall = _ranked_ap(ranked, num_truth)
+    return ap, recall, num_truth, predicted
 
 
 def evaluate(

@@ -43,8 +43,8 @@ def test_a_paced_run_measures_on_until_the_verdicts_stability_check_holds(
     measured = pipeline_run.run(small_config("rate=50"), spec, cores=2.0)
     step_s, max_s = checks.extension_plan(1.5, 5)
     assert (step_s, max_s) == (0.5, 2.5)
-    extensions = round(measured.report.extended_s / step_s)
-    assert measured.report.extended_s == extensions * step_s
+    extensions = round(measured.timelines.extended_s / step_s)
+    assert measured.timelines.extended_s == extensions * step_s
     assert 1 <= extensions <= 2  # the "no", then the real check: room for one more step
     assert asked[0] is True  # paced: latency is judged too, as in the verdict
     block = pipeline_run.paced_block(measured)
@@ -61,7 +61,7 @@ def test_no_extension_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline_run, "_stable", never)
     spec = pipeline_run.RunSpec(0.5, min_frames=5, warmup_s=0.1, stage_costs=False)
     measured = pipeline_run.run(small_config("rate=50"), spec, cores=2.0)
-    assert measured.report.extended_s == 0.0
+    assert measured.timelines.extended_s == 0.0
     assert pipeline_run._run_settings(measured)["extended_s"] == 0.0
 
 

@@ -196,14 +196,29 @@ def test_progress_bar_draws_in_place_on_a_terminal(monkeypatch: pytest.MonkeyPat
     assert log.getvalue().count("\n") == 1 and "starting" in log.getvalue()
 
 
-def test_test_only_slowdown_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench import pipeline_run
+def test_the_test_only_slowdown_is_read_from_the_environment_and_checked() -> None:
+    from bench import slowdown
 
-    monkeypatch.delenv("EDGELOOP_TEST_SLOWDOWN", raising=False)
-    assert pipeline_run.armed_test_slowdown() == 0.0
-    monkeypatch.setenv("EDGELOOP_TEST_SLOWDOWN", "0.1")
-    try:
-        assert pipeline_run.armed_test_slowdown() == 0.1
-    finally:
-        monkeypatch.delenv("EDGELOOP_TEST_SLOWDOWN")
-        pipeline_run.armed_test_slowdown()
+    assert slowdown.read_fraction({}) == 0.0 and slowdown.from_env({}) is None
+    for bad in ("soon", "-1", "nan"):
+        assert slowdown.read_fraction({slowdown.TEST_SLOWDOWN_ENV: bad}) == 0.0
+    made = slowdown.from_env({slowdown.TEST_SLOWDOWN_ENV: "0.1"})
+    assert made is not None and made.fraction == 0.1
+    with pytest.raises(ValueError, match="fraction"):
+        slowdown.Slowdown(-0.5)
+
+
+def test_a_slowdown_stretches_each_call_by_its_fraction_on_average() -> None:
+    """Calls of 4 ms slowed by half take about 6 ms each, exactly on average (what a sleep
+    overshoots is carried to the next call), and it pickles for an inference process."""
+    import pickle
+    import time
+
+    from bench.slowdown import Slowdown
+
+    slow = pickle.loads(pickle.dumps(Slowdown(0.5)))
+    stretched = slow("infer", lambda x: time.sleep(0.004) or x)
+    start = time.perf_counter()
+    assert [stretched(i) for i in range(10)] == list(range(10))
+    elapsed = time.perf_counter() - start
+    assert elapsed >= 10 * 0.006 * 0.95

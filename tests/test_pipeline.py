@@ -1,5 +1,6 @@
 """The pipeline end to end on small synthetic streams: ordering, slots, drops, batching,
-filter levels, the ledger, metrics, process sources and stage costs. No timing assertions."""
+filter levels, the ledger, metrics, process sources, observers, stage-call wrappers and stage
+costs. No timing assertions."""
 
 from __future__ import annotations
 
@@ -8,18 +9,28 @@ import itertools
 import os
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
-from core.backends.base import Outputs
+from bench.observers import Timelines
+from bench.slowdown import Slowdown
 from core.metrics import MetricsRegistry
-from core.pipeline import STAGES, Extension, Pipeline, PipelineReport, runtime
-from core.pipeline.batcher import Batch
+from core.pipeline import (
+    STAGES,
+    FrameOutcome,
+    Pipeline,
+    PipelineReport,
+    RunObserver,
+    StageCallWrapper,
+    Window,
+    runtime,
+)
 from core.pipeline.costs import CHUNKS, WARMUP_FRAMES, _chunks
 from core.pipeline.priority import slice_us
-from core.pipeline.stages import InferStage
-from core.pipeline.stats import TEST_SLOWDOWN_ENV, StageStats, arm_test_slowdown, stats_buffer
+from core.pipeline.stats import StageStats, stats_buffer
 from core.pipeline.telemetry import PipelineMetrics
 from core.sources import Source, SourceConfig, SourceFrame, open_source
 from tests.pipeline_doubles import (
@@ -33,11 +44,48 @@ from tests.pipeline_doubles import (
 
 
 def _run(
-    *overrides: str, streams: int = 1, sink: RecordingSink | None = None, **run: object
+    *overrides: str,
+    streams: int = 1,
+    sink: RecordingSink | None = None,
+    wrap: StageCallWrapper | None = None,
+    **run: object,
 ) -> PipelineReport:
     config = small_config(*overrides, streams=streams)
-    with Pipeline(config, sink=sink) as pipeline:
+    with Pipeline(config, sink=sink, wrap_stage_calls=wrap) as pipeline:
         return pipeline.run(**run)  # type: ignore[arg-type]
+
+
+class _Recorder(RunObserver):
+    """Keeps everything an observer is shown, and asks for ``more`` seconds ``times`` times."""
+
+    def __init__(self, more: float = 0.0, times: int = 0) -> None:
+        self.more, self.times = more, times
+        self.calls: list[str] = []
+        self.frames: list[FrameOutcome] = []
+        self.windows: list[tuple[float, float, int, int, dict[str, int]]] = []
+        self.asked: list[float] = []
+
+    def on_measure_start(self) -> None:
+        self.calls.append("start")
+        self.frames.clear()
+
+    def on_frame(self, frame: FrameOutcome) -> None:
+        self.frames.append(frame)
+
+    def on_window(self, window: Window) -> None:
+        self.calls.append("window")
+        sizes = {name: window.stage_ns(name).size for name in window.stage_names()}
+        e2e = window.e2e_ns()
+        self.windows.append((window.end_s, window.fps, window.delivered, e2e.size, sizes))
+
+    def more_seconds(self, measured_s: float) -> float:
+        self.asked.append(measured_s)
+        if len(self.asked) > self.times:
+            return 0.0
+        return self.more
+
+    def on_run_end(self) -> None:
+        self.calls.append("end")
 
 
 def _accounted(report: PipelineReport) -> None:
@@ -81,13 +129,13 @@ def test_no_slot_leaks_and_every_frame_accounted(worker: str) -> None:
     assert report.stage_ns["source"].size == 40
 
 
-def test_drop_oldest_counts_what_a_slow_stage_lost(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TEST_SLOWDOWN_ENV, "30")  # every stage 31 times slower than the camera
+def test_drop_oldest_counts_what_a_slow_stage_lost() -> None:
     make, _ = factory()
     config = small_config(
         "filter.motion.enabled=false", "ring_slots=4", kind="v4l2", uri="/dev/video99"
     )
-    with Pipeline(config, source_factory=make) as pipeline:
+    slow = Slowdown(30)  # every stage 31 times slower than the camera
+    with Pipeline(config, source_factory=make, wrap_stage_calls=slow) as pipeline:
         report = pipeline.run(max_frames=60)
     stream = report.streams[0]
     assert stream.policy == "drop_oldest"
@@ -97,14 +145,17 @@ def test_drop_oldest_counts_what_a_slow_stage_lost(monkeypatch: pytest.MonkeyPat
     _accounted(report)
 
 
-def test_a_paced_source_held_back_by_slow_stages_counts_the_ticks_it_missed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_paced_source_held_back_by_slow_stages_counts_the_ticks_it_missed() -> None:
     """A ``block`` ring loses nothing, so a source paced faster than the stages go falls
     behind its clock: the ticks without a frame are counted (report and metric), the frames
     it did produce are all accounted for."""
-    monkeypatch.setenv(TEST_SLOWDOWN_ENV, "30")
-    report = _run("filter.motion.enabled=false", "ring_slots=4", "rate=200", duration_s=0.5)
+    report = _run(
+        "filter.motion.enabled=false",
+        "ring_slots=4",
+        "rate=200",
+        wrap=Slowdown(30),
+        duration_s=0.5,
+    )
     stream = report.streams[0]
     assert stream.policy == "block" and not stream.dropped
     assert stream.missed_ticks > 0 and report.missed_ticks == stream.missed_ticks
@@ -159,11 +210,13 @@ def test_transmission_levels_make_the_right_records(level: str, kinds: set[str])
 
 def test_cooldown_and_motion_gate_hold_back_what_was_sent() -> None:
     sink = RecordingSink()
-    report = _run("filter.cooldown_s=60", sink=sink, max_frames=30)
+    seen = _Recorder()
+    _run("filter.cooldown_s=60", sink=sink, max_frames=30, observers=[seen])
     assert 0 < len(sink.records) < 30  # the same objects are not sent again
-    assert report.relevant_frames == 30  # the synthetic scene always shows an object
-    assert 0 < report.relevant_delivered <= report.relevant_frames
-    assert len(report.predictions) == len(report.truths) <= 30
+    assert len(seen.frames) == 30 and all(f.truth is not None for f in seen.frames)
+    gated = [f for f in seen.frames if f.decision.reason == "no-motion"]
+    assert all(f.detections is None for f in gated)  # not inferred
+    assert any(f.decision.reason == "cooldown" for f in seen.frames)
 
 
 def test_ledger_counts_what_the_sink_was_given() -> None:
@@ -211,9 +264,10 @@ def test_metrics_registry_has_the_run() -> None:
 
 
 def test_sources_in_processes() -> None:
-    report = _run("source_workers=process", streams=2, max_frames=20)
+    seen = _Recorder()
+    report = _run("source_workers=process", streams=2, max_frames=20, observers=[seen])
     assert report.frames == 20
-    assert report.relevant_frames == 20  # ground truth came through the shared block
+    assert sum(f.truth is not None for f in seen.frames) == 20  # through the shared block
     assert report.stage_ns["source"].size == 20  # the source's timings too
     _accounted(report)
 
@@ -223,83 +277,63 @@ def test_pacing_and_duration() -> None:
     assert 0 < report.frames < 50  # paced, not flat out
     assert report.streams[0].state == "stopped"
     _accounted(report)
-    assert report.fps_timeline and report.latency_timeline
-    assert len(report.latency_p99_timeline) == len(report.latency_timeline)
-    for (t50, p50), (t99, p99) in zip(
-        report.latency_timeline, report.latency_p99_timeline, strict=True
-    ):
-        assert t50 == t99 and (np.isnan(p50) or p50 <= p99)
-    # each stage's p99 over the same windows, from that stage's own calls
-    timelines = report.stage_p99_timeline
-    assert set(timelines) == set(STAGES)
-    infer_ms = report.stage_ns["infer"] / 1e6
-    for name, timeline in timelines.items():
-        assert [t for t, _ in timeline] == [t for t, _ in report.latency_p99_timeline], name
-    windows = [v for _, v in timelines["infer"] if not np.isnan(v)]
-    assert windows and infer_ms.min() <= min(windows) <= max(windows) <= infer_ms.max()
-    # and how long inference waited for a core in each of them
-    off_cpu = report.infer_off_cpu_timeline
-    assert [t for t, _ in off_cpu] == [t for t, _ in report.latency_p99_timeline]
-    assert all(v >= 0 for _, v in off_cpu)
 
 
-def test_a_run_measures_on_while_its_windows_have_not_settled() -> None:
-    """perf_analyzer's measure-until-stable: at the planned end the extension's rule is asked,
-    with the timelines so far; each "no" adds a step, and the run stops at the first "yes"."""
-    asked: list[tuple[list[tuple[float, float]], list[tuple[float, float]]]] = []
+def test_observers_see_the_warm_up_end_every_window_and_frame_then_the_end() -> None:
+    seen = _Recorder()
+    report = _run("rate=50", warmup_s=0.1, duration_s=0.4, observers=[seen, _Recorder()])
+    assert seen.calls[0] == "start" and seen.calls[-1] == "end"
+    assert set(seen.calls[1:-1]) == {"window"} and len(seen.windows) >= 3
+    assert len(seen.frames) == report.frames  # the warm-up's were cleared on "start"
+    ends = [w[0] for w in seen.windows]
+    assert ends == sorted(ends) and ends[-1] <= report.duration_s
+    for _, fps, delivered, e2e, stages in seen.windows:
+        assert e2e == delivered and fps >= 0
+        assert set(stages) == set(STAGES) and stages["sink"] == delivered
+    assert sum(w[2] for w in seen.windows) <= report.frames
+    assert seen.asked and seen.asked[0] >= 0.4  # asked at the planned end, not before
 
-    def settled(fps: list[tuple[float, float]], latency: list[tuple[float, float]]) -> bool:
-        asked.append((fps, latency))
-        return len(asked) == 3
 
-    extension = Extension(settled, step_s=0.2, max_s=5.0)
-    report = _run("rate=50", duration_s=0.4, extension=extension)
-    assert len(asked) == 3 and report.extended_s == pytest.approx(2 * 0.2)
-    assert report.duration_s >= 0.4 + 2 * 0.2  # never stops before it is due
-    sizes = [len(fps) for fps, _ in asked]
-    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]  # more windows each time
-    fps, latency = asked[-1]
-    assert fps == report.fps_timeline  # the rule saw the run's own windows, all of them
-    assert [t for t, _ in latency] == [t for t, _ in fps]
+def test_a_run_measures_on_as_long_as_an_observer_asks() -> None:
+    """At the planned end every observer is asked; the run goes on for the most seconds any
+    asks, and is asked again at the new end, until none wants more."""
+    twice = _Recorder(more=0.2, times=2)
+    report = _run("rate=50", duration_s=0.4, observers=[twice, _Recorder(more=0.1, times=1)])
+    assert len(twice.asked) == 3  # 0.4: more, 0.6: more, 0.8: enough
+    assert twice.asked[1] >= 0.6 and twice.asked[2] >= 0.8
+    assert report.duration_s >= 0.8
     _accounted(report)
+    assert _Recorder().more_seconds(1.0) == 0.0 and RunObserver().more_seconds(1.0) == 0.0
 
 
-def test_an_extension_stops_at_its_most_measured_seconds() -> None:
-    never = Extension(lambda fps, latency: False, step_s=0.1, max_s=0.5)
-    report = _run("rate=50", duration_s=0.3, extension=never)
-    assert report.extended_s == pytest.approx(0.2)  # 0.3 -> 0.4 -> 0.5, no step past max_s
-    assert _run("rate=50", duration_s=0.3).extended_s == 0.0
-    with pytest.raises(ValueError, match="duration_s"):
-        _run(max_frames=5, extension=never)
-    with pytest.raises(ValueError, match="step_s"):
-        Extension(lambda fps, latency: True, step_s=0.0, max_s=1.0)
+def _sleepy(stage: str, call: Callable[..., Any]) -> Callable[..., Any]:
+    """A stage-call wrapper whose inference calls sleep 1 ms first (off the core)."""
+    if stage != "infer":
+        return call
+
+    def sleepy(*args: Any) -> Any:
+        time.sleep(0.001)
+        return call(*args)
+
+    return sleepy
 
 
 @pytest.mark.parametrize("worker", ["thread", "process"])
-def test_time_inference_spent_off_its_core_is_reported(
-    worker: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``infer_off_cpu_timeline``: calls' wall time less the CPU time they ran. Made certain
-    here by calls that sleep: in a process, the test-only slowdown's (the child sleeps inside
-    each call as long as it ran); in a thread, an inference stage that sleeps 1 ms first."""
-
-    class SleepyInfer(InferStage):
-        def process(self, work: Batch) -> Outputs:
-            time.sleep(0.001)
-            return super().process(work)
-
-    if worker == "process":
-        monkeypatch.setenv(TEST_SLOWDOWN_ENV, "1")
-    else:
-        monkeypatch.setattr(runtime, "InferStage", SleepyInfer)
-    try:
-        report = _run(
-            f"infer_worker={worker}", "filter.motion.enabled=false", "rate=100", duration_s=0.5
-        )
-    finally:
-        monkeypatch.delenv(TEST_SLOWDOWN_ENV, raising=False)
-        arm_test_slowdown()
-    off_ms = sum(v for _, v in report.infer_off_cpu_timeline)
+def test_time_inference_spent_off_its_core_is_reported(worker: str) -> None:
+    """A window's ``infer_off_cpu_ns``: calls' wall time less the CPU time they ran. Made
+    certain here by calls that sleep: the stage-call wrapper reaches inference in a thread and
+    in a process of its own alike (where it must pickle: the bench's slowdown, which sleeps as
+    long as the call ran)."""
+    timelines = Timelines()
+    report = _run(
+        f"infer_worker={worker}",
+        "filter.motion.enabled=false",
+        "rate=100",
+        wrap=Slowdown(1.0) if worker == "process" else _sleepy,
+        duration_s=0.5,
+        observers=[timelines],
+    )
+    off_ms = sum(v for _, v in timelines.infer_off_cpu)
     calls = report.stage_ns["infer"].size
     infer_ms = float(report.stage_ns["infer"].sum()) / 1e6
     assert calls > 10
@@ -309,7 +343,6 @@ def test_time_inference_spent_off_its_core_is_reported(
 def test_the_heap_is_frozen_during_a_run_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """What lived before the run is out of the collector's reach while it runs (a full
     collection would stop every thread for 15 ms), and handed back afterwards."""
-    from core.pipeline import runtime
 
     seen: list[int] = []
     freeze = runtime.freeze_heap
@@ -368,26 +401,23 @@ def test_stage_costs_sample_a_span_in_stretches() -> None:
     assert _chunks(open_source(SourceConfig(), 0), 16, (0, 20)) == [(None, 16)]  # too short
 
 
-def test_the_test_only_slowdown_stretches_every_stage(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(TEST_SLOWDOWN_ENV, raising=False)
-    assert arm_test_slowdown() == 0.0
-    for bad in ("soon", "-1", "nan"):
-        monkeypatch.setenv(TEST_SLOWDOWN_ENV, bad)
-        assert arm_test_slowdown() == 0.0
-    monkeypatch.setenv(TEST_SLOWDOWN_ENV, "0.5")
-    try:
-        assert arm_test_slowdown() == 0.5
-        stats, e2e = StageStats("infer"), StageStats("e2e")
-        for i in range(4):  # calls of 4 ms: recorded as about 6 ms, on average exactly
-            stats.record(i * 10_000_000, i * 10_000_000 + 4_000_000)
-            e2e.record(0, 4_000_000)
-        recorded = stats.samples_since(0)
-        assert recorded.min() >= 4_000_000
-        assert recorded.sum() >= 4 * 6_000_000 - stats._slowdown.debt_ns
-        assert (e2e.samples_since(0) == 4_000_000).all()  # end to end is not a stage
-    finally:
-        monkeypatch.delenv(TEST_SLOWDOWN_ENV)
-        arm_test_slowdown()
+def test_a_stage_call_wrapper_wraps_every_stage_but_the_source() -> None:
+    """The wrapper is given each stage's work calls (the preprocess stage's gate and process),
+    in runs and in cost measures alike, and the source's reads never."""
+    wrapped: list[str] = []
+
+    def noting(stage: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        wrapped.append(stage)
+        return call
+
+    config = small_config("infer_worker=thread")
+    with Pipeline(config, wrap_stage_calls=noting) as pipeline:
+        pipeline.run(max_frames=4)
+        ran = sorted(wrapped)
+        wrapped.clear()
+        pipeline.stage_costs(frames=2)
+    expected = sorted(["preprocess", *STAGES[1:]])  # gate and process; no source
+    assert ran == sorted(wrapped) == expected
 
 
 def test_report_figures_are_consistent() -> None:

@@ -100,11 +100,6 @@ class ProcessPool(Backend):
         member, local = self._member(slot)
         return member.collect(local)
 
-    def arm_test_slowdown(self, fraction: float) -> None:
-        """The test-only slowdown for every child's calls."""
-        for member in self.members:
-            member.arm_test_slowdown(fraction)
-
     def _run(self, n: int, slot: int) -> None:
         member, local = self._member(slot)
         member.infer(n, local)

@@ -35,6 +35,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -59,10 +60,14 @@ ROW_NS_WEIGHT = 0.05
 LATE_FACTOR, LATE_MIN_NS = 4, 20_000_000
 """A reply later than due by this many calls' time (and at least 20 ms) is waited for in
 the pipe."""
-_REQUEST = struct.Struct("<Biid")  # op, slot, rows, test slowdown
+_REQUEST = struct.Struct("<Bii")  # op, slot, rows
 _REPLY = struct.Struct("<iiqqq")  # slot, rows, start ns, end ns, cpu ns; then the error text
-_RUN, _ARM, _CLOSE = 1, 2, 3
+_RUN, _CLOSE = 1, 2
 _SEGMENT_PREFIX = "infer."
+InferCall = Callable[[int, int], Outputs]
+CallWrapper = Callable[[InferCall], InferCall]
+"""Wraps the child's ``backend.infer`` in a call that does the same (instrumentation, timed
+with the call: :data:`core.pipeline.stages.StageCallWrapper` with its stage name bound)."""
 
 
 class CallCost(NamedTuple):
@@ -154,7 +159,7 @@ def _child_main(requests: Connection, replies: Connection) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(name)s[%(process)d]: %(message)s")
     try:
-        model, backend, options = requests.recv()
+        model, backend, options, wrap_infer = requests.recv()
         opened, shared = _open_in_child(model, backend, options)
     except EOFError:
         return
@@ -173,7 +178,7 @@ def _child_main(requests: Connection, replies: Connection) -> None:
             return
         finally:
             shared.unlink()
-        _serve(requests, replies, opened)
+        _serve(requests, replies, opened.infer if wrap_infer is None else wrap_infer(opened.infer))
     finally:
         opened.close()
 
@@ -192,31 +197,24 @@ def _portable(exc: BaseException) -> BaseException:
     return InferenceProcessError(f"{type(exc).__name__}: {exc}")
 
 
-def _serve(requests: Connection, replies: Connection, backend: Backend) -> None:
-    from core.pipeline.stats import TEST_SLOWDOWN_ENV, TestSlowdown, arm_test_slowdown  # noqa: PLC0415
-
+def _serve(requests: Connection, replies: Connection, infer: InferCall) -> None:
     clock, cpu = time.perf_counter_ns, time.process_time_ns
-    slowdown = TestSlowdown()
     pack, unpack = _REPLY.pack, _REQUEST.unpack
     while True:
         try:
-            op, slot, rows, fraction = unpack(requests.recv_bytes())
+            op, slot, rows = unpack(requests.recv_bytes())
         except EOFError:  # the parent is gone
             return
         if op == _CLOSE:
             return
-        if op == _ARM:
-            os.environ[TEST_SLOWDOWN_ENV] = repr(fraction) if fraction else ""
-            arm_test_slowdown()
-            continue
         error = b""
         cpu_start = cpu()
         start = clock()
         try:
-            backend.infer(rows, slot)
+            infer(rows, slot)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}".encode()
-        end = slowdown.stretch(start, clock())
+        end = clock()
         replies.send_bytes(pack(slot, rows, start, end, cpu() - cpu_start) + error)
 
 
@@ -230,6 +228,7 @@ class ProcessBackend(Backend):
     (``backend`` must come out as ONNX Runtime). Raises what opening raised there (a
     :class:`~core.errors.ModelError`, a :class:`~core.errors.ConfigError`...), or
     :class:`~core.errors.InferenceProcessError` when the child did not start.
+    ``wrap_infer`` (picklable) wraps the child's calls (:data:`CallWrapper`).
     """
 
     name = "onnxruntime"
@@ -240,6 +239,7 @@ class ProcessBackend(Backend):
         backend: str = "auto",
         *,
         start_timeout_s: float = START_TIMEOUT_S,
+        wrap_infer: CallWrapper | None = None,
         **options: Any,
     ) -> None:
         requests_in, requests_out = os.pipe()
@@ -263,7 +263,7 @@ class ProcessBackend(Backend):
         self.pid = self._process.pid
         self._closed = False
         try:
-            self._requests.send((str(model), backend, options))
+            self._requests.send((str(model), backend, options, wrap_infer))
             info, timings, segments, layout = self._await_ready(start_timeout_s)
             inputs, outputs = self._map(segments, layout)
             self._requests.send_bytes(b"mapped")
@@ -335,7 +335,7 @@ class ProcessBackend(Backend):
         self._busy_until = due
         self._due.append(due)
         try:
-            self._requests.send_bytes(_REQUEST.pack(_RUN, index, count, 0.0))
+            self._requests.send_bytes(_REQUEST.pack(_RUN, index, count))
         except (BrokenPipeError, ConnectionResetError, OSError) as exc:
             raise self._gone() from exc
 
@@ -378,13 +378,6 @@ class ProcessBackend(Backend):
                 return
             time.sleep(POLL_S)
 
-    def arm_test_slowdown(self, fraction: float) -> None:
-        """The test-only slowdown (``core.pipeline.stats``) for the child's calls too."""
-        try:
-            self._requests.send_bytes(_REQUEST.pack(_ARM, 0, 0, float(fraction)))
-        except (BrokenPipeError, ConnectionResetError, OSError) as exc:
-            raise self._gone() from exc
-
     def _run(self, n: int, slot: int) -> None:
         self.submit(n, slot)
         reply = self.collect(slot)
@@ -417,7 +410,7 @@ class ProcessBackend(Backend):
             return
         self._closed = True
         with contextlib.suppress(OSError):  # BrokenPipeError: it is gone already
-            self._requests.send_bytes(_REQUEST.pack(_CLOSE, 0, 0, 0.0))
+            self._requests.send_bytes(_REQUEST.pack(_CLOSE, 0, 0))
         self._terminate()
 
     def _terminate(self) -> None:

@@ -15,7 +15,11 @@ nothing else running, each call timed on its own (wall and process CPU):
 * ``compress``: the JPEGs the decisions ask for, plus the ledger's full-frame sample every
   ``sample_every`` frames;
 * ``sink``: emitting the records to the configured sink kind (a file sink writes into a
-  temporary folder; a sink given to the pipeline is not measured: the null sink stands in).
+  temporary folder; ``sink_given``: the pipeline was given a sink of its own, which is not
+  measured: the null sink stands in).
+
+The stages are the pipeline's own (:func:`core.pipeline.stages.build_stages`), their calls
+wrapped as the pipeline's are.
 
 A stage's service time per frame is its total over the frames (so the motion gate's skipped
 inferences cost the infer stage nothing, as in the pipeline). CPU is the whole process's
@@ -31,34 +35,22 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from core import jpeg
+from core.backends import Backend
 from core.backends.pool import REMOTE_BACKENDS
 from core.backends.process import CallCost
 from core.errors import InferenceProcessError, PipelineError
-from core.filter import MotionGate, ResultFilter
 from core.ledger import BandwidthLedger
 from core.pipeline.batcher import WorkItem
+from core.pipeline.config import PipelineConfig
 from core.pipeline.report import StageCost
-from core.pipeline.stages import (
-    STAGES,
-    CompressStage,
-    FilterStage,
-    PostprocessStage,
-    PreprocessStage,
-    SinkStage,
-    model_class_names,
-    stage_workers,
-)
-from core.pipeline.stats import TestSlowdown
-from core.preprocess import PreprocessSpec
+from core.pipeline.stages import STAGES, StageCallWrapper, build_stages, stage_workers
 from core.sinks import NullSink, Sink, open_sink
-
-if TYPE_CHECKING:
-    from core.pipeline.runtime import Pipeline
+from core.sources import Source, SourceConfig
 
 WARMUP_FRAMES = 3
 """Frames run through every stage before timing (lazy allocations, caches, first frame)."""
@@ -76,6 +68,15 @@ class _Frame:
         pass
 
 
+class _Rows:
+    """Stands in for a batch of ``rows`` rows in input slot 0 (what ``InferStage`` reads)."""
+
+    slot = 0
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+
+
 class _Clock:
     """Wall and process-CPU ns per stage, summed over calls."""
 
@@ -83,15 +84,12 @@ class _Clock:
         self.wall = dict.fromkeys(STAGES, 0)
         self.cpu = dict.fromkeys(STAGES, 0)
         self.on = False
-        self.slowdown = {name: TestSlowdown() for name in STAGES}
 
     def time(self, stage: str, work: Callable[..., Any], *args: Any) -> Any:
         cpu = time.process_time_ns()  # read outside the wall interval: a few µs after ORT runs
         wall = time.perf_counter_ns()
         result = work(*args)
         end = time.perf_counter_ns()
-        if stage != "source":  # the test-only slowdown (stats.TEST_SLOWDOWN_ENV)
-            end = self.slowdown[stage].stretch(wall, end)
         if self.on:
             self.wall[stage] += end - wall
             self.cpu[stage] += time.process_time_ns() - cpu
@@ -105,30 +103,36 @@ class _Clock:
 
 
 def measure_stage_costs(
-    pipeline: Pipeline, frames: int, *, span: tuple[int, int] | None = None
+    config: PipelineConfig,
+    backend: Backend,
+    source_factory: Callable[[SourceConfig, int], Source],
+    frames: int,
+    *,
+    span: tuple[int, int] | None = None,
+    sink_given: bool = False,
+    wrap: StageCallWrapper | None = None,
 ) -> dict[str, StageCost]:
-    """See the module docstring."""
+    """See the module docstring: each stage's :class:`StageCost` by name."""
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
-    config = pipeline.config
-    backend = pipeline.backend
     m = config.model
     workers = stage_workers(len(config.sources), config.compress_workers, config.infer_workers)
-    class_names = model_class_names(backend)
-    spec = backend.preprocess_spec(PreprocessSpec.yolo())
-    pipeline.arm_test_slowdown()
     remote = backend if isinstance(backend, REMOTE_BACKENDS) else None
-    pre = PreprocessStage(MotionGate(config.filter.motion), spec)
-    post = PostprocessStage(class_names, m.score_floor, m.iou_threshold)
-    result_filter = ResultFilter(config.filter, class_names)
-    filt = FilterStage(result_filter)
-    compress = CompressStage(result_filter)
     ledger = BandwidthLedger()
     quality = config.filter.jpeg_quality
     clock = _Clock()
-    source = pipeline.source_factory(config.sources[0], 0)
+    source = source_factory(config.sources[0], 0)
     with tempfile.TemporaryDirectory(prefix="edgeloop-costs-") as folder:
-        sink = SinkStage(_measured_sink(pipeline, Path(folder)))
+        stages = build_stages(
+            config, backend, _measured_sink(config, sink_given, Path(folder)), wrap
+        )
+        pre, post, filt, compress = (
+            stages.preprocess(),
+            stages.postprocess,
+            stages.filter,
+            stages.compress,
+        )
+        result_filter, sink, infer = stages.result_filter, stages.sink, stages.infer
         sink.on_start()
         try:
             height, width = source.open()
@@ -153,7 +157,7 @@ def measure_stage_costs(
                     on, clock.on = clock.on, False
                     backend.infer(len(batch), 0)
                     clock.on = on
-                    outputs = clock.time("infer", backend.infer, len(batch), 0)
+                    outputs = clock.time("infer", infer.process, _Rows(len(batch)))
                 else:  # both queued at once: the child does not sleep (and go cold) between
                     remote.submit(len(batch), 0)
                     remote.submit(len(batch), 0)
@@ -227,9 +231,9 @@ def _chunks(source: Any, frames: int, span: tuple[int, int] | None) -> list[tupl
     return [(first + room * k // max(1, count - 1), size) for k, size in enumerate(sizes)]
 
 
-def _measured_sink(pipeline: Pipeline, folder: Path) -> Sink:
-    config = pipeline.config.sink
-    if pipeline._sink is not None:
+def _measured_sink(pipeline_config: PipelineConfig, sink_given: bool, folder: Path) -> Sink:
+    config = pipeline_config.sink
+    if sink_given:
         return NullSink()
     if config.kind == "file":
         return open_sink(dataclasses.replace(config, path=folder))

@@ -1,10 +1,10 @@
-"""What a pipeline run returns: :class:`PipelineReport` (raw figures for the bench and the
-tests), :class:`StreamReport` per stream, :class:`StageCost` per stage (``stage_costs``) and the
-:class:`PipelineProgress` a progress callback receives."""
+"""What a pipeline run returns: :class:`PipelineReport` (the run's own account: counts,
+latencies, streams), :class:`StreamReport` per stream, :class:`StageCost` per stage
+(``stage_costs``) and the :class:`PipelineProgress` a progress callback receives. What a caller
+wants beyond that (timelines, accuracy) it builds with a :class:`core.pipeline.RunObserver`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,6 @@ import numpy as np
 import numpy.typing as npt
 
 from core.backends import BackendInfo, LoadTimings
-from core.detections import Detections, GroundTruth
 
 
 @dataclass(frozen=True)
@@ -81,42 +80,14 @@ class StreamReport:
     "no drops" (0 for a stream that is not paced)."""
 
 
-Timeline = list[tuple[float, float]]
-"""Per window: its end (s into the measured phase) and a value."""
-
-
-@dataclass(frozen=True)
-class Extension:
-    """Measure past ``duration_s`` until the windows settle: perf_analyzer's measurement keeps
-    going, window after window, until its last three agree or ``--max-trials`` windows were
-    taken, and users of its figures expect a run disturbed near its end (a neighbour, one long
-    host stall) to be measured a little longer rather than thrown away. Where the rule lives is
-    the caller's business (the bench's stability check); the run only asks it."""
-
-    settled: Callable[[Timeline, Timeline], bool]
-    """Given the fps and median-latency timelines so far: may the run stop now?"""
-    step_s: float
-    """Measured seconds added each time ``settled`` says no (one measurement window)."""
-    max_s: float
-    """Measured seconds at most, the extensions included."""
-
-    def __post_init__(self) -> None:
-        if self.step_s <= 0:
-            raise ValueError(f"step_s must be > 0, got {self.step_s}")
-
-
 @dataclass
 class PipelineReport:
-    """Everything one run measured, raw (the bench summarises; latencies are int64 ns).
+    """What one run measured, raw (latencies are int64 ns; the caller summarises).
 
     ``stage_ns["infer"]`` holds one sample per batch (an inference call); every other stage
-    one per frame. ``busy_frac`` is a stage's busy time over the run's wall time and its
-    workers. ``bytes`` is :meth:`core.ledger.BandwidthLedger.totals`. ``predictions`` and
-    ``truths`` pair the detections of every inferred frame that had ground truth (for
-    :func:`core.accuracy.map50`); ``relevant_frames`` counts frames with a visible
-    ground-truth object, ``relevant_delivered`` those whose objects the filter delivered (sent
-    now, or within the cooldown: decision ``sent`` or ``cooldown``; a frame the motion gate
-    skipped inherits the answer of its stream's last gated-in frame, since nothing moved).
+    one per frame; each keeps at most the last :data:`core.pipeline.stats.SAMPLES` calls per
+    worker. ``busy_frac`` is a stage's busy time over the run's wall time and its workers.
+    ``bytes`` is :meth:`core.ledger.BandwidthLedger.totals`.
     """
 
     frames: int
@@ -127,18 +98,7 @@ class PipelineReport:
     stage_ns: dict[str, npt.NDArray[np.int64]]
     busy_frac: dict[str, float]
     workers: dict[str, int]
-    fps_timeline: list[tuple[float, float]]
-    latency_timeline: list[tuple[float, float]]
-    """Per window: its end (s into the measured phase) and the median end-to-end latency (ms)."""
-    latency_p99_timeline: list[tuple[float, float]]
-    """The same windows' p99: the tail's own spread over time. Within a window, frames delayed
-    by one stall come together, so windows -- not frames -- are what vary independently from
-    run to run (``bench compare`` judges the paced p99 on them)."""
     bytes: dict[str, Any]
-    predictions: list[Detections]
-    truths: list[GroundTruth]
-    relevant_frames: int
-    relevant_delivered: int
     backend: BackendInfo
     timings: LoadTimings
     streams: list[StreamReport] = field(default_factory=list)
@@ -147,19 +107,6 @@ class PipelineReport:
     """Batches with rows that went before they were full (batch timeout, or the end)."""
     metrics: dict[str, Any] = field(default_factory=dict)
     """The metrics registry's snapshot at the end of the run."""
-    stage_p99_timeline: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    """Per stage, the latency windows' p99 of its calls (ms; NaN for a window without one): in a
-    window whose end-to-end p99 rose, whether a stage itself ran slower (the machine slowed
-    it, a throttle) or every stage kept its speed and frames waited between them."""
-    infer_off_cpu_timeline: list[tuple[float, float]] = field(default_factory=list)
-    """Per latency window, the ms inference's calls spent off their core (wall time less CPU
-    time, summed). On a CPU backend a call does not block, so this is how long inference was
-    ready but waiting for a core: a window whose inference ran slower with this near its
-    median's ran slower on its core (the machine: a host, a throttle), one with it high shared
-    its core. On TensorRT it is time spent waiting for the GPU."""
-    extended_s: float = 0.0
-    """Seconds measured past ``duration_s`` because the windows had not settled: the
-    :class:`Extension`'s steps taken (0.0 without one)."""
 
     @property
     def fps(self) -> float:
@@ -170,7 +117,3 @@ class PipelineReport:
     def missed_ticks(self) -> int:
         """Every paced stream's :attr:`StreamReport.missed_ticks`."""
         return sum(stream.missed_ticks for stream in self.streams)
-
-    @property
-    def relevant_recall(self) -> float | None:
-        return self.relevant_delivered / self.relevant_frames if self.relevant_frames else None

@@ -33,11 +33,10 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -45,36 +44,25 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from core.backends import Backend, open_backend
-from core.backends.pool import REMOTE_BACKENDS, ProcessPool, inference_pids
+from core.backends.pool import ProcessPool, inference_pids
 from core.backends.process import ProcessBackend
 from core.device import choose_backend, probe
 from core.errors import ConfigError, PipelineError
-from core.filter import MotionGate, ResultFilter
 from core.ledger import BandwidthLedger
 from core.metrics import MetricsRegistry
 from core.pipeline.batcher import Batcher
 from core.pipeline.config import PipelineConfig
+from core.pipeline.costs import measure_stage_costs
+from core.pipeline.observe import RunObserver, Window, most_seconds, wants_frames
 from core.pipeline.priority import ask_short_slice
-from core.pipeline.report import (
-    Extension,
-    PipelineProgress,
-    PipelineReport,
-    StageCost,
-    StreamReport,
-)
+from core.pipeline.report import PipelineProgress, PipelineReport, StageCost, StreamReport
 from core.pipeline.stages import (
     STAGES,
-    CompressStage,
-    FilterStage,
-    InferStage,
-    PostprocessStage,
-    PreprocessStage,
-    SinkStage,
-    model_class_names,
+    StageCallWrapper,
+    build_stages,
     source_policy,
     stage_workers,
 )
-from core.pipeline.stats import StageGroup, arm_test_slowdown
 from core.pipeline.streams import (
     FAILED,
     RUNNING,
@@ -87,7 +75,6 @@ from core.pipeline.streams import (
 )
 from core.pipeline.telemetry import PipelineMetrics, StreamCounts
 from core.pipeline.workers import InferWorker, IngestWorker, OutputWorker, RunState
-from core.preprocess import PreprocessSpec
 from core.ring import FrameRing, RingConsumer
 from core.sinks import Sink, open_sink
 from core.sources import Source, SourceConfig, open_source
@@ -116,13 +103,16 @@ def _quotas(max_frames: int | None, streams: int) -> list[int | None]:
 
 
 class Pipeline:
-    """A configured pipeline; :meth:`run` it (as often as wanted), :meth:`stage_costs` for the
-    bench, :meth:`close` (or ``with``) to release the model.
+    """A configured pipeline; :meth:`run` it (as often as wanted), :meth:`stage_costs` to
+    measure each stage alone, :meth:`close` (or ``with``) to release the model.
 
     ``sink`` replaces the configured one (the outbox/MQTT sink plugs in here); ``registry``
     receives the metrics (a new one otherwise: :attr:`registry`); ``source_factory`` makes
     each stream's source from its config (default :func:`core.sources.open_source`; tests pass
-    doubles; with ``source_workers: process`` it must be picklable).
+    doubles; with ``source_workers: process`` it must be picklable); ``wrap_stage_calls``
+    wraps every stage's work call, in runs and cost measures alike
+    (:data:`~core.pipeline.stages.StageCallWrapper`; it must pickle where inference runs in a
+    process).
     """
 
     def __init__(
@@ -132,12 +122,14 @@ class Pipeline:
         sink: Sink | None = None,
         registry: MetricsRegistry | None = None,
         source_factory: SourceFactory = open_source,
+        wrap_stage_calls: StageCallWrapper | None = None,
     ) -> None:
         if not isinstance(config, PipelineConfig):
             raise TypeError(f"config must be a PipelineConfig, got {type(config).__name__}")
         self.config = config
         self.registry = registry if registry is not None else MetricsRegistry()
         self.source_factory = source_factory
+        self.wrap_stage_calls = wrap_stage_calls
         self._sink = sink
         self._backend: Backend | None = None
         self._infer_worker: str | None = None
@@ -152,6 +144,8 @@ class Pipeline:
             workers = self.config.infer_workers
             if self.infer_worker == "process":
                 opener = ProcessBackend if workers == 1 else partial(ProcessPool, workers=workers)
+                if self.wrap_stage_calls is not None:  # the child wraps its own calls
+                    opener = partial(opener, wrap_infer=partial(self.wrap_stage_calls, "infer"))
             elif workers > 1:
                 raise ConfigError(
                     f"infer_workers: {workers} inference processes need infer_worker: process "
@@ -204,32 +198,22 @@ class Pipeline:
         max_frames: int | None = None,
         warmup_s: float = 0.0,
         progress: Callable[[PipelineProgress], None] | None = None,
-        extension: Extension | None = None,
+        observers: Sequence[RunObserver] = (),
     ) -> PipelineReport:
         """Run until ``duration_s`` of measurement (after ``warmup_s``), ``max_frames`` read
         in all (split evenly over the streams), or every source ended -- whichever comes
         first; then stop every worker and return the report (see the module docstring).
-        With an ``extension``, a run that reached ``duration_s`` before its windows settled
-        goes on, a step at a time, up to the extension's ``max_s``."""
+        ``observers`` are shown the run as it goes (:mod:`core.pipeline.observe`); at
+        ``duration_s`` the run measures on for as many seconds as the most any of them asks
+        (:meth:`~core.pipeline.observe.RunObserver.more_seconds`)."""
         if duration_s is not None and duration_s <= 0:
             raise ValueError(f"duration_s must be > 0, got {duration_s}")
         if max_frames is not None and max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {max_frames}")
         if warmup_s < 0:
             raise ValueError(f"warmup_s must be >= 0, got {warmup_s}")
-        if extension is not None and duration_s is None:
-            raise ValueError("an extension lengthens a run bounded by duration_s")
-        run = _Run(self, duration_s, max_frames, warmup_s, progress, extension=extension)
+        run = _Run(self, duration_s, max_frames, warmup_s, progress, observers=tuple(observers))
         return run.execute()
-
-    def arm_test_slowdown(self) -> float:
-        """Read the test-only slowdown (:data:`core.pipeline.stats.TEST_SLOWDOWN_ENV`) into
-        this process and the inference process, if there is one: a run or a cost measure
-        starts. The fraction, 0.0 when unset."""
-        fraction = arm_test_slowdown()
-        if isinstance(self._backend, REMOTE_BACKENDS):
-            self._backend.arm_test_slowdown(fraction)
-        return fraction
 
     def stage_costs(
         self, frames: int = 50, *, span: tuple[int, int] | None = None
@@ -237,10 +221,17 @@ class Pipeline:
         """Each stage alone, single-threaded, on ``frames`` frames of the first source: mean
         service time and CPU per frame. ``span`` (first, end) spreads them over those frame
         indices (a run's measured frames), where the source can seek (see
-        :mod:`core.pipeline.costs`)."""
-        from core.pipeline.costs import measure_stage_costs  # noqa: PLC0415 - bench only
-
-        return measure_stage_costs(self, frames, span=span)
+        :mod:`core.pipeline.costs`). A sink given to the pipeline is not measured: the null
+        sink stands in for it."""
+        return measure_stage_costs(
+            self.config,
+            self.backend,
+            self.source_factory,
+            frames,
+            span=span,
+            sink_given=self._sink is not None,
+            wrap=self.wrap_stage_calls,
+        )
 
     def make_sink(self) -> Sink:
         return self._sink if self._sink is not None else open_sink(self.config.sink)
@@ -266,19 +257,17 @@ class Pipeline:
 def freeze_heap() -> int:
     """Collect once, then move every object alive into the garbage collector's permanent
     generation (``gc.freeze``); returns how many. Why: a full collection walks every tracked
-    object -- the modules, NumPy, ONNX Runtime's bindings, a bench's earlier reports -- holding
-    the GIL all the while, and the frames a run keeps for mAP make one come due about ten
-    seconds in: measured here, 15-16 ms with every pipeline thread stopped, in every 30 s paced
-    run, and the backlog it left (at 80 % load it drains at a fifth of the arrival rate) put
-    67-95 frames over 15 ms. Frozen, what existed before the run is never walked again, and a
-    full collection costs only what the run itself keeps. ``gc.unfreeze`` after the run hands
-    them back."""
+    object -- the modules, NumPy, ONNX Runtime's bindings, a caller's earlier reports --
+    holding the GIL all the while, long enough to put a backlog of frames over their latency
+    budget (docs/decisions/0009-freeze-the-heap.md). Frozen, what existed before the run is
+    never walked again, and a full collection costs only what the run itself keeps.
+    ``gc.unfreeze`` after the run hands them back."""
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
 
 
-class _Window(NamedTuple):
+class _Mark(NamedTuple):
     """A window mark: when, frames delivered, end-to-end samples, each stage's workers' calls
     and inference's time off its core so far (what lies between two marks is the window's)."""
 
@@ -300,14 +289,14 @@ class _Run:
         warmup_s: float,
         progress: Callable[[PipelineProgress], None] | None,
         *,
-        extension: Extension | None = None,
+        observers: tuple[RunObserver, ...],
     ) -> None:
         self.pipeline = pipeline
         self.config = pipeline.config
         self.duration_s = duration_s
-        self.extension = extension
+        self.observers = observers
         self.until_s = duration_s
-        """Measured seconds the run stops at: ``duration_s``, moved on by each extension."""
+        """Measured seconds the run stops at: ``duration_s``, moved on as observers ask."""
         self.max_frames = max_frames
         self.warmup_s = warmup_s
         self.progress = progress
@@ -319,7 +308,10 @@ class _Run:
         self.stuck: dict[int, str] = {}
         self.forced = False
         self.window_s = 1.0 if duration_s is None else min(1.0, max(0.1, duration_s / 10))
-        self.windows: list[_Window] = []
+        self.last_mark: _Mark | None = None
+        """The last window's end (None until the warm-up ended)."""
+        self.window_fps = 0.0
+        """Frames per second in the last closed window (for progress)."""
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -349,10 +341,10 @@ class _Run:
     def execute(self) -> PipelineReport:
         backend = self.pipeline.backend
         cfg = self.config
-        class_names = model_class_names(backend)
-        result_filter = ResultFilter(cfg.filter, class_names)
-        spec = backend.preprocess_spec(PreprocessSpec.yolo())
-        sink_stage = SinkStage(self.pipeline.make_sink())
+        stages = build_stages(
+            cfg, backend, self.pipeline.make_sink(), self.pipeline.wrap_stage_calls
+        )
+        sink_stage = stages.sink
         try:
             self._open_sources()
             self._make_rings()
@@ -367,6 +359,7 @@ class _Run:
             raw_bytes,
             cfg.stage_nice,
             cfg.critical_slice_us,
+            frame_observers=wants_frames(self.observers),
         )
         m = cfg.model
         self.batcher = Batcher(
@@ -376,26 +369,31 @@ class _Run:
             self.pipeline.input_slots,
         )
         outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.infer = InferWorker(InferStage(backend), self.batcher, outbox, state)
+        self.infer = InferWorker(stages.infer, self.batcher, outbox, state)
         self.output = OutputWorker(
             outbox,
             self.batcher,
             self.infer,
-            post=PostprocessStage(class_names, m.score_floor, m.iou_threshold),
-            filt=FilterStage(result_filter),
-            compress=CompressStage(result_filter),
+            post=stages.postprocess,
+            filt=stages.filter,
+            compress=stages.compress,
             sink=sink_stage,
             state=state,
             compress_workers=cfg.compress_workers,
             quality=cfg.filter.jpeg_quality,
         )
-        self.pipeline.arm_test_slowdown()
         for stream_id, (consumer, block) in enumerate(
             zip(self.consumers, self.blocks, strict=True)
         ):
-            stage = PreprocessStage(MotionGate(cfg.filter.motion), spec)
             self.ingest.append(
-                IngestWorker(stream_id, consumer, block, stage, batcher=self.batcher, state=state)
+                IngestWorker(
+                    stream_id,
+                    consumer,
+                    block,
+                    stages.preprocess(),
+                    batcher=self.batcher,
+                    state=state,
+                )
             )
         for block in self.blocks:
             state.group("source").add(block.stats)
@@ -437,14 +435,13 @@ class _Run:
         self.produced_mark = [b.produced for b in self.blocks]
         self.missed_mark = [b.missed_ticks for b in self.blocks]
         self.dropped_mark = [self._overwritten(i) for i in range(len(self.rings))]
-        self.relevant_mark = list(state.relevant)
-        state.predictions.clear()
-        state.truths.clear()
         self.ledger_warmup = state.ledger
         state.ledger = BandwidthLedger()
         self.batches_mark = (self.batcher.batches, self.batcher.partial)
         self.measure_start_ns = now_ns
-        self.windows = [self._window(now_ns)]
+        self.last_mark = self._mark_now(now_ns)
+        for observer in self.observers:
+            observer.on_measure_start()
 
     def _overwritten(self, stream: int) -> int:
         consumer = self.consumers[stream]
@@ -490,7 +487,7 @@ class _Run:
                 marked = True
             measured_ns = now - self.measure_start_ns if marked else 0
             if marked and measured_ns >= next_window_ns:
-                self.windows.append(self._window(now))
+                self._close_window(now)
                 next_window_ns = (measured_ns // window_ns + 1) * window_ns
             if (
                 self.until_s is not None
@@ -508,32 +505,21 @@ class _Run:
                 return
 
     def _measured_enough(self, measured_ns: int) -> bool:
-        """At the planned end, or an extension's: stop, unless the extension's rule says the
-        windows have not settled and its ``max_s`` leaves room for another step."""
-        extension, until_s = self.extension, self.until_s
-        if extension is None or until_s is None:
+        """At the planned end, or a later one: stop, unless an observer asks for more."""
+        if self.until_s is None:
             return True
-        if until_s + extension.step_s > extension.max_s + self.window_s / 2:
-            return True  # (on the plan, not the clock: how many steps fit does not vary)
-        if extension.settled(self._fps_timeline(), self._latency_timeline(50)):
+        more = most_seconds(self.observers, measured_ns / 1e9)
+        if more <= 0:
             return True
-        self.until_s = until_s + extension.step_s
-        log.info(
-            "windows not settled after %.1f s: measuring %.1f s more",
-            measured_ns / 1e9,
-            extension.step_s,
-        )
+        self.until_s += more
+        log.info("measuring %.1f s more after %.1f s, as asked", more, measured_ns / 1e9)
         return False
 
     def _report_progress(self, now: int, start_ns: int, marked: bool) -> None:
         assert self.progress is not None
         state = self.state
         frames = sum(state.delivered) - sum(self.delivered_mark) if marked else 0
-        fps = 0.0
-        if marked and len(self.windows) >= 2:
-            w0, w1 = self.windows[-2], self.windows[-1]
-            seconds = (w1.t_ns - w0.t_ns) / 1e9
-            fps = (w1.delivered - w0.delivered) / seconds if seconds > 0 else 0.0
+        fps = self.window_fps if marked else 0.0
         errors = sum(g.errors for g in state.groups.values()) if marked else 0
         dropped = sum(self._overwritten(i) for i in range(len(self.rings)))
         self.progress(
@@ -614,6 +600,8 @@ class _Run:
 
     def _report(self, backend: Backend) -> PipelineReport:
         state = self.state
+        for observer in self.observers:
+            observer.on_run_end()
         end_ns = time.monotonic_ns()
         if not hasattr(self, "measure_start_ns"):  # stopped before the warm-up ended
             self._mark(end_ns)
@@ -642,22 +630,12 @@ class _Run:
             stage_ns={name: state.group(name).samples() for name in STAGES},
             busy_frac=busy,
             workers=workers,
-            fps_timeline=self._fps_timeline(),
-            latency_timeline=self._latency_timeline(50),
-            latency_p99_timeline=self._latency_timeline(99),
-            stage_p99_timeline=self._stage_timelines(99),
-            infer_off_cpu_timeline=self._off_cpu_timeline(),
             bytes=dict(state.ledger.totals()),
-            predictions=list(state.predictions),
-            truths=list(state.truths),
-            relevant_frames=state.relevant[0] - self.relevant_mark[0],
-            relevant_delivered=state.relevant[1] - self.relevant_mark[1],
             backend=backend.describe(),
             timings=backend.timings,
             streams=streams,
             batches=batches - self.batches_mark[0],
             partial_batches=partial - self.batches_mark[1],
-            extended_s=(self.until_s or 0.0) - (self.duration_s or 0.0),
         )
         report.metrics = self.pipeline.registry.snapshot()
         return report
@@ -694,58 +672,37 @@ class _Run:
             missed_ticks=block.missed_ticks - self.missed_mark[i],
         )
 
-    def _window(self, now_ns: int) -> _Window:
+    def _mark_now(self, now_ns: int) -> _Mark:
         state = self.state
         calls = {name: group.calls_each() for name, group in state.groups.items()}
-        return _Window(now_ns, sum(state.delivered), state.e2e.calls, calls, self.infer.off_cpu_ns)
+        return _Mark(now_ns, sum(state.delivered), state.e2e.calls, calls, self.infer.off_cpu_ns)
 
-    def _per_window(self, value: Callable[[_Window, _Window], float]) -> list[tuple[float, float]]:
-        """``(end of the window in s into the measured phase, value)`` for each window between
-        two consecutive marks: the one loop every timeline of the report is made by."""
-        return [
-            ((w1.t_ns - self.measure_start_ns) / 1e9, value(w0, w1))
-            for w0, w1 in zip(self.windows, self.windows[1:], strict=False)
-        ]
-
-    def _fps_timeline(self) -> list[tuple[float, float]]:
-        return self._per_window(
-            lambda w0, w1: (w1.delivered - w0.delivered) / ((w1.t_ns - w0.t_ns) / 1e9)
+    def _close_window(self, now_ns: int) -> None:
+        """End the window that began at the last mark: its fps for progress, and the window
+        for every observer."""
+        m0, m1 = self.last_mark, self._mark_now(now_ns)
+        assert m0 is not None
+        self.last_mark = m1
+        seconds = (m1.t_ns - m0.t_ns) / 1e9
+        self.window_fps = (m1.delivered - m0.delivered) / seconds if seconds > 0 else 0.0
+        if not self.observers:
+            return
+        state = self.state
+        stages = {
+            name: partial(group.samples_between, m0.stage_calls[name], m1.stage_calls[name])
+            for name, group in state.groups.items()
+            if len(m0.stage_calls.get(name, ())) == len(m1.stage_calls.get(name, ()))
+        }  # a stage whose workers changed within the window (none do) is left out
+        window = Window(
+            end_s=(m1.t_ns - self.measure_start_ns) / 1e9,
+            seconds=seconds,
+            delivered=m1.delivered - m0.delivered,
+            infer_off_cpu_ns=m1.infer_off_cpu_ns - m0.infer_off_cpu_ns,
+            e2e=partial(state.e2e.samples_between, m0.e2e_calls, m1.e2e_calls),
+            stages=stages,
         )
-
-    def _off_cpu_timeline(self) -> list[tuple[float, float]]:
-        return self._per_window(lambda w0, w1: (w1.infer_off_cpu_ns - w0.infer_off_cpu_ns) / 1e6)
-
-    def _timeline(
-        self, percentile: float, samples: Callable[[_Window, _Window], np.ndarray]
-    ) -> list[tuple[float, float]]:
-        def value(w0: _Window, w1: _Window) -> float:
-            values = samples(w0, w1)
-            return float(np.percentile(values, percentile)) / 1e6 if values.size else math.nan
-
-        return self._per_window(value)
-
-    def _latency_timeline(self, percentile: float) -> list[tuple[float, float]]:
-        e2e = self.state.e2e
-        return self._timeline(
-            percentile,
-            lambda w0, w1: e2e.samples_between(w0.e2e_calls, w1.e2e_calls),
-        )
-
-    def _stage_timelines(self, percentile: float) -> dict[str, list[tuple[float, float]]]:
-        """Per stage, each window's ``percentile`` of its calls."""
-        return {
-            name: self._stage_timeline(name, group, percentile)
-            for name, group in self.state.groups.items()
-            if all(len(w.stage_calls.get(name, ())) == len(group.workers) for w in self.windows)
-        }  # a stage whose workers changed mid-run (none do) would be left out
-
-    def _stage_timeline(
-        self, name: str, group: StageGroup, percentile: float
-    ) -> list[tuple[float, float]]:
-        return self._timeline(
-            percentile,
-            lambda w0, w1: group.samples_between(w0.stage_calls[name], w1.stage_calls[name]),
-        )
+        for observer in self.observers:
+            observer.on_window(window)
 
     # -- closing ----------------------------------------------------------------------------
 

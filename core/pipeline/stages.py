@@ -19,6 +19,10 @@ cause, and the frame goes on (without detections, decision or images, as the cas
 (back-pressure, which reaches the source through the ring), ``drop_oldest`` lets the ring
 overwrite the oldest frame nobody took yet (live cameras). Only the ring in front of the
 pipeline drops; every later stage blocks, and frames in flight are bounded by the ring's slots.
+
+:func:`build_stages` makes every stage of a run, and of a cost measure
+(:mod:`core.pipeline.costs`), in one place, each work call passed through the caller's
+:data:`StageCallWrapper` when it gives one.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from __future__ import annotations
 import abc
 import json
 import time
-from collections.abc import Sequence
-from typing import ClassVar, Generic, Literal, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 
@@ -40,6 +45,9 @@ from core.preprocess import PreprocessSpec, preprocess_into
 from core.sinks import ResultRecord, Sink
 from core.sources import SourceConfig
 
+if TYPE_CHECKING:
+    from core.pipeline.config import PipelineConfig
+
 Policy = Literal["block", "drop_oldest"]
 STAGES = ("source", "preprocess", "infer", "postprocess", "filter", "compress", "sink")
 """Every stage, in order (the report's and the metrics' names)."""
@@ -47,6 +55,13 @@ LIVE_KINDS = ("v4l2", "rtsp")
 METADATA_KEY = "edgeloop"
 In = TypeVar("In")
 Out = TypeVar("Out")
+StageCallWrapper = Callable[[str, Callable[..., Any]], Callable[..., Any]]
+"""``wrap(stage_name, call) -> call``: gives a stage's work call (``process``, and the
+preprocess stage's ``gate``) back wrapped in one that does the same work and returns its result;
+the wrapper runs inside the time the worker records. For instrumentation: a tracer, or the
+bench's known slowdown that proves ``bench compare`` flags a regression. For inference in a
+process of its own the pipeline sends ``partial(wrap, "infer")`` to the child, so it must
+pickle."""
 
 
 def stage_workers(streams: int, compress_workers: int, infer_workers: int = 1) -> dict[str, int]:
@@ -227,6 +242,64 @@ class SinkStage(Stage[WorkItem, int]):
 
     def on_stop(self) -> None:
         self.sink.close()
+
+
+@dataclass
+class StageSet:
+    """Every stage of one run (or one cost measure) but the per-stream preprocessing, which
+    :meth:`preprocess` makes (each stream has a motion gate of its own)."""
+
+    config: PipelineConfig
+    spec: PreprocessSpec
+    class_names: tuple[str, ...]
+    result_filter: ResultFilter
+    infer: InferStage
+    postprocess: PostprocessStage
+    filter: FilterStage
+    compress: CompressStage
+    sink: SinkStage
+    wrap: StageCallWrapper | None = None
+
+    def preprocess(self) -> PreprocessStage:
+        """A new preprocessing stage with a motion gate of its own (one per stream)."""
+        stage = PreprocessStage(MotionGate(self.config.filter.motion), self.spec)
+        return _wrapped(stage, self.wrap, "gate", "process")
+
+
+def build_stages(
+    config: PipelineConfig, backend: Backend, sink: Sink, wrap: StageCallWrapper | None = None
+) -> StageSet:
+    """The stages for ``config`` around a loaded ``backend``, sinking into ``sink``; each work
+    call wrapped by ``wrap`` (see :data:`StageCallWrapper`). Refuses (:class:`ModelError`) a
+    model that is not a detector (:func:`model_class_names`)."""
+    m = config.model
+    class_names = model_class_names(backend)
+    result_filter = ResultFilter(config.filter, class_names)
+    return StageSet(
+        config=config,
+        spec=backend.preprocess_spec(PreprocessSpec.yolo()),
+        class_names=class_names,
+        result_filter=result_filter,
+        infer=_wrapped(InferStage(backend), wrap, "process"),
+        postprocess=_wrapped(
+            PostprocessStage(class_names, m.score_floor, m.iou_threshold), wrap, "process"
+        ),
+        filter=_wrapped(FilterStage(result_filter), wrap, "process"),
+        compress=_wrapped(CompressStage(result_filter), wrap, "process"),
+        sink=_wrapped(SinkStage(sink), wrap, "process"),
+        wrap=wrap,
+    )
+
+
+StageT = TypeVar("StageT", bound=Stage[Any, Any])
+
+
+def _wrapped(stage: StageT, wrap: StageCallWrapper | None, *calls: str) -> StageT:
+    """``stage`` with each of its ``calls`` replaced by ``wrap(stage.name, call)``."""
+    if wrap is not None:
+        for call in calls:
+            setattr(stage, call, wrap(stage.name, getattr(stage, call)))
+    return stage
 
 
 def model_class_names(backend: Backend) -> tuple[str, ...]:

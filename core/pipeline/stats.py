@@ -12,7 +12,6 @@ batches; the bench reads the raw arrays for its percentiles.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,19 +26,6 @@ _CALLS, _FRAMES, _BUSY, _ERRORS = range(4)
 HEADER = 4
 """int64 fields before the latency ring: calls, frames, busy ns, errors."""
 
-TEST_SLOWDOWN_ENV = "EDGELOOP_TEST_SLOWDOWN"
-"""**Test-only.** Makes every stage's work but the source's (which stands for the camera) take
-this fraction longer (``0.1``: the code got 10 % slower; ``30``: 31 times slower than the
-camera): after each call a stage sleeps that fraction of the call's
-own time, inside the time it records (sleep overshoot is carried over, so the average is
-exact). A sleep, not a spin: it slows a stage without taking the GIL or a core from the others,
-as slower native code would. ``bench compare``'s regression test injects a known slowdown with
-it; the drop tests make the pipeline slower than its camera. Read when a run (or
-``stage_costs``) starts, in every process; never set it in production: a warning is logged."""
-
-_test_slowdown = 0.0
-_NOT_SLOWED = frozenset({"source", "e2e"})
-
 log = logging.getLogger("edgeloop.pipeline")
 
 
@@ -52,17 +38,13 @@ class StageStats:
     """One worker's record of one stage: raw latencies and totals (see the module docstring).
 
     ``buffer`` (from :func:`stats_buffer`, possibly in shared memory) holds everything; its
-    length fixes the number of samples kept, a power of two. ``slowed=False``: the calls it
-    records were slowed where they ran (an inference process), not again here.
+    length fixes the number of samples kept, a power of two.
     """
 
-    __slots__ = ("_head", "_lat", "_mask", "_slowdown", "_slowed", "buffer", "name")
+    __slots__ = ("_head", "_lat", "_mask", "buffer", "name")
 
-    def __init__(
-        self, name: str, buffer: npt.NDArray[np.int64] | None = None, *, slowed: bool = True
-    ) -> None:
+    def __init__(self, name: str, buffer: npt.NDArray[np.int64] | None = None) -> None:
         self.name = name
-        self._slowed = slowed and name not in _NOT_SLOWED
         self.buffer = stats_buffer() if buffer is None else buffer
         capacity = len(self.buffer) - HEADER
         if capacity < 1 or capacity & (capacity - 1):
@@ -70,13 +52,9 @@ class StageStats:
         self._head = self.buffer[:HEADER]
         self._lat = self.buffer[HEADER:]
         self._mask = capacity - 1
-        self._slowdown = TestSlowdown()
 
     def record(self, start_ns: int, end_ns: int, frames: int = 1) -> None:
-        """One call that took ``end_ns - start_ns`` and served ``frames`` frames (stretched by
-        the test-only slowdown when one is armed: :data:`TEST_SLOWDOWN_ENV`)."""
-        if _test_slowdown and self._slowed:
-            end_ns = self._slowdown.stretch(start_ns, end_ns)
+        """One call that took ``end_ns - start_ns`` and served ``frames`` frames."""
         head = self._head
         n = int(head[_CALLS])
         elapsed = end_ns - start_ns
@@ -218,51 +196,3 @@ class ErrorLog:
         held = self._held.pop(stage, 0)
         more = f" ({held} more since the last line)" if held else ""
         self.logger.warning("%s: %s%s", stage, message, more)
-
-
-def arm_test_slowdown() -> float:
-    """Read :data:`TEST_SLOWDOWN_ENV` into this process (a run starts); the fraction, 0.0 when
-    unset. A value that is not a number >= 0 is ignored with a warning."""
-    global _test_slowdown
-    raw = os.environ.get(TEST_SLOWDOWN_ENV, "").strip()
-    value = 0.0
-    if raw:
-        try:
-            value = float(raw)
-        except ValueError:
-            value = -1.0
-        if not value >= 0.0:  # also NaN
-            log.warning("%s=%r is not a fraction >= 0: ignored", TEST_SLOWDOWN_ENV, raw)
-            value = 0.0
-        elif value > 0:
-            log.warning(
-                "%s=%s: TEST-ONLY slowdown, every stage takes %.0f %% longer",
-                TEST_SLOWDOWN_ENV,
-                raw,
-                value * 100,
-            )
-    _test_slowdown = value
-    return value
-
-
-class TestSlowdown:
-    """One worker's share of :data:`TEST_SLOWDOWN_ENV`: :meth:`stretch` sleeps after a call."""
-
-    __slots__ = ("debt_ns",)
-
-    def __init__(self) -> None:
-        self.debt_ns = 0
-
-    def stretch(self, start_ns: int, end_ns: int) -> int:
-        """Sleep the armed fraction of ``end_ns - start_ns`` (plus what earlier sleeps fell
-        short by, minus what they overshot); returns ``end_ns`` moved by the time slept."""
-        if not _test_slowdown:
-            return end_ns
-        self.debt_ns += int((end_ns - start_ns) * _test_slowdown)
-        if self.debt_ns <= 0:
-            return end_ns
-        before = time.perf_counter_ns()
-        time.sleep(self.debt_ns / 1e9)
-        slept = time.perf_counter_ns() - before
-        self.debt_ns -= slept
-        return end_ns + slept

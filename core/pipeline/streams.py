@@ -66,7 +66,7 @@ import numpy.typing as npt
 from core.detections import GroundTruth
 from core.errors import PipelineError, RingTimeoutError, SourceStalledError
 from core.pipeline.priority import be_nicer
-from core.pipeline.stats import HEADER, SAMPLES, ErrorLog, StageStats, arm_test_slowdown
+from core.pipeline.stats import HEADER, SAMPLES, ErrorLog, StageStats
 from core.ring import FrameRing, RingProducer
 from core.shm import create_segment, open_segment, unlink_segment
 from core.sources import Source, SourceConfig, open_source
@@ -481,7 +481,6 @@ def _source_process(
     """A source process: open the source, say its size, attach the ring, run the loop."""
     name_this_thread(f"source-{stream_id}")
     _child_logging()
-    arm_test_slowdown()
     try:
         source = make_source(config, stream_id)
         shape = source.open()

@@ -28,13 +28,12 @@ from collections.abc import Callable
 from typing import Any
 
 from core.backends.pool import REMOTE_BACKENDS
-from core.detections import Detections, GroundTruth
 from core.errors import InferenceProcessError, PipelineError, RingClosedError, RingTimeoutError
-from core.filter import FilterDecision
 from core.jpeg import encode
 from core.ledger import BandwidthLedger
 from core.pipeline.batcher import Batch, Batcher, WorkItem
 from core.pipeline.model_metrics import ScoreBuffer
+from core.pipeline.observe import FrameOutcome, RunObserver
 from core.pipeline.priority import ask_short_slice, be_nicer, run_when_idle
 from core.pipeline.stages import (
     CompressStage,
@@ -54,15 +53,11 @@ log = logging.getLogger("edgeloop.pipeline")
 
 POLL_S = 0.05
 """How often a waiting worker looks up to check whether it should stop."""
-PREDICTIONS_KEPT = 100_000
-"""Frames whose detections and ground truth a report keeps for mAP (bounded memory)."""
-MAX_OCCLUDED = 0.7
-"""A ground-truth object hidden more than this does not make a frame relevant (as in
-:mod:`core.accuracy`: nobody can be blamed for missing a sliver)."""
 
 
 class RunState:
-    """What the workers share with the pipeline for one run: stats, counters, results."""
+    """What the workers share with the pipeline for one run: stats, counters, results, and the
+    observers shown every delivered frame (:class:`~core.pipeline.observe.RunObserver`)."""
 
     def __init__(
         self,
@@ -71,6 +66,8 @@ class RunState:
         raw_bytes: list[int],
         stage_nice: int = 0,
         critical_slice_us: int = 0,
+        *,
+        frame_observers: tuple[RunObserver, ...] = (),
     ) -> None:
         self.stage_nice = stage_nice
         self.critical_slice_us = critical_slice_us
@@ -82,34 +79,9 @@ class RunState:
         self.raw_bytes = raw_bytes
         self.ledger = ledger
         self.frame_number = 0
-        self.predictions: list[Detections] = []
-        self.truths: list[GroundTruth] = []
-        self.relevant = [0, 0]  # frames holding an object, those delivered
-        self.last_delivered = [False] * streams
+        self.frame_observers = frame_observers
         self.crash: BaseException | None = None
         self.crash_event = threading.Event()
-
-    def account_truth(self, item: WorkItem) -> None:
-        """Keep an inferred frame's detections beside its ground truth (for mAP), and count
-        whether a frame holding a visible object was delivered: its decision sent it, or
-        found its objects sent within the cooldown (``cooldown``); a frame the motion gate
-        skipped shows what the stream's last gated-in frame showed, so it inherits that
-        frame's answer (nothing moved: nothing new to deliver, or still nothing delivered)."""
-        truth = item.truth
-        inferred = item.row >= 0 and item.detections is not None
-        if inferred and len(self.predictions) < PREDICTIONS_KEPT:
-            self.predictions.append(item.detections)
-            self.truths.append(truth)
-        decision: FilterDecision | None = item.decision
-        stream = item.stream_id
-        if decision is not None and decision.reason == "no-motion":
-            delivered = self.last_delivered[stream]
-        else:
-            delivered = decision is not None and (decision.send or decision.reason == "cooldown")
-            self.last_delivered[stream] = delivered
-        if len(truth.classes) and bool((truth.occluded <= MAX_OCCLUDED).any()):
-            self.relevant[0] += 1
-            self.relevant[1] += delivered
 
     def group(self, name: str) -> StageGroup:
         group = self.groups.get(name)
@@ -267,8 +239,7 @@ class InferWorker:
         self.state = state
         backend = stage.backend
         self.remote = backend if isinstance(backend, REMOTE_BACKENDS) else None
-        # an inference process slows its own calls under the test-only slowdown
-        self.stats = state.group("infer").add(StageStats("infer", slowed=self.remote is None))
+        self.stats = state.group("infer").add(StageStats("infer"))
         self.off_cpu_ns = 0
         """Its calls' wall time less the CPU time they ran, summed: time a call was waiting for
         a core (a CPU backend does not block), or waiting for a GPU (TensorRT). The CPU time is
@@ -486,8 +457,17 @@ class OutputWorker:
         state.e2e.record(item.capture_ns, now)
         stream = item.stream_id
         state.delivered[stream] += 1
-        if item.truth is not None:
-            state.account_truth(item)
+        if state.frame_observers:
+            outcome = FrameOutcome(
+                stream,
+                item.index,
+                item.capture_ns,
+                item.detections if item.row >= 0 else None,
+                item.truth,
+                item.decision,
+            )
+            for observer in state.frame_observers:
+                observer.on_frame(outcome)
         raw = state.raw_bytes[stream]
         number = state.frame_number
         state.frame_number = number + 1
