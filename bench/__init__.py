@@ -1,5 +1,4 @@
 """``python -m bench``: measure edgeloop on the machine it runs on, side by side with the
-alternatives a user would otherwise pick, and write reports that CI and dashboards read.
+alternatives a user would otherwise pick, and write reports that CI and dashboards read
+(their format: :mod:`bench.schema`).
 """
-
-SCHEMA = "edgeloop.bench/1"

@@ -67,9 +67,10 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-from bench import SCHEMA
+from bench import schema
 from bench.env import machine_fingerprint
 from bench.pipeline_run import PACED_LOAD_TOLERANCE
+from bench.schema import SCHEMA, lookup
 from bench.stats import bootstrap_change, bootstrap_change_vs_control, mann_whitney, statistic
 
 Report: TypeAlias = dict[str, Any]
@@ -123,14 +124,8 @@ class Figure:
 
 
 FIGURES: tuple[Figure, ...] = (
-    Figure("pipeline fps", "pipeline.fps", "pipeline.samples.fps_windows", "mean", True),
-    Figure(
-        "paced e2e p50 ms",
-        "pipeline.paced.e2e_latency_ms.p50",
-        "pipeline.paced.samples.e2e_latency_ms",
-        "median",
-        False,
-    ),
+    Figure("pipeline fps", schema.PIPELINE_FPS, schema.FPS_WINDOWS, "mean", True),
+    Figure("paced e2e p50 ms", schema.PACED_E2E_P50, schema.PACED_E2E_SAMPLES, "median", False),
     # A tail percentile is judged on the run's windows (each window's own p99), not on its
     # frames: the frames of one stall come together, so resampling frames calls a p99 that
     # merely met a different stall "significant" (measured: two runs of the same code, p99
@@ -138,60 +133,26 @@ FIGURES: tuple[Figure, ...] = (
     # not the mean: a run's one to four stall windows (15-25 ms among 29 of 6-9 ms, measured)
     # moved the mean by up to 20 % between runs of the same code; a slower pipeline moves
     # every window.
-    Figure(
-        "paced e2e p99 ms",
-        "pipeline.paced.e2e_latency_ms.p99",
-        "pipeline.paced.samples.latency_windows_p99_ms",
-        "median",
-        False,
-    ),
+    Figure("paced e2e p99 ms", schema.PACED_E2E_P99, schema.PACED_P99_WINDOWS, "median", False),
     # Flat out, latency is queueing in the rings (how full the back-pressure window happens to
     # run), not the code's speed: shown, not gated.
-    Figure(
-        "flat-out e2e p50 ms",
-        "pipeline.e2e_latency_ms.p50",
-        "pipeline.samples.e2e_latency_ms",
-        "median",
-        False,
-        gated=False,
-    ),
-    Figure(
-        "flat-out e2e p99 ms",
-        "pipeline.e2e_latency_ms.p99",
-        "pipeline.samples.e2e_latency_ms",
-        "p99",
-        False,
-        gated=False,
-    ),
+    Figure("flat-out e2e p50 ms", schema.E2E_P50, schema.E2E_SAMPLES, "median", False, gated=False),
+    Figure("flat-out e2e p99 ms", schema.E2E_P99, schema.E2E_SAMPLES, "p99", False, gated=False),
     Figure(
         "naive fps (control)",
-        "naive.fps",  # every segment's, as its samples; pipeline.naive_fps is two of them
-        "naive.samples.fps_windows",
+        schema.NAIVE_LOOP_FPS,  # every segment's, as its samples; pipeline.naive_fps is two of them
+        schema.NAIVE_FPS_WINDOWS,
         "mean",
         True,
         gated=False,
         control=True,
     ),
-    Figure("pipeline efficiency", "pipeline.efficiency", None, "mean", True, gated=False),
-    Figure("speedup vs naive", "pipeline.speedup_vs_naive", None, "mean", True, gated=False),
-    Figure("scenario p90 ms", "scenario.p90_ms", None, "p90", False, gated=False),
-    Figure("scenario p99 ms", "scenario.p99_ms", None, "p99", False, gated=False),
-    Figure("scenario samples/s", "scenario.samples_per_second", None, "mean", True, gated=False),
+    Figure("pipeline efficiency", schema.EFFICIENCY, None, "mean", True, gated=False),
+    Figure("speedup vs naive", schema.SPEEDUP_VS_NAIVE, None, "mean", True, gated=False),
+    Figure("scenario p90 ms", schema.SCENARIO_P90, None, "p90", False, gated=False),
+    Figure("scenario p99 ms", schema.SCENARIO_P99, None, "p99", False, gated=False),
+    Figure("scenario samples/s", schema.SCENARIO_THROUGHPUT, None, "mean", True, gated=False),
 )
-
-
-def lookup(report: dict[str, Any], path: str) -> Any:
-    """The value at dotted ``path`` of ``report``, or None where any part is missing.
-
-    >>> lookup({"a": {"b": 2}}, "a.b"), lookup({"a": {}}, "a.b.c")
-    (2, None)
-    """
-    node: Any = report
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -243,8 +204,8 @@ def _differences(base: Report, new: Report) -> list[str]:
     differ = [f"{k}: {a[k]!r} vs {b[k]!r}" for k in a if a[k] != b[k]]
     if differ:
         problems.append("different machines (" + "; ".join(differ) + ")")
-    model_a = lookup(base, "env.model.sha256")
-    model_b = lookup(new, "env.model.sha256")
+    model_a = lookup(base, schema.MODEL_SHA256)
+    model_b = lookup(new, schema.MODEL_SHA256)
     if model_a != model_b:
         problems.append(f"different models (sha256 {model_a!s:.12} vs {model_b!s:.12})")
     asked, asked_new = workload(base), workload(new)
@@ -265,7 +226,7 @@ def workload(report: dict[str, Any]) -> dict[str, Any]:
     >>> workload({})
     {}
     """
-    config = lookup(report, "pipeline.run.config")
+    config = lookup(report, schema.RUN_CONFIG)
     if not isinstance(config, dict):
         return {}
     rate = config.get("rate")
@@ -474,7 +435,7 @@ def compare(
                     max_regression=threshold(figure),
                     rounds=rounds,
                 )
-    paced_load = [_value(side, "pipeline.paced.load.ratio") for side in (base, new)]
+    paced_load = [_value(side, schema.PACED_LOAD_RATIO) for side in (base, new)]
     _heavier_load(rows := [r for _, r in pairs], paced_load)
     machine = float(control[1]["change"]) if control is not None else None
     regressed = [r["figure"] for r in rows if r["verdict"] == REGRESSED]

@@ -49,6 +49,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
 from prometheus_client.metrics_core import Metric, SummaryMetricFamily
 
+from bench import schema
+from bench.schema import lookup
 from core.errors import MetricsExportError
 
 __all__ = ["JOB", "grouping_key", "push", "summary_registry", "write_textfile"]
@@ -56,40 +58,33 @@ __all__ = ["JOB", "grouping_key", "push", "summary_registry", "write_textfile"]
 JOB = "edgeloop_bench"
 
 _PIPELINE = (
-    ("edgeloop_bench_pipeline_fps", "pipeline.fps", "Flat-out frames per second"),
-    ("edgeloop_bench_pipeline_bound_fps", "pipeline.bound_fps", "Slowest stage's bound"),
-    ("edgeloop_bench_pipeline_efficiency_ratio", "pipeline.efficiency", "fps / bound_fps"),
-    ("edgeloop_bench_naive_fps", "pipeline.naive_fps", "Naive loop frames per second"),
-    ("edgeloop_bench_speedup_vs_naive_ratio", "pipeline.speedup_vs_naive", "fps / naive fps"),
-    ("edgeloop_bench_dropped_frames", "pipeline.dropped", "Frames dropped flat out"),
+    ("edgeloop_bench_pipeline_fps", schema.PIPELINE_FPS, "Flat-out frames per second"),
+    ("edgeloop_bench_pipeline_bound_fps", schema.BOUND_FPS, "Slowest stage's bound"),
+    ("edgeloop_bench_pipeline_efficiency_ratio", schema.EFFICIENCY, "fps / bound_fps"),
+    ("edgeloop_bench_naive_fps", schema.NAIVE_FPS, "Naive loop frames per second"),
+    ("edgeloop_bench_speedup_vs_naive_ratio", schema.SPEEDUP_VS_NAIVE, "fps / naive fps"),
+    ("edgeloop_bench_dropped_frames", schema.PIPELINE_DROPPED, "Frames dropped flat out"),
     (
         "edgeloop_bench_paced_load_ratio",
-        "pipeline.paced.load.ratio",
+        schema.PACED_LOAD_RATIO,
         "Paced run's busy fraction of the bounding stage over the one it aimed at",
     ),
     (
         "edgeloop_bench_machine_drift_ratio",
-        "naive.machine_drift",
+        schema.MACHINE_DRIFT,
         "Naive loop segments' largest distance from their mean fps: the machine's drift",
     ),
 )
 _LATENCY = (("0.5", "p50"), ("0.99", "p99"), ("1", "max"))
 _LATENCIES = (
-    ("edgeloop_bench_e2e_latency_seconds", "pipeline.e2e_latency_ms", _LATENCY, "flat out"),
+    ("edgeloop_bench_e2e_latency_seconds", schema.E2E_LATENCY, _LATENCY, "flat out"),
     (
         "edgeloop_bench_paced_e2e_latency_seconds",
-        "pipeline.paced.e2e_latency_ms",
+        schema.PACED_E2E_LATENCY,
         _LATENCY[1:2],
         "paced",
     ),
 )
-
-
-def _get(report: dict[str, Any], path: str) -> Any:
-    node: Any = report
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
 
 
 def _number(value: Any) -> float | None:
@@ -157,13 +152,13 @@ def summary_registry(report: dict[str, Any]) -> CollectorRegistry:
             "edgeloop_bench_verdict", "The run's verdict (1)", ("result",), registry=registry
         ).labels(result=str(verdict["result"])).set(1)
     for name, path, help_text in _PIPELINE:
-        value = _number(_get(report, path))
+        value = _number(lookup(report, path))
         if value is not None:
             Gauge(name, help_text, registry=registry).set(value)
     latencies = [
         family
         for name, path, quantiles, run in _LATENCIES
-        if (family := _latency(name, _get(report, path), quantiles, run)) is not None
+        if (family := _latency(name, lookup(report, path), quantiles, run)) is not None
     ]
     if latencies:
         registry.register(_Families(latencies))

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench import SCHEMA
+from bench import schema
+from bench.schema import SCHEMA, lookup
 from bench.verdict import STABILITY
 
 # Columns never shown in tables (identifiers or bulky raw data).
@@ -93,37 +94,30 @@ def micro_sections(micro: dict[str, Any]) -> Iterable[tuple[str, list[str]]]:
             yield f"micro.{suite}.{case}", lines
 
 
-def _get(report: dict[str, Any], path: str) -> Any:
-    node: Any = report
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
-
-
 SUMMARY = (
-    ("pipeline fps", "pipeline.fps", "frames/s", None),
-    ("bound_fps", "pipeline.bound_fps", "frames/s", None),
-    ("efficiency", "pipeline.efficiency", "fps / bound_fps", "efficiency"),
-    ("naive_fps", "pipeline.naive_fps", "frames/s", None),
-    ("speedup_vs_naive", "pipeline.speedup_vs_naive", "x", "speedup_vs_naive"),
-    ("frames", "pipeline.frames", "", None),
-    ("dropped", "pipeline.dropped", "frames", None),
-    ("e2e p50", "pipeline.e2e_latency_ms.p50", "ms", None),
-    ("e2e p99", "pipeline.e2e_latency_ms.p99", "ms", None),
-    ("e2e max", "pipeline.e2e_latency_ms.max", "ms", None),
-    ("paced rate", "pipeline.paced.rate", "frames/s", None),
-    ("paced e2e p99", "pipeline.paced.e2e_latency_ms.p99", "ms", "paced_p99"),
-    ("paced infer p99", "pipeline.paced.infer_p99_ms", "ms", None),
-    ("paced dropped", "pipeline.paced.dropped", "frames", "paced_drops"),
-    ("paced missed ticks", "pipeline.paced.missed_ticks", "frames", "paced_missed_ticks"),
-    ("paced stall windows", "pipeline.paced.stalls.count", "windows", None),
-    ("bytes raw", "pipeline.bytes.raw", "bytes", None),
-    ("bytes jpeg_all", "pipeline.bytes.jpeg_all", "bytes", None),
-    ("bytes sent", "pipeline.bytes.sent", "bytes", None),
-    ("map50", "pipeline.accuracy.map50", "", None),
-    ("relevant_recall", "pipeline.accuracy.relevant_recall", "", None),
-    ("quiet jpeg_all / sent", "pipeline.quiet.bytes.reduction_vs_jpeg_all", "x", "quiet_bytes"),
-    ("quiet relevant_recall", "pipeline.quiet.accuracy.relevant_recall", "", "quiet_recall"),
+    ("pipeline fps", schema.PIPELINE_FPS, "frames/s", None),
+    ("bound_fps", schema.BOUND_FPS, "frames/s", None),
+    ("efficiency", schema.EFFICIENCY, "fps / bound_fps", "efficiency"),
+    ("naive_fps", schema.NAIVE_FPS, "frames/s", None),
+    ("speedup_vs_naive", schema.SPEEDUP_VS_NAIVE, "x", "speedup_vs_naive"),
+    ("frames", schema.PIPELINE_FRAMES, "", None),
+    ("dropped", schema.PIPELINE_DROPPED, "frames", None),
+    ("e2e p50", schema.E2E_P50, "ms", None),
+    ("e2e p99", schema.E2E_P99, "ms", None),
+    ("e2e max", schema.E2E_MAX, "ms", None),
+    ("paced rate", schema.PACED_RATE, "frames/s", None),
+    ("paced e2e p99", schema.PACED_E2E_P99, "ms", "paced_p99"),
+    ("paced infer p99", schema.PACED_INFER_P99, "ms", None),
+    ("paced dropped", schema.PACED_DROPPED, "frames", "paced_drops"),
+    ("paced missed ticks", schema.PACED_MISSED_TICKS, "frames", "paced_missed_ticks"),
+    ("paced stall windows", schema.PACED_STALL_COUNT, "windows", None),
+    ("bytes raw", schema.BYTES_RAW, "bytes", None),
+    ("bytes jpeg_all", schema.BYTES_JPEG_ALL, "bytes", None),
+    ("bytes sent", schema.BYTES_SENT, "bytes", None),
+    ("map50", schema.MAP50, "", None),
+    ("relevant_recall", schema.RELEVANT_RECALL, "", None),
+    ("quiet jpeg_all / sent", schema.QUIET_REDUCTION, "x", "quiet_bytes"),
+    ("quiet relevant_recall", schema.QUIET_RECALL, "", "quiet_recall"),
 )
 """(label, key in report.json, unit, target name) of the summary table."""
 
@@ -132,11 +126,11 @@ def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The headline figures with their keys and issue 4's targets (when the run measured them)."""
     rows = []
     for label, key, unit, target in SUMMARY:
-        value = _get(report, key)
+        value = lookup(report, key)
         if value is None:
             continue
         row: dict[str, Any] = {"figure": label, "value": value, "unit": unit, "target": ""}
-        goal = _get(report, f"targets.{target}") if target else None
+        goal = lookup(report, schema.target(target)) if target else None
         if goal:
             met = goal["met"]
             row["target"] = (
@@ -149,7 +143,7 @@ def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def stage_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per pipeline stage: latency, busy fraction, service and CPU time alone."""
-    stages = _get(report, "pipeline.stages") or {}
+    stages = lookup(report, schema.STAGES) or {}
     keys = (
         "workers",
         "p50_ms",
@@ -181,7 +175,7 @@ def stall_lines(report: dict[str, Any]) -> list[str]:
       window); inference off its core 31.0 ms (median window 0.6)']
     """
     lines = []
-    stalls = _get(report, "pipeline.paced.stalls") or {}
+    stalls = lookup(report, schema.PACED_STALLS) or {}
     for window in stalls.get("windows") or []:
         line = f"paced stall at {window['t_s']:.1f} s: p99 {window['p99_ms']:.1f} ms"
         slowest = window.get("slowest_stage") or {}
@@ -207,8 +201,8 @@ def extension_lines(report: dict[str, Any]) -> list[str]:
     ['paced run measured 10 s past its 30 s: its last windows disagreed until then (--max-trials)']
     """
     lines = []
-    for name, key in (("flat-out run", "pipeline.run"), ("paced run", "pipeline.paced.run")):
-        run = _get(report, key) or {}
+    for name, key in (("flat-out run", schema.RUN), ("paced run", schema.PACED_RUN)):
+        run = lookup(report, key) or {}
         if run.get("extended_s"):  # reports since this change
             lines.append(
                 f"{name} measured {run['extended_s']:g} s past its {run['duration_s']:g} s: "
@@ -250,7 +244,7 @@ def load_lines(report: dict[str, Any]) -> list[str]:
     ...     "fraction": 0.8, "expected": 0.79, "ratio": 1.10}}}})[0].split(": ")[1]
     'infer 87 % busy where 79 % was expected (80 % of its flat-out busy fraction)'
     """
-    load = _get(report, "pipeline.paced.load")
+    load = lookup(report, schema.PACED_LOAD)
     if not load or abs(load["ratio"] - 1.0) <= STABILITY:
         return []
     return [
@@ -287,7 +281,7 @@ def repace_lines(report: dict[str, Any]) -> list[str]:
     >>> line.split(" (")[0]
     'paced again at 103.9 frames/s: the run before had its last windows unsettled'
     """
-    paced = _get(report, "pipeline.paced") or {}
+    paced = lookup(report, schema.PACED) or {}
     lines = []
     for attempt in paced.get("attempts") or []:
         p99, margin = attempt["e2e_latency_ms"].get("p99"), attempt["e2e_p99_over_infer_p99_ms"]
@@ -321,9 +315,9 @@ def rate_lines(report: dict[str, Any]) -> list[str]:
     >>> line.split(": ")[0]
     'paced at 50 frames/s in all (--rate)'
     """
-    if _get(report, "pipeline.run.config.rate") is None:  # per stream; the run went flat out
+    if lookup(report, f"{schema.RUN_CONFIG}.rate") is None:  # per stream; the run went flat out
         return []
-    rate = _get(report, "pipeline.paced.rate")
+    rate = lookup(report, schema.PACED_RATE)
     return [
         f"paced at {rate:g} frames/s in all (--rate): fps is the rate the sources gave, not "
         "capacity, so efficiency and speedup_vs_naive are not measured (leave --rate out); "
@@ -346,7 +340,7 @@ def pipeline_sections(report: dict[str, Any]) -> Iterable[tuple[str, list[str]]]
     yield "summary", table(summary_rows(report)) + notes
     rows = stage_rows(report)
     if rows:
-        limit = _get(report, "pipeline.bound.limit")
+        limit = lookup(report, schema.BOUND_LIMIT)
         lines = table(rows)
         if limit:
             lines.append(f"bound_fps limited by: {limit}")

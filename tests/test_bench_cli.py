@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import SCHEMA
+from bench import schema
 from bench.cli import build_parser, main, strict_failure
+from bench.schema import SCHEMA
 from tests.test_bench_publish import promtool_check_metrics
 from tests.test_bench_report import SMALL
 
@@ -200,6 +201,7 @@ def test_strict_pipeline_run_exits_1_on_an_invalid_verdict(
     assert main([*argv, "--json", str(tmp_path / "plain.json")]) == 0
     plain = json.loads((tmp_path / "plain.json").read_text())
     assert plain["verdict"]["result"] == "INVALID" and "min_count" in plain["verdict"]["reason"]
+    assert schema.problems(plain) == []  # a --rate run's blocks are the schema's too
     capsys.readouterr()
     textfile = tmp_path / "edgeloop_bench.prom"
     strict = [*argv, "--strict", "--json", str(tmp_path / "strict.json")]

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench import SCHEMA, compare
+from bench import compare
 from bench.cli import main
+from bench.schema import SCHEMA
 
 ENV: dict[str, Any] = {
     "cpu": {"model": "Test CPU", "logical_cores": 2, "usable_cores": 2},

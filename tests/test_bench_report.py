@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bench import SCHEMA
 from bench.cli import main
 from bench.progress import ProgressBar
+from bench.schema import SCHEMA
 
 SMALL = """\
 sources:

@@ -259,7 +259,7 @@ def freeze_heap() -> int:
     generation (``gc.freeze``); returns how many. Why: a full collection walks every tracked
     object -- the modules, NumPy, ONNX Runtime's bindings, a caller's earlier reports --
     holding the GIL all the while, long enough to put a backlog of frames over their latency
-    budget (docs/decisions/0009-freeze-the-heap.md). Frozen, what existed before the run is
+    budget (docs/decisions/0011-gc-freeze-before-a-run.md). Frozen, what existed before the run is
     never walked again, and a full collection costs only what the run itself keeps.
     ``gc.unfreeze`` after the run hands them back."""
     gc.collect()
