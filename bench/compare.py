@@ -24,12 +24,12 @@ The exit status is 1 only then -- a noisy run whose interval straddles zero, or 
 change smaller than the threshold, is reported and passes. And the machine's own drift is taken
 out: when the control (below) changed significantly, a gated figure's change is divided by the
 control's (fps; latency multiplied), and a regression that falls within the threshold once so
-adjusted is reported as ``worse (so was the control)``, not gated: on a shared VM whose speed
-drifts 5-10 % within minutes, back-to-back runs of the same code otherwise "regress" (measured:
-fps -5.2 % while the naive loop fell 7.1 %). Fps is also judged the other way: fps that held
-while the control rose more than the threshold allows is a regression when the adjusted
-change's interval (both runs and both controls resampled) lies below zero -- a 10 % slowdown
-measured on a machine that had sped up by 24 % otherwise passed (:func:`_against_control`).
+adjusted is reported as ``worse (so was the control)``, not gated: on a machine whose speed
+drifts within minutes, back-to-back runs of the same code otherwise "regress". Fps is also
+judged the other way: fps that held while the control rose more than the threshold allows is a
+regression when the adjusted change's interval (both runs and both controls resampled) lies
+below zero, or a slowdown measured on a machine that had sped up would pass
+(:func:`_against_control`; docs/decisions/0006-naive-loop-as-control.md).
 A paced latency that got worse while the new paced run kept its bounding stage more than 5 %
 busier (``pipeline.paced.load.ratio``) is shown as ``worse (heavier paced load)``, not gated:
 each run is paced at 80 % of its own capacity, the load it lands at moves between runs of the
@@ -44,9 +44,10 @@ Each side may be several runs of the same code (a folder of reports, :func:`load
 samples are pooled, and the interval comes from a two-stage bootstrap that draws runs before
 samples (:func:`bench.stats.bootstrap_change`), so it is as wide as the runs disagree. One
 run's samples cannot show what moves a whole run -- the host's speed in those minutes, the load
-the paced run landed at -- and on a shared VM that is most of the paced latency's spread
-between runs of the same code; with two or three runs a side it is in the interval. (The rank
-test sees the pooled samples, so it is the interval that carries the runs' disagreement.)
+the paced run landed at -- and on a shared machine that is most of the paced latency's spread
+between runs of the same code; with two or three runs a side it is in the interval
+(docs/decisions/0007-judging-paced-latency.md). (The rank test sees the pooled samples, so it
+is the interval that carries the runs' disagreement.)
 
 A report whose verdict is INVALID is compared all the same, with a warning: its intervals are
 wide when its run was noisy, which is the honest answer.
@@ -80,13 +81,9 @@ Side: TypeAlias = Sequence[Report]
 DEFAULT_MAX_REGRESSION = 5.0
 """Percent, for throughput (fps)."""
 DEFAULT_MAX_LATENCY_REGRESSION = 10.0
-"""Percent, for latency figures. A 4 ms median made of five hand-offs between threads moves
-with where the scheduler puts them more than fps does: two back-to-back runs of the same
-commit gave paced p50 3.690 and 3.912 ms (+6.0 %, interval [+5.5 %, +6.5 %], p < 0.001) while
-fps moved -1.2 % (not significant) and the control +0.2 %: the threads of the main process
-ran 8-17 % slower (source 1.62 -> 1.75 ms, preprocess 0.172 -> 0.201 ms a frame), inference
-and the naive loop not at all. Four such runs spread 3.69-3.91 ms; eight interleaved runs a
-day earlier 4.32-4.63 ms (7 %). At 5 % the paced p50 failed one A/A pair in five."""
+"""Percent, for latency figures. A median of a few milliseconds made of several hand-offs
+between threads moves with where the scheduler puts them more than fps does, so at 5 % A/A
+pairs of the same code failed (docs/decisions/0008-compare-thresholds.md)."""
 CONFIDENCE = 0.95
 ALPHA = 0.05
 """Mann-Whitney significance level."""
@@ -128,11 +125,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure("paced e2e p50 ms", schema.PACED_E2E_P50, schema.PACED_E2E_SAMPLES, "median", False),
     # A tail percentile is judged on the run's windows (each window's own p99), not on its
     # frames: the frames of one stall come together, so resampling frames calls a p99 that
-    # merely met a different stall "significant" (measured: two runs of the same code, p99
-    # 7.97 vs 8.82 ms, +10.6 %, interval [+4.5 %, +15.4 %] from frames). The median window,
-    # not the mean: a run's one to four stall windows (15-25 ms among 29 of 6-9 ms, measured)
-    # moved the mean by up to 20 % between runs of the same code; a slower pipeline moves
-    # every window.
+    # merely met a different stall "significant". The median window, not the mean: the number
+    # of stall windows moves the mean between runs of the same code, while a slower pipeline
+    # moves every window (docs/decisions/0007-judging-paced-latency.md).
     Figure("paced e2e p99 ms", schema.PACED_E2E_P99, schema.PACED_P99_WINDOWS, "median", False),
     # Flat out, latency is queueing in the rings (how full the back-pressure window happens to
     # run), not the code's speed: shown, not gated.
@@ -359,8 +354,8 @@ def _against_control(
     * Throughput is also *accused*: fps that held (or rose) while the control rose more is a
       regression when the adjusted change is beyond the threshold and its interval (pipeline
       and control resampled alike, :func:`bench.stats.bootstrap_change_vs_control`) lies on
-      the wrong side of zero. Measured: an injected 10 % slowdown ran -1.8 % against a run
-      whose naive loop was 23.9 % slower, and passed while only excusing.
+      the wrong side of zero. Why: a slowdown measured on a machine that had sped up passes a
+      control that can only excuse (docs/decisions/0006-naive-loop-as-control.md).
     * Latency is only excused: its change with the machine's speed is not proportional (a
       tail is made of queueing), so the control can say a regression may be the machine's,
       not size one.
@@ -469,10 +464,8 @@ def _heavier_load(rows: Sequence[dict[str, Any]], paced_load: Sequence[float | N
     more than flat out, or the machine's speed moved, it kept the stage busier (its ``load``
     ratio; the suite paces once more when it is off by more than 5 %, but the second run lands
     off too). Latency near 80 % follows the load steeply, so a run at a heavier load is slower
-    whatever the code: on two cores of an H200 host, three runs of one commit landed at loads
-    0.846, 0.854 and 1.010, and the third's paced p50 was 14-27 % above the others' (p99 44-63
-    %), "significant"; on the EPYC VM all four failing A/A pairs of twelve were such pairs.
-    Only that direction is excused: a latency that rose while the load held or fell is judged
+    whatever the code (docs/decisions/0007-judging-paced-latency.md). Only that direction is
+    excused: a latency that rose while the load held or fell is judged
     as it is, and the load itself is on the row (and under the table) to be seen."""
     base, new = paced_load
     if base is None or new is None or new <= base * (1 + PACED_LOAD_TOLERANCE):
@@ -516,8 +509,7 @@ def _paced_load_lines(comparison: dict[str, Any]) -> list[str]:
     return [
         f"paced load {base:.3f} -> {new:.3f} ({_pct(new / base - 1)}): the paced runs kept "
         "their bounding stage at different loads, and latency near 80 % load follows the load "
-        "steeply, so paced latency compares loosely (six runs of one commit on a shared 2-vCPU "
-        "VM: loads 1.05-1.12, paced p50 9.6-11.7 ms); a heavier new load excuses a worse paced "
+        "steeply, so paced latency compares loosely; a heavier new load excuses a worse paced "
         "latency (not gated), a lighter one does not"
     ]
 

@@ -218,11 +218,10 @@ class NaiveLoop:
     once (load and first inference timed) and measured in one or more segments.
 
     Why segments: the naive loop is also ``bench compare``'s control, the same code in both
-    runs whose change is the machine's. A shared VM's speed drifts 5-10 % within a minute
-    (measured: micro inference and every pipeline stage 5-15 % slower for the first 80 s of a
-    run, the naive loop measured after them unchanged), so a control measured after the
-    pipeline misses the drift the pipeline met. The standard suite measures a segment before,
-    between and after the pipeline runs; their frames make one result."""
+    runs whose change is the machine's, and a shared machine's speed drifts within a minute, so
+    a control measured only after the pipeline misses the drift the pipeline met
+    (docs/decisions/0006-naive-loop-as-control.md). The standard suite measures a segment
+    before, between and after the pipeline runs; their frames make one result."""
 
     def __init__(
         self,

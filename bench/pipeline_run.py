@@ -180,11 +180,11 @@ def capacity_config(config: Any) -> Any:
     """``config`` with the motion gate off: what the flat-out and paced runs measure.
 
     Capacity is what the device sustains when every frame needs inference (a busy camera: the
-    worst case it must be sized for). With the gate on, fps would follow what the scene holds
-    -- on the synthetic stream it swings by a factor of two over ten-second stretches, as the
-    gate's pass rate goes from 0.2 to 1.0 -- so no window could be compared with another (the
-    stability rule) or with the naive loop, which infers every frame. What the gate saves is
-    the quiet run's figure (:func:`quiet_config` keeps the configured gate)."""
+    worst case it must be sized for). With the gate on, fps would follow what the scene holds,
+    so no window could be compared with another (the stability rule) or with the naive loop,
+    which infers every frame (docs/decisions/0005-capacity-with-every-frame-inferred.md). What
+    the gate saves is the quiet run's figure (:func:`quiet_config` keeps the configured
+    gate)."""
     motion = dataclasses.replace(config.filter.motion, enabled=False)
     return dataclasses.replace(config, filter=dataclasses.replace(config.filter, motion=motion))
 
@@ -376,9 +376,9 @@ def run(
 def bracket(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
     """Each stage's cost as the mean of its measurement just before and just after the run.
 
-    A shared machine's speed drifts (10-15 % over minutes on the CI VM): costs measured on one
-    side of a 20-second run stand for that moment, costs bracketing it for the run's middle,
-    which is what ``efficiency`` divides by.
+    A shared machine's speed drifts over minutes: costs measured on one side of a 20-second run
+    stand for that moment, costs bracketing it for the run's middle, which is what
+    ``efficiency`` divides by (docs/decisions/0023-stage-costs-bracket-the-run.md).
 
     >>> from core.pipeline import StageCost
     >>> bracket({"infer": StageCost(3e6, 3e6, 1)}, {"infer": StageCost(4e6, 5e6, 1)})["infer"]
@@ -633,12 +633,10 @@ def paced_load(flat: Mapping[str, Any], paced: Mapping[str, Any]) -> dict[str, A
     :data:`PACED_FRACTION` of its flat-out busy fraction the pacing aimed at: a ``ratio`` over
     1 says each frame cost the stage more during the paced run than when its rate was set (the
     flat-out run, or for a run paced again the run before it), so the paced run measured a
-    heavier load than 80 % (measured: paced at 60 % of a flat run's fps, inference ran 17 %
-    busier than that; its latency then queues like a heavier load's). Why is not known from
+    heavier load than 80 % and its latency queues like a heavier load's. Why is not known from
     the ratio: the machine's speed moves, and paced inference costs more a frame than flat out
-    (EPYC VM, 2026-11-27: three flat-out runs each followed by two 25 s runs paced at 80 % of
-    its fps, inference 1-8 % longer a frame paced, the second paced run no less than the
-    first). None when the bound is the CPU or a stage the paced run lacks.
+    (docs/decisions/0007-judging-paced-latency.md). None when the bound is the CPU or a stage
+    the paced run lacks.
 
     >>> flat = {"bound": {"limit": "infer"}, "stages": {"infer": {"busy_frac": 0.99}}}
     >>> paced_load(flat, {"stages": {"infer": {"busy_frac": 0.87}}})["ratio"]
@@ -668,11 +666,9 @@ def repaced_fps(capacity: float, load: Mapping[str, Any] | None) -> float | None
     A ``ratio`` of 1.16 means each frame cost the bounding stage 16 % more than in the flat-out
     run (the machine's speed moved, or the stage costs more paced: :func:`paced_load`), so the
     capacity while it was paced was ``capacity / 1.16``, and the run measured a 93 % load, not
-    80 %. Measured on a shared 2-vCPU VM (eight standard runs): paced inference ran 7.25-7.99
-    ms a frame while flat out it ran 6.57-8.28 ms, so the load a paced run landed at followed
-    how fast the flat-out run had happened to be, and the paced latency followed the load: over
-    eighteen runs, paced p50 8.82-9.59 ms in the twelve that ended within 5 % of 80 %, 9.42-11.72
-    ms in the six beyond. (The p99 did not: stall windows make it at any load.)
+    80 %. Why pace again: the load a paced run lands at follows how fast its flat-out run
+    happened to be, and the paced median latency follows the load
+    (docs/decisions/0007-judging-paced-latency.md).
 
     >>> repaced_fps(150.0, {"ratio": 1.2}), repaced_fps(150.0, {"ratio": 1.03})
     (125.0, None)

@@ -179,12 +179,12 @@ def stall_lines(report: dict[str, Any]) -> list[str]:
     for window in stalls.get("windows") or []:
         line = f"paced stall at {window['t_s']:.1f} s: p99 {window['p99_ms']:.1f} ms"
         slowest = window.get("slowest_stage") or {}
-        if "added_ms" in slowest:  # a report made at 42b1f28 has the ratio only
+        if "added_ms" in slowest:  # older reports (before ``added_ms``) have the ratio only
             line += (
                 f"; most added by {slowest['stage']}: +{slowest['added_ms']:.2f} ms "
                 f"({slowest['ratio']:.2f}x its median window)"
             )
-        if "infer_off_cpu_ms" in window:  # reports since this change
+        if "infer_off_cpu_ms" in window:  # older reports lack it
             line += (
                 f"; inference off its core {window['infer_off_cpu_ms']:.1f} ms "
                 f"(median window {stalls['median_window_infer_off_cpu_ms']:.1f})"

@@ -50,9 +50,9 @@ and measured seconds: for the deadline."""
 AROUND_FLAT_RUN = slice(0, 2)
 """The naive loop's segments just before and just after the flat-out run: ``naive_fps``, the
 denominator of ``speedup_vs_naive``, is theirs, so both sides of the ratio saw the same
-minutes of the machine. With every segment's (the bench's whole span) the ratio moved with
-what the machine did during the paced and quiet runs: 0-9 % in six standard runs on a VM whose
-segments lay up to 17 % from their mean."""
+minutes of the machine; with every segment's (the bench's whole span) the ratio moved with
+what the machine did during the paced and quiet runs
+(docs/decisions/0006-naive-loop-as-control.md)."""
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,9 @@ class SuiteOptions:
     rate: float | None = None
     duration_s: float = 20.0
     paced_s: float = 30.0
-    """Long enough that one stall does not make the p99: at 80 % load a 30 ms stall delays some
-    40 frames while the backlog drains, more than 1 % of a 12 s run's 3 200 frames (measured
-    here: 2 of 4 standard runs of 12 s had a p99 of 18-21 ms from one such stall, the others
-    7.4-8.7 ms) but half of 1 % of a 30 s run's."""
+    """Long enough that one stall does not make the p99: at 80 % load a stall's backlog delays
+    more than 1 % of a 12 s run's frames but half of 1 % of a 30 s run's
+    (docs/decisions/0009-windows-and-measuring-on.md)."""
     naive_s: float = 10.0
     paced_retries: int = 1
     """Paced runs after the first when it missed 80 % load (each frame cost its bounding stage
@@ -193,12 +192,13 @@ def naive_block(result: naive.NaiveResult, budget: Budget) -> dict[str, Any]:
 
     Its verdict is LoadGen's minimums only. Its segments (3.3 s each in the standard suite) are
     each shorter than one of perf_analyzer's 5 s measurement windows, and minutes of other runs
-    lie between them, so no stability rule fits: judged on 1 s windows within each segment,
-    it failed 2 of 6 standard runs on a noisy VM for swings of 10-12 % -- the swing for which
-    the pipeline's runs merge their 1 s windows into 5 s ones; judged across segments, 4 of 9,
-    for the machine's drift between them. Both are reported instead: ``segments_spread`` (the
-    largest distance of a 1 s window's fps and median latency from its segment's mean) and
-    ``machine_drift`` (the largest distance of a segment's fps from the segments' mean)."""
+    lie between them, so no stability rule fits: judged on 1 s windows within each segment it
+    fails for the swings for which the pipeline's runs merge their 1 s windows into 5 s ones,
+    and judged across segments for the machine's drift between them
+    (docs/decisions/0006-naive-loop-as-control.md). Both are reported instead:
+    ``segments_spread`` (the largest distance of a 1 s window's fps and median latency from its
+    segment's mean) and ``machine_drift`` (the largest distance of a segment's fps from the
+    segments' mean)."""
     fps_series = [[v for _, v in s] for s in naive.segment_fps_windows(result)]
     latency_series = [[v for _, v in s] for s in naive.segment_latency_windows(result)]
     fps_values = [v for s in fps_series for v in s]
@@ -409,8 +409,8 @@ def _paced(
     Only the last run may measure on past its seconds (``max_trials``; a run paced again, as
     far as the deadline allows: :func:`trials_that_fit`): a run that may still be measured
     again ends on time, so that a disturbed first run -- which both lands off 80 % and
-    measures on -- leaves time for the second (before, it took the extension and left none:
-    both clean-clone ``make bench`` runs of 2026-11-27). The block is the last run's;
+    measures on -- leaves time for the second, rather than taking the extension and leaving
+    none (docs/decisions/0009-windows-and-measuring-on.md). The block is the last run's;
     ``attempts`` keeps each earlier run's rate, load, latency and why it was measured again, so
     nothing is hidden."""
     capacity = float(flat["fps"])

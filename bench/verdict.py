@@ -45,9 +45,9 @@ it waits for the last three to agree (:func:`extension_plan`)."""
 MEASUREMENT_INTERVAL_S = 5.0
 """perf_analyzer's default measurement window (``--measurement-interval 5000`` ms). The
 pipeline reports 1 s windows; the rule judges them merged to this length: on the synthetic
-scene, 1 s windows swing by 15 % with what the frames hold (how many pass the motion gate
-and need inference) -- reproducibly, the same pattern in back-to-back runs: the workload, not
-the measurement."""
+scene, 1 s windows swing with what the frames hold (how many pass the motion gate and need
+inference), which is the workload, not the measurement
+(docs/decisions/0009-windows-and-measuring-on.md)."""
 
 
 @dataclass(frozen=True)

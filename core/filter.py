@@ -82,14 +82,10 @@ class MotionGateConfig:
       min_fraction: 0.001  # fraction of cells that must change
 
     ``threshold`` applies to the *mean* of each colour channel over a ``factor`` x ``factor``
-    cell, where sensor noise is already averaged down (by ``factor``). Measured on the
-    synthetic quiet scene (1080p, 3,600 frames, six episodes) when the gate compared grey
-    levels: at 25 it missed one episode's onset entirely (changed fraction 0.0006 < 0.001:
-    relevant_recall 0.50), at 12 it caught every onset (recall 1.00) and still passed no frame
-    of the empty scene but those where an object left. Per channel (2026-11-27, the same
-    scene, 1,200 frames): recall 1.000 at 12 and at 25 alike, 8,487x fewer bytes than every
-    frame as JPEG (grey: 6,548x at 12, recall 0.50 at 25); and an object as bright as its
-    background is seen at any threshold below its colour difference.
+    cell, where sensor noise is already averaged down (by ``factor``). 12 catches every onset
+    of the synthetic quiet scene while passing no frame of the empty scene, and an object as
+    bright as its background is seen at any threshold below its colour difference
+    (docs/decisions/0004-per-channel-motion-gate.md).
     """
 
     enabled: bool = True

@@ -5,8 +5,8 @@ factor`` block -- and a cell *changed* when any of its channels moved by more th
 ``threshold`` levels. Averaging over a block before comparing makes the score robust to sensor
 noise and cheap (a 1080p frame is 240x135 cells at the default factor 8). Per channel, not one
 grey level: grey is blind to a change that keeps the brightness -- a red object over green
-foliage as bright -- and a gate that misses it loses the frame (measured: a pure red square
-on a (0, 130, 0) green changed no grey cell at any threshold; every channel cell it covered).
+foliage as bright -- and a gate that misses it loses the frame
+(docs/decisions/0004-per-channel-motion-gate.md).
 Rows and columns beyond the last whole block are ignored (at most ``factor - 1`` of each, along
 the bottom and right edges). Integer arithmetic throughout: every implementation gives the same
 result.

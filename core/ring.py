@@ -13,8 +13,9 @@ Two policies:
     that nobody is reading and counts a drop for each consumer that had not taken it.
 
 The slot protocol is lock-free C11 atomics in ``native/src/ring.h``; a waiter spins about a
-microsecond (``spin_us``: longer spins measured worse on a 2-core VM) and then sleeps on a
-futex. It works between threads and between processes
+microsecond (``spin_us``: a longer spin takes a core from the thread it waits for;
+docs/decisions/0010-futex-wakeups.md) and then sleeps on a futex. It works between threads and
+between processes
 (``FrameRing.attach(name)``; a ring also pickles as an attach). Peers that die are detected by
 pid and start time: their slots are reclaimed, a dead producer ends the stream for consumers
 and can be replaced by a new producer.

@@ -24,9 +24,9 @@ Speed: a frame is one full-frame ``uint8`` pass -- background plus brightness pl
 native ``add_wrapped`` kernel, without the GIL -- and one masked fill per object (its colour plus
 brightness plus the same noise). Both are wrapping 8-bit adds, made exact by keeping every
 pixel at least the largest drift plus noise away from 0 and 255 (the cost: a little less
-contrast). The paced camera of a benchmark runs beside the pipeline it feeds: NumPy's two
-passes took 0.96 ms a 1080p frame here and handed the GIL back and forth; the kernel takes
-0.71 ms in one call.
+contrast). Why native: the paced camera of a benchmark runs beside the pipeline it feeds, and
+NumPy's two passes hand the GIL back and forth where the kernel is one call without it
+(docs/decisions/0018-synthetic-camera-native-passes.md).
 
 >>> cam = SyntheticCamera(SceneConfig(width=160, height=90, seed=1))
 >>> frame, truth = cam.frame(42)

@@ -1,18 +1,15 @@
 """JPEG encode/decode through libjpeg-turbo's TurboJPEG C API, bound directly in Cython.
 
-Why not wrap PyTurboJPEG, which the issue first asked for? PyTurboJPEG 2.x needs libjpeg-turbo
->= 3.0, and Debian 12, Ubuntu 22.04 and JetPack 6 ship 2.1, so only PyTurboJPEG 1.x would do. That
-is a ctypes wrapper which (1.8.3, read and measured here) creates and destroys a TurboJPEG handle
-on every call, copies a strided input (a crop) with ``np.ascontiguousarray`` before compressing,
-lets libjpeg-turbo allocate every output and then copies and frees it, decodes into a caller's
-``dst`` only when it is contiguous and of the exact shape (silently allocating otherwise), and
-reports a truncated stream as a Python *warning* with a grey-filled image (fatal errors as
-``OSError``). edgeloop needs: a crop of a ring slot encoded in place (its row stride goes to
-libjpeg-turbo as ``pitch``: no copy); decoding into a slot or any padded view; one long-lived
-handle and output buffer per thread, with the GIL released for the whole C call so two encoder
-threads use two cores; and typed errors that tell a truncated stream (a libjpeg warning) from a
-fatal one. So this module binds the TurboJPEG 2.x functions -- present in 2.1 and still exported,
-unchanged, by 3.x -- and PyTurboJPEG (pinned ``>=1.7,<2``) stays a comparator in ``bench``.
+Why not wrap PyTurboJPEG: only its 1.x runs on the libjpeg-turbo 2.1 that Debian 12, Ubuntu
+22.04 and JetPack 6 ship, and that ctypes wrapper copies crops, allocates every output, makes a
+handle per call and reports a truncated stream as a warning
+(docs/decisions/0019-own-libjpeg-turbo-binding.md). edgeloop needs: a crop of a ring slot
+encoded in place (its row stride goes to libjpeg-turbo as ``pitch``: no copy); decoding into a
+slot or any padded view; one long-lived handle and output buffer per thread, with the GIL
+released for the whole C call so two encoder threads use two cores; and typed errors that tell
+a truncated stream (a libjpeg warning) from a fatal one. So this module binds the TurboJPEG 2.x
+functions -- present in 2.1 and still exported, unchanged, by 3.x -- and PyTurboJPEG (pinned
+``>=1.7,<2``) stays a comparator in ``bench``.
 
 Contract: ``Encoder`` and ``Decoder`` each own one handle (TurboJPEG handles are not thread-safe;
 using one object from two threads at once raises ``RuntimeError`` instead of crashing). Every

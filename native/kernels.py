@@ -8,8 +8,9 @@ Like pyzmq's ``zmq.backend.select``, this is the one place that knows the implem
 * ``numpy``  -- :mod:`native.numpy_kernels`, vectorised NumPy, always available, slowest.
 
 ``EDGELOOP_KERNELS=cython|numba|numpy`` forces one. Without it, each kernel takes the first of its
-``PREFERENCE`` order that loads (the order is what ``python -m bench micro`` measured fastest here),
-and when none loads the first import failure is re-raised.
+``PREFERENCE`` order that loads (the order is what ``python -m bench micro`` measured fastest:
+docs/decisions/0021-kernel-preference-order.md), and when none loads the first import failure
+is re-raised.
 
 The contract (all arrays already validated by the ``core`` wrappers; kernels only re-check cheaply):
 
@@ -69,10 +70,8 @@ MODULES: dict[str, str] = {
     "numpy": "native.numpy_kernels",
 }
 # Per kernel, the order to try without EDGELOOP_KERNELS: fastest first, as measured by
-# `python -m bench micro` (see the README's kernel table); numpy always last. Measured on the
-# 2-core x86-64 (AVX-512) dev machine, one thread: the C kernels win every kernel -- preprocess
-# 1080p->224 0.12 ms (numba 0.50), letterbox 640 0.30 ms (numba 2.2), NMS of 8400 boxes 0.15 ms
-# (numba 0.63), 1080p motion grid 0.47 ms (numba 2.7) -- so the order stays cython, numba, numpy.
+# `python -m bench micro`; numpy always last. The C kernels win every kernel, so the order is
+# cython, numba, numpy (docs/decisions/0021-kernel-preference-order.md).
 PREFERENCE: dict[str, tuple[str, ...]] = {name: IMPLEMENTATIONS for name in KERNEL_NAMES}
 
 BILINEAR = 0

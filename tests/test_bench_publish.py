@@ -107,7 +107,7 @@ def test_push_and_read_back(pushgateway: Server) -> None:
     assert [g["labels"] for g in groups] == [
         {"job": "edgeloop_bench", "device": "gate-01", "commit": "0123456789ab"}
     ]
-    # The group stays until deleted (README): delete it, and it is gone.
+    # The group stays until deleted (docs/bench.md#publishing-results): delete it, and it is gone.
     request = urllib.request.Request(
         f"{pushgateway.url}/metrics/job/edgeloop_bench/device/gate-01/commit/0123456789ab",
         method="DELETE",

@@ -68,7 +68,8 @@ CALIBRATION_SEED = 31
 """Scene of the int8 calibration frames: not a training (1000..1023) nor an evaluation scene."""
 SETTLE_S = 0.2
 """Pause before the bare session loads: the backend's intra-op threads spin for a while after
-its warm-up, and on two cores they would slow the other load down (about 2x was seen)."""
+its warm-up, and on two cores they would slow the other load down
+(docs/decisions/0015-several-inference-processes-opt-in.md)."""
 FRAME_SIZE = (720, 1280)
 """The frames preprocessed into the input buffers (content does not change the speed)."""
 

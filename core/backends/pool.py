@@ -3,10 +3,9 @@
 Why: one ONNX Runtime session on one thread leaves the other cores of a gateway to the rest of
 the pipeline, and more intra-op threads split each call's operators across cores, so every
 operator waits for the slowest thread (on two cores, for whichever core another stage holds).
-Independent sessions in processes of their own scale without that: measured here, two
-single-thread processes ran the reference detector 266-298 calls/s together against 131-142
-for one (10 s each, interleaved). A pipeline then gets more frames per second wherever
-inference was its slowest stage and cores are left.
+Independent sessions in processes of their own scale without that, so a pipeline gets more
+frames per second wherever inference is its slowest stage and cores are left
+(docs/decisions/0015-several-inference-processes-opt-in.md).
 
 How: :class:`ProcessPool` opens ``workers`` :class:`~core.backends.process.ProcessBackend`
 children, each with its own input slots in shared memory, and numbers their slots
@@ -14,12 +13,11 @@ interleaved: pool slot ``s`` is child ``s % workers``'s slot ``s // workers``. T
 batcher hands slots out in turn (first freed, first reused), so consecutive batches go to
 consecutive children and run side by side; the output worker collects them in the order they
 were submitted, each child answering its own calls in order, so frames keep their order.
-(Choosing instead the slot of the child with the fewest calls outstanding measured no better:
-paced margins 9.2 and 10.7 ms against 6.7 and 9.2 in turn, runs interleaved.)
+(Choosing instead the slot of the child with the fewest calls outstanding measured no better;
+the same record.)
 
-Measured in the pipeline on two cores (reference detector, synthetic 1080p, the README's
-Pipeline section): two workers ran 139-158 frames/s flat out against 124-140 for one, but
-at 0.77-0.88 of the CPU bound (every stage then shares both cores), so one stays the default.
+One worker stays the default: on two cores every stage then shares both cores, and throughput
+rises a little while efficiency against the CPU bound falls (the same record).
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """A backend whose model runs in a process of its own, its buffers in shared memory.
 
-Why: in a pipeline whose other stages are Python threads, the inference thread must win the
-GIL back each time ONNX Runtime returns, and on two cores a thread holding it (decoding,
-filtering, rendering a synthetic frame) makes it wait; measured here, inference then ran
-several per cent slower than alone (the README's Pipeline section). In a process of its own the
-runtime's caller holds a GIL nobody else wants.
+Why: in a pipeline whose other stages are Python threads, an inference thread must win the GIL
+back each time ONNX Runtime returns, and whichever thread holds it makes the bottleneck wait; in
+a process of its own the runtime's caller holds a GIL nobody else wants
+(docs/decisions/0001-inference-in-its-own-process.md).
 
 Nothing is copied on the way. The child opens the backend with every input and output array
 allocated in a shared-memory segment (:mod:`core.shm`); the parent maps the same segments, so
@@ -361,8 +360,8 @@ class ProcessBackend(Backend):
     def _await_reply(self, due_ns: int) -> None:
         """While the child has more calls queued, sleep until this reply is due, then look
         every :data:`POLL_S` -- never wait *in* the pipe: a reader blocked there makes the
-        child's write wake it, and waking a thread on another core cost the child 46 µs a call
-        on this VM (19 µs without), time taken from the bottleneck. With nothing queued
+        child's write wake it, and waking a thread on another core takes time from the
+        bottleneck (docs/decisions/0010-futex-wakeups.md). With nothing queued
         behind it (a paced camera), :meth:`collect` waits in the pipe: the wake then costs the
         child nothing it needed, and the reply comes without the polling's delay. A reply much
         later than due (a stalled child) is waited for in the pipe after all."""
@@ -370,7 +369,7 @@ class ProcessBackend(Backend):
         poll = self._replies.poll
         late = due_ns + LATE_FACTOR * int(self._row_ns) + LATE_MIN_NS
         ahead_ns = due_ns - clock()  # read once: a thread pre-empted between two reads would
-        if ahead_ns > POLL_NS:  # ask for a negative sleep (ValueError; seen under CI load)
+        if ahead_ns > POLL_NS:  # ask for a negative sleep (ValueError)
             time.sleep((ahead_ns - POLL_NS / 2) / 1e9)
         while not poll(0):
             if clock() > late:

@@ -6,13 +6,11 @@ too), and never mirrored into a second set of ``prometheus_client`` objects:
 * :class:`RegistryCollector` is a ``prometheus_client`` custom collector over
   :meth:`MetricsRegistry.snapshot`: what the Pushgateway and textfile outputs use, and the
   OpenMetrics format where a client asks for it;
-* :func:`exposition` writes the text format (0.0.4) straight from the registry's families. It
-  exists for cost: ``generate_latest`` over the collector took 1.36 ms CPU for a two-stream
-  pipeline's registry (37 families, 270 samples, mostly histogram buckets) on the 2-core CI VM
-  -- above the whole 1 ms a second the side channel may spend at 1 Hz; written from the
-  snapshot it took 0.47-0.84 ms on the slower EPYC VM, and with each label set's line starts
-  kept (:class:`_FamilyText`) 0.22-0.32 ms. Tests check that it parses to the same samples as
-  ``generate_latest``, and promtool lints the result.
+* :func:`exposition` writes the text format (0.0.4) straight from the registry's families,
+  each label set's line starts kept (:class:`_FamilyText`). It exists for cost:
+  ``generate_latest`` over the collector spends more than the side channel's whole budget at
+  1 Hz (docs/decisions/0012-metrics-side-channel-cost.md). Tests check that it parses to the
+  same samples as ``generate_latest``, and promtool lints the result.
 
 :class:`MetricsServer` serves ``/metrics`` on ``address:port`` (127.0.0.1 unless asked
 otherwise; port 0 picks a free one, read back from :attr:`MetricsServer.port`) on
@@ -139,11 +137,9 @@ class _FamilyText:
     """What never changes in one family's exposition, written once: its HELP and TYPE lines,
     and each label set's line starts (name and escaped labels; a histogram's per bucket).
 
-    Why: a scrape then only formats numbers. Built from :meth:`MetricsRegistry.snapshot`
-    instead (a dict per sample, the labels escaped per scrape), the text of a two-stream
-    pipeline's registry took 0.47-0.84 ms of CPU on the EPYC VM (``bench micro --only
-    metrics``, against 0.22-0.32 ms so), most of the 1 ms a second the side channel may spend
-    at 1 Hz."""
+    Why: a scrape then only formats numbers; built from :meth:`MetricsRegistry.snapshot`
+    instead (a dict per sample, the labels escaped per scrape), it costs most of the side
+    channel's budget at 1 Hz (docs/decisions/0012-metrics-side-channel-cost.md)."""
 
     __slots__ = ("_family", "_starts", "header")
 

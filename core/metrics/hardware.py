@@ -1,6 +1,5 @@
 """The device's CPU, memory, temperatures, data volume and this process, read through psutil and
-sysfs at a cost low enough to leave on (0.2 ms a sample on the faster 2-core CI VM, 0.29-0.35 ms
-on the slower EPYC one).
+sysfs at a cost low enough to leave on (docs/decisions/0012-metrics-side-channel-cost.md).
 
 What is read once, at construction, is what a device has: thermal sensors (``/sys/class/hwmon``
 and ``/sys/class/thermal``), throttle counters, cpufreq policies, the block device under
@@ -96,9 +95,9 @@ def process_stat(path: Path = Path("/proc/self/stat")) -> tuple[float, int, int]
     ``/proc/self/stat``; None where it cannot be read (not Linux).
 
     Why not psutil: its ``cpu_times``, ``num_threads`` and ``memory_info`` read three files
-    (``stat``, ``status``, ``statm``) even under ``oneshot``: 0.10 ms of the hardware sample's
-    0.40 on the 2-vCPU EPYC VM, this 0.03. The figures are the same (the kernel's ticks and
-    resident pages).
+    (``stat``, ``status``, ``statm``) even under ``oneshot``, several times this one read's cost
+    (docs/decisions/0012-metrics-side-channel-cost.md). The figures are the same (the kernel's
+    ticks and resident pages).
     """
     try:
         with open(path, "rb") as f:
@@ -116,9 +115,9 @@ def cpu_jiffies(path: Path = Path("/proc/stat")) -> dict[int, tuple[int, int]] |
     busy is all but idle and iowait, and guest time is left out of the total (user and nice
     already hold it).
 
-    Why not ``psutil.cpu_percent(percpu=True)``: its Python work per CPU took 0.080 ms on the
-    2-vCPU VM and 0.245 ms on a 16-CPU ``/proc/stat`` (the H200 host's count), this 0.033 and
-    0.082.
+    Why not ``psutil.cpu_percent(percpu=True)``: its Python work per CPU costs more than this
+    one read, the more so the more CPUs there are
+    (docs/decisions/0012-metrics-side-channel-cost.md).
     """
     try:
         with open(path, "rb") as f:
@@ -169,8 +168,8 @@ def clock_domains(sys_root: Path = Path("/sys")) -> list[ClockDomain]:
 
     Why not ``psutil.cpu_freq``: it reads three files per CPU each sample, and where there is
     no cpufreq it parses all of ``/proc/cpuinfo`` (work that grows with the CPUs), whose "cpu
-    MHz" in a VM is a nominal figure (the EPYC VM said 2445.43 every time), not a reading.
-    Without it the hardware sample took 0.29-0.35 ms on the 2-vCPU VM, against 0.39-0.46."""
+    MHz" in a VM is a nominal figure, not a reading
+    (docs/decisions/0012-metrics-side-channel-cost.md)."""
     domains = []
     for policy in sorted((sys_root / "devices/system/cpu/cpufreq").glob("policy[0-9]*")):
         current = policy / "scaling_cur_freq"

@@ -13,11 +13,11 @@ Conventions, enforced where cheap:
 * histograms have fixed buckets in base units (:data:`LATENCY_BUCKETS_S` by default).
 
 Thread safety: each labelled child has its own lock, so two threads recording into different
-children never contend. Cost measured on the 2-core CI VM (CPython 3.11, ``timeit``, call
-overhead included): ``Counter.inc`` 0.2 µs, ``Histogram.observe`` 0.3 µs, ``labels(...)``
-0.65 µs (look a child up once and keep it on the hot path); ``Histogram.observe_many`` takes a
-NumPy array at about 15 ns a value (150 µs per 10 000), which is how the pipeline feeds its
-stage latencies: in batches, from its monitor thread, off the per-frame path.
+children never contend. Cost: ``labels(...)`` costs a few times an ``inc`` or ``observe``, so
+look a child up once and keep it on the hot path; ``Histogram.observe_many`` takes a NumPy
+array for a small fraction of an ``observe`` a value, which is how the pipeline feeds its stage
+latencies: in batches, from its monitor thread, off the per-frame path
+(docs/decisions/0012-metrics-side-channel-cost.md).
 
 >>> registry = MetricsRegistry()
 >>> frames = registry.counter("edgeloop_frames_total", "Frames delivered", ("stream",))

@@ -62,9 +62,10 @@ class ModelConfig:
 
     ``threads``: ONNX Runtime's intra-op threads; ``None`` lets the pipeline choose -- one
     on the CPU provider, where the other core is busy rendering, gating and preprocessing
-    the next frames (measured faster than two threads that fight for it; see the README's
-    Pipeline section). ``batch_size`` frames go to one inference, taken across streams in
-    arrival order; a partial batch goes ``batch_timeout_ms`` after its first frame
+    the next frames, so a second thread would fight for it
+    (docs/decisions/0015-several-inference-processes-opt-in.md). ``batch_size`` frames go to
+    one inference, taken across streams in arrival order; a partial batch goes
+    ``batch_timeout_ms`` after its first frame
     (nvstreammux's ``batched-push-timeout``). ``score_floor`` and ``iou_threshold`` are the
     decoder's (what the filter sees at most); the filter's ``score_threshold`` decides what is
     sent.
@@ -91,8 +92,9 @@ class PipelineConfig:
     per stream are bounded by it, so it is the back-pressure window -- keep it at least
     ``2 * batch_size + 4``. ``rate`` paces every source at that many frames/s (sleeping, never
     spinning); ``None`` reads as fast as back-pressure allows. ``source_workers``: a source
-    runs in a thread of this process (``thread``, the default: measured as fast or faster here,
-    see the README) or in a process of its own writing into the shared-memory ring
+    runs in a thread of this process (``thread``, the default: as fast for one stream, and it
+    starts instantly; docs/decisions/0017-sources-in-threads.md) or in a process of its own
+    writing into the shared-memory ring
     (``process``: its decoding never competes for the GIL). ``infer_worker``: inference runs
     in a thread of this process (``thread``) or in a process of its own whose buffers are
     shared memory (``process``, ONNX Runtime only: :mod:`core.backends.process`), where it

@@ -2,35 +2,23 @@
 
 On a small CPU-only box (2 cores), inference is the bottleneck and the other stages together
 need most of the second core. Whenever three workers are ready at once, the scheduler shares
-the cores evenly, and the bottleneck loses time that no other stage can give back: measured
-here (1080p, the reference detector, 2 cores), inference ran 4-8 % slower inside the pipeline
-than alone. The ingest and compress workers therefore run ``stage_nice`` steps nicer than the
-inference worker (``PipelineConfig.stage_nice``): they still get all the CPU time inference
-leaves, and inference keeps its core. Raising niceness needs no privilege, so this works for a
-Greengrass component's unprivileged user; a thread's niceness is its own on Linux
-(``setpriority`` on its thread id), and a process started from it inherits it.
+the cores evenly, and the bottleneck loses time that no other stage can give back. The ingest
+and compress workers therefore run ``stage_nice`` steps nicer than the inference worker
+(``PipelineConfig.stage_nice``): they still get all the CPU time inference leaves, and
+inference keeps its core. Raising niceness needs no privilege, so this works for a Greengrass
+component's unprivileged user; a thread's niceness is its own on Linux (``setpriority`` on its
+thread id), and a process started from it inherits it.
 
 The output thread (decode, filter, compress, sink) keeps inference's priority: it takes a
-fraction of a millisecond a frame, but every frame waits for it after inference, and nicer it
-waited for the heavy ingest thread's time slice. Measured paced at 260 fps (1080p, reference
-detector, 2 cores, four runs each, interleaved): postprocess p99 3.3-3.5 ms nicer against
-0.7-0.8 ms not; end-to-end p99 minus inference p99 3.7-5.4 ms against 3.7-4.4 ms; flat-out fps
-the same within the runs' spread (316-358 against 315-359). Again a day later at 256 fps, four
-runs each, interleaved: the median window's p99 8.4-9.1 ms nicer against 8.1-8.7 ms not, p50
-4.40-4.63 against 4.32-4.59 ms (stall windows of 12-35 ms came in both).
+fraction of a millisecond a frame, but every frame waits for it after inference, and niced it
+would wait for the heavy ingest thread's time slice.
 
 Inference (its process's thread, or its thread) and output also ask for a short time slice
 (:func:`ask_short_slice`, ``PipelineConfig.critical_slice_us``, 100 µs). Nice values set
 *how much* CPU each thread gets, not *when*: Linux's EEVDF scheduler lets the running thread
-finish its slice (1.4 ms here) before a thread that woke takes the core, and inference and
-output wake for every frame. Measured paced at 256 fps (1080p, reference detector, 2 cores,
-25 s runs, ten rounds interleaved): the end-to-end p99 minus the inference p99 went over 5 ms
-in 1 run of 10 with the short slice against 3 of 10 without, with 5 stall windows (1 s
-windows whose p99 is over twice the median's) against 12; flat-out fps the same (342-361
-against 343-357). Running the other stages under ``SCHED_IDLE`` instead did better still
-paced (2 misses in 24 runs against 7 in 24 niced), but it starves them: with two busy
-processes beside the pipeline, fps fell to 2 where niced stages kept 117-131 and the short
-slice 144. So the stages are niced, never idle.
+finish its slice before a thread that woke takes the core, and inference and output wake for
+every frame. The other stages are niced, never ``SCHED_IDLE``, which would starve them on a
+busy machine. Evidence for all three: docs/decisions/0002-stage-priorities-and-short-slices.md.
 
 The ledger's JPEG sampler goes further (:func:`run_when_idle`): it runs only on idle time (it
 may starve: a sample is not needed for any frame).
@@ -65,9 +53,8 @@ def run_when_idle(nice: int = SAMPLER_NICE) -> str:
     (a thread of any other policy that wakes takes the CPU from it at once), else ``nice``
     steps nicer. Returns which it got ("idle", "nice" or "none").
 
-    Measured paced at 80 % of capacity (1080p, the reference detector, 2 cores): at nice +10
-    the sampler's 4 ms encode every 30th frame still delayed the frames beside it -- end-to-end
-    p99 8.8 to 30 ms against 7.0 ms without the sampler."""
+    Why idle rather than only niced: a niced sampler's encode still delays the frames beside it
+    (docs/decisions/0013-jpeg-sampler-off-the-latency-path.md)."""
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread (Linux)
         return "idle"

@@ -15,29 +15,17 @@ a busy wait: spinning would steal a core from the stages on a 2-core machine) an
 A period or more behind (still reading, or waiting for a free slot while the stages are
 behind), it counts the ticks that passed without a frame (``missed_ticks``: a camera would
 have lost those frames) and gives the frame the latest tick that passed, rather than bursting.
-Reading at the tick instead delivered each frame a read later, and reads vary: a synthetic
-1080p frame takes 1.4 ms, up to 3.7 ms when a stage held the core, so at 256 fps (3.9 ms
-apart) frames came 1.4 to 6.6 ms apart (1st and 99th percentile), and a frame that came early
-waited out the previous frame's whole inference: 40 of the 63 slowest 1 % of frames of a traced
-run. Published on the tick, at 285 fps (3.5 ms apart), they came 2.3 to 4.7 ms apart. Reading
-right after the last publication instead would overlap that frame's own preprocessing, which
-a read just before the tick does not. Measured paced at 285 fps (1080p, reference detector,
-2 cores, 25 s, thirteen runs each, interleaved): end-to-end p50 lower in all thirteen pairs
-(3.66-4.09 ms against 3.88-4.23), the median window's p99 in twelve, stall windows as many
-(13 against 12).
+Why not read at the tick: reads vary, so frames would arrive unevenly and one that came early
+would wait out the previous frame's whole inference (docs/decisions/0003-paced-ticks.md).
 
 A replayed source's paced frame (the synthetic camera, a file, a folder) is stamped captured
 at its tick, the time a camera would have captured it: its time is the pacing's to give. A
 frame published late (its read, or a free slot, came after its tick) carries that lateness
 in its end-to-end latency, and the ticks it let pass are counted, so a run that fell behind
 cannot look faster by producing fewer frames (coordinated omission: load generators such as
-MLPerf's LoadGen measure from the scheduled time for the same reason). Before, a frame was
-stamped when published and the clock restarted from there: measured paced at 105 fps (1080p,
-reference detector, 2-vCPU VM, four 30-50 s runs), the runs delivered 0.3-1.8 % fewer frames
-than rate times duration, the 1 s windows short of frames being those whose latency rose; the
-counted ticks since: 1-86 in 30-40 s paced runs of the standard suite. A live source's frame
-keeps the time it was decoded at (:attr:`core.sources.Source.live`), since it really was
-captured then. A frame read when the stream stops is not published.
+MLPerf's LoadGen measure from the scheduled time for the same reason; the same record). A live
+source's frame keeps the time it was decoded at (:attr:`core.sources.Source.live`), since it
+really was captured then. A frame read when the stream stops is not published.
 
 Failures: a read that raises :class:`~core.errors.SourceStalledError` or any other error is
 counted (stalls apart), logged with its cause (rate-limited) and retried; ``error_limit``
@@ -414,8 +402,9 @@ class SourceWorker:
 
 
 class ThreadSourceWorker(SourceWorker):
-    """A source read by a daemon thread of this process (the default: measured as fast as a
-    process here, since rendering and decoding release the GIL, and it starts instantly)."""
+    """A source read by a daemon thread of this process (the default: rendering and decoding
+    release the GIL, so a thread is as fast as a process for one stream, and it starts
+    instantly; docs/decisions/0017-sources-in-threads.md)."""
 
     def __init__(self, source: Source, config: SourceConfig) -> None:
         self.source = source

@@ -479,10 +479,11 @@ class OutputWorker:
 
 class JpegSampler:
     """Weighs every ``sample_every``-th frame as a full JPEG for the bandwidth ledger, on a
-    thread of its own so the 4-8 ms encode never sits on a frame's latency path, at a lower
-    scheduling priority (nice +:data:`SAMPLER_NICE`: it takes the CPU the stages leave idle
-    before theirs). A sample that comes while the last is still encoding is skipped (the
-    ledger scales the ones it has). Its busy time is its CPU time."""
+    thread of its own so the encode of a whole frame never sits on a frame's latency path, on
+    idle CPU time only (:func:`~core.pipeline.priority.run_when_idle`: it takes the CPU the
+    stages leave idle, never theirs; docs/decisions/0013-jpeg-sampler-off-the-latency-path.md).
+    A sample that comes while the last is still encoding is skipped (the ledger scales the ones
+    it has). Its busy time is its CPU time."""
 
     def __init__(self, state: RunState, quality: int) -> None:
         self.state = state

@@ -12,7 +12,7 @@ Copies. OpenCV decodes and converts straight into the caller's buffer, padded ro
 (``VideoCapture.read(out)``). PyAV cannot convert into a buffer it did not allocate: swscale
 writes a new BGR frame (``VideoFrame.to_ndarray(format="bgr24")``, a view of it, no second
 allocation) and one ``np.copyto`` moves it into the slot. At 1080p that copy is a small part of
-a frame's decoding (the README's measured figures).
+a frame's decoding (docs/decisions/0020-pyav-first-decoder.md).
 
 Errors are :mod:`core.errors` ones whose message starts with the source's name: a packet that
 does not decode is a :class:`~core.errors.SourceFrameError` (the next read goes on with the next

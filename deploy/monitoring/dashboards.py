@@ -6,8 +6,8 @@ names only metrics edgeloop really exposes. The JSON is provisioning JSON: ``"id
 fixed ``uid`` per dashboard, the datasource pinned by uid (:data:`DATASOURCE`, provisioned by
 ``grafana/provisioning/datasources/edgeloop.yml``), no ``${DS_...}`` import inputs.
 
-Every panel has a ``description`` (Grafana shows it as the panel's (i) tooltip); the README's
-monitoring section repeats them in prose.
+Every panel has a ``description`` (Grafana shows it as the panel's (i) tooltip);
+docs/monitoring.md's "Dashboards and alerts" section repeats them in prose.
 """
 
 from __future__ import annotations

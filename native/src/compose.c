@@ -5,7 +5,7 @@
  * background, brightness and sensor noise in one pass instead of NumPy's two.
  * el_paint_wrapped: out = (colour + noise) mod 256 on the pixels of a mask -- an object seen
  * through the same noise. NumPy's masked copy of a broadcast colour walks 3 bytes per inner
- * loop and took 0.45 ms a frame for three objects; this is a plain row loop.
+ * loop; this is a plain row loop (docs/decisions/0018-synthetic-camera-native-passes.md).
  * Both run without the GIL: the camera thread of a paced pipeline spends most of a frame here,
  * and holding the GIL for it delayed every other thread's wake-up.
  */

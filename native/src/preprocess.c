@@ -311,8 +311,9 @@ static inline uint64_t load_taps(const uint8_t *p)
 }
 
 /* Fill the tap words of one or two source rows (row1 < 0: one). Deliberately plain scalar
- * loads: an AVX-512 gather measured no faster here, and gathers are several times slower on
- * CPUs with the GDS ("Downfall") microcode fix. Both rows share one pass over the offsets. */
+ * loads: an AVX-512 gather is no faster, and gathers are several times slower on CPUs with the
+ * GDS ("Downfall") microcode fix (docs/decisions/0021-kernel-preference-order.md). Both rows
+ * share one pass over the offsets. */
 static void fetch_taps(const tap_rows *t, int row0, uint64_t *restrict taps0, int row1,
                        uint64_t *restrict taps1)
 {

@@ -234,8 +234,7 @@ static inline int el_ring_take(el_ring_t *r, el_slot_t *s, uint64_t st)
 
 /* One non-blocking attempt to claim a slot; returns its index or -1.
  * Free slots are taken lowest index first, not round robin: the frames in flight then stay in
- * the same few slots, which stay in cache. Measured on the 2-core CI VM, rendering a 1080p frame
- * into 8 slots in turn costs 2.4 ms, into the same 2-4 slots 1.65 ms. */
+ * the same few slots, which stay in cache (docs/decisions/0014-zero-copy-ring.md). */
 static inline int el_ring_try_claim(el_ring_t *r, uint32_t *hint)
 {
     uint32_t n = r->slot_count, k;

@@ -1,9 +1,9 @@
 /*
  * The machine's floor for a cross-process handoff: a child process sleeps on a futex in shared
  * memory, the parent wakes it every interval_ns, the child records how long the wake took.
- * No ring, no Python: what FrameRing's handoff latency should be read against (on a VM, waking
- * an idle vCPU dominates it). The child only touches async-signal-safe calls and _exit()s, so
- * forking from a multi-threaded Python process is safe.
+ * No ring, no Python: what FrameRing's handoff latency should be read against (where waking an
+ * idle CPU dominates it; docs/decisions/0010-futex-wakeups.md). The child only touches
+ * async-signal-safe calls and _exit()s, so forking from a multi-threaded Python process is safe.
  */
 #ifndef EDGELOOP_WAKEPROBE_H
 #define EDGELOOP_WAKEPROBE_H

@@ -19,8 +19,8 @@
 #                  >= 3.0.10 importable) and py312-include.tar.gz (CPython 3.12 headers, where
 #                  the interpreter's include folder has no Python.h)
 # Make it where apt works: echo /.devcarry/ >> .git/info/exclude; mkdir -p .devcarry &&
-#   (cd .devcarry && apt-get download libturbojpeg0 libturbojpeg0-dev) -- the first run on an
-#   H200 (2026-11-26) needed nothing else: Python.h, Cython and gcc were there.
+#   (cd .devcarry && apt-get download libturbojpeg0 libturbojpeg0-dev) -- where the image has
+#   Python.h, Cython and gcc, nothing else is needed.
 # Environment: OUT (required), PYTHON (default python3), DEVICE_CHECK_BUDGET_S, and
 # DEVICE_CHECK_SKIP: step names to skip, comma-separated ("bench pipeline" for a dry run on a
 # machine whose benchmarks must not be disturbed).
