@@ -32,11 +32,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
-from bench import compare, env, report, scenario, standard
+from bench import compare, env, report, scenario, schema, standard
 from bench import verdict as checks
 from bench.micro import SUITES, MicroOptions, run_suite
 from bench.progress import ProgressBar
@@ -117,7 +117,7 @@ def _bar(args: argparse.Namespace, phases: Sequence[tuple[str, float]]) -> Progr
 # -- commands ------------------------------------------------------------------------------------
 
 
-def run_micro(args: argparse.Namespace) -> dict[str, Any]:
+def run_micro(args: argparse.Namespace) -> Mapping[str, Any]:
     budget = Budget.quick() if args.quick else Budget(min_s=args.min_seconds)
     names = _suites(args.only)
     if "inference" in names and args.backend != "auto":
@@ -163,7 +163,7 @@ def _suite_options(args: argparse.Namespace, **parts: bool) -> standard.SuiteOpt
 
 def _run_suite(
     args: argparse.Namespace, options: standard.SuiteOptions, out: Path | None
-) -> dict[str, Any]:
+) -> Mapping[str, Any]:
     if options.backend not in (None, "auto"):
         choose_backend(options.backend, probe())  # one line, before anything is measured
     bar = _bar(args, options.phases())
@@ -176,16 +176,16 @@ def _run_suite(
     return run.report
 
 
-def run_standard(args: argparse.Namespace) -> dict[str, Any]:
+def run_standard(args: argparse.Namespace) -> Mapping[str, Any]:
     return _run_suite(args, _suite_options(args, micro=not args.no_micro), args.out)
 
 
-def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+def run_pipeline(args: argparse.Namespace) -> Mapping[str, Any]:
     options = _suite_options(args, micro=False, paced=False, quiet=False, naive=not args.no_naive)
     return _run_suite(args, options, args.out)
 
 
-def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
+def run_scenario(args: argparse.Namespace) -> Mapping[str, Any]:
     from bench import verdict  # noqa: PLC0415
 
     if args.backend != "auto":
@@ -214,12 +214,12 @@ def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
         "result": result["result"],
         "reason": "LoadGen: VALID" if ok else f"LoadGen: {why}",
     }
-    out["scenario"] = result
+    out["scenario"] = cast(schema.Scenario, result)  # bench.scenario's result, as declared
     print(scenario.render(result) + f"\n{report.verdict_line(out)}")
     return out
 
 
-def run_compare(args: argparse.Namespace) -> dict[str, Any]:
+def run_compare(args: argparse.Namespace) -> Mapping[str, Any]:
     for option in ("max_regression", "max_latency_regression"):
         if getattr(args, option) < 0:
             flag = "--" + option.replace("_", "-")
@@ -243,7 +243,7 @@ def _shown(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def strict_failure(result: dict[str, Any]) -> str | None:
+def strict_failure(result: Mapping[str, Any]) -> str | None:
     """Why ``--strict`` fails a report, in one line, or None when it passes: the report's
     ``verdict.result`` is not VALID (or it has no verdict), or a target in ``targets`` was
     measured and missed (``met`` false; ``met`` null, not measured, is no miss).
@@ -292,7 +292,7 @@ def _publish(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def publish(args: argparse.Namespace, result: dict[str, Any]) -> None:
+def publish(args: argparse.Namespace, result: Mapping[str, Any]) -> None:
     """``--push-gateway`` and ``--prom-textfile``, after the run (its JSON is written first)."""
     url = getattr(args, "push_gateway", None)
     textfile = getattr(args, "prom_textfile", None)
@@ -470,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS: dict[str | None, Callable[[argparse.Namespace], dict[str, Any]]] = {
+COMMANDS: dict[str | None, Callable[[argparse.Namespace], Mapping[str, Any]]] = {
     None: run_standard,
     "micro": run_micro,
     "pipeline": run_pipeline,

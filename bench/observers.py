@@ -10,11 +10,11 @@ import collections
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from bench import schema
 from core.accuracy import DEFAULT_MAX_OCCLUDED, average_precision, match_frame
 from core.pipeline import FrameOutcome, RunObserver, Window
 
@@ -208,7 +208,7 @@ class AccuracyCounter(RunObserver):
     def relevant_recall(self) -> float | None:
         return self.relevant_delivered / self.relevant_frames if self.relevant_frames else None
 
-    def block(self) -> dict[str, Any] | None:
+    def block(self) -> schema.Accuracy | None:
         """The report's ``accuracy`` block; None when no frame had ground truth."""
         if not self.frames_with_truth and not self.relevant_frames:
             return None

@@ -43,10 +43,11 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from bench import schema
 from bench import verdict as checks
 from bench.stats import downsample, latency_block, stall_windows
 
@@ -240,7 +241,7 @@ class Measured:
     """Accuracy of a source with ground truth (:class:`bench.observers.AccuracyCounter`)."""
 
 
-def bound(costs: Mapping[str, Any], cores: float) -> dict[str, Any]:
+def bound(costs: Mapping[str, Any], cores: float) -> schema.Bound:
     """``bound_fps`` (module docstring) with each stage's own bound and what limits.
 
     >>> from types import SimpleNamespace as Cost
@@ -424,12 +425,12 @@ def _windows(timeline: Timeline) -> list[float]:
     return [float(v) for _, v in timeline if math.isfinite(v)]
 
 
-def _e2e(report: Any) -> dict[str, float] | None:
+def _e2e(report: Any) -> schema.Latency | None:
     samples = np.asarray(report.e2e_ns)
     return latency_block(samples) if samples.size else None
 
 
-def _samples_block(measured: Measured) -> dict[str, Any]:
+def _samples_block(measured: Measured) -> schema.Samples:
     samples = np.asarray(measured.report.e2e_ns)
     timelines = measured.timelines
     return {
@@ -481,25 +482,35 @@ def _stable(fps: Timeline, latency: Timeline, *, judge_latency: bool) -> checks.
     return checks.stability(_windows(fps), latency_windows, window_s=_window_s(fps))
 
 
-def _accuracy(measured: Measured) -> dict[str, Any] | None:
+def _accuracy(measured: Measured) -> schema.Accuracy | None:
     """``map50`` of the inferred frames with ground truth, ``relevant_recall`` of the filter."""
     return measured.accuracy.block() if measured.accuracy is not None else None
 
 
-def _bytes(report: Any) -> dict[str, Any]:
-    totals = dict(report.bytes)
+def _bytes(report: Any) -> schema.Bytes:
+    """The ledger's totals (:meth:`core.ledger.BandwidthLedger.totals`), and what the filter
+    saved: every frame as a JPEG over what was sent."""
+    totals = report.bytes
     sent = totals.get("sent") or 0
-    totals["reduction_vs_jpeg_all"] = totals["jpeg_all"] / sent if sent else None
-    return totals
+    return {
+        "raw": totals["raw"],
+        "jpeg_all": totals["jpeg_all"],
+        "sent": totals["sent"],
+        "jpeg_all_estimated": totals["jpeg_all_estimated"],
+        "frames": totals["frames"],
+        "jpeg_samples": totals["jpeg_samples"],
+        "sample_every": totals["sample_every"],
+        "reduction_vs_jpeg_all": totals["jpeg_all"] / sent if sent else None,
+    }
 
 
 def _stages(
     report: Any, costs: Mapping[str, Any] | None, stage_bounds: Mapping[str, float]
-) -> dict[str, Any]:
-    stages: dict[str, Any] = {}
+) -> dict[str, schema.Stage]:
+    stages: dict[str, schema.Stage] = {}
     for name, samples in report.stage_ns.items():
         arr = np.asarray(samples)
-        block: dict[str, Any] = {
+        block: schema.Stage = {
             "p50_ms": float(np.percentile(arr, 50)) / 1e6 if arr.size else None,
             "p99_ms": float(np.percentile(arr, 99)) / 1e6 if arr.size else None,
             "mean_ms": float(arr.mean()) / 1e6 if arr.size else None,
@@ -515,7 +526,8 @@ def _stages(
     return stages
 
 
-def _common(measured: Measured) -> dict[str, Any]:
+def _common(measured: Measured, *, judge_latency: bool) -> schema.RunBlock:
+    """The figures every run's block has, its settings and its verdict."""
     report = measured.report
     return {
         "fps": report.fps,
@@ -527,10 +539,12 @@ def _common(measured: Measured) -> dict[str, Any]:
         "missed_ticks": None if measures_capacity(measured.config) else report.missed_ticks,
         "duration_s": report.duration_s,
         "e2e_latency_ms": _e2e(report),
+        "run": _run_settings(measured),
+        "verdict": checks.verdict(_measurement_checks(measured, judge_latency=judge_latency)),
     }
 
 
-def flat_out_block(measured: Measured, cores: float) -> dict[str, Any]:
+def flat_out_block(measured: Measured, cores: float) -> schema.PipelineBlock:
     """``report.json``'s ``pipeline`` block, before the naive figures join it.
 
     A run paced by the user (``bench pipeline --rate``) delivers the rate, not what the device
@@ -540,16 +554,15 @@ def flat_out_block(measured: Measured, cores: float) -> dict[str, Any]:
     report = measured.report
     limits = bound(measured.costs, cores) if measured.costs else None
     paced = not measures_capacity(measured.config)
-    block = _common(measured)
-    block.update(
-        stages=_stages(report, measured.costs, limits["stage_bound_fps"] if limits else {}),
-        bound_fps=limits["bound_fps"] if limits else None,
-        efficiency=block["fps"] / limits["bound_fps"] if limits and not paced else None,
-        bound=limits,
-        naive_fps=None,
-        speedup_vs_naive=None,
-        bytes=_bytes(report),
-    )
+    # A block of the common keys only is a pipeline block with none of its own keys yet.
+    block = cast(schema.PipelineBlock, _common(measured, judge_latency=paced))
+    block["stages"] = _stages(report, measured.costs, limits["stage_bound_fps"] if limits else {})
+    block["bound_fps"] = limits["bound_fps"] if limits else None
+    block["efficiency"] = block["fps"] / limits["bound_fps"] if limits and not paced else None
+    block["bound"] = limits
+    block["naive_fps"] = None
+    block["speedup_vs_naive"] = None
+    block["bytes"] = _bytes(report)
     accuracy = _accuracy(measured)
     if accuracy is not None:
         block["accuracy"] = accuracy
@@ -565,13 +578,11 @@ def flat_out_block(measured: Measured, cores: float) -> dict[str, Any]:
         "precision": report.backend.precision,
         "model": report.backend.model,
     }
-    block["run"] = _run_settings(measured)
     # A run paced with --rate keeps its latency samples once, in pipeline.paced.samples (where
     # compare judges them): kept here too, they were a third of the report's bytes.
     block["samples"] = (
         {"fps_windows": _windows(measured.timelines.fps)} if paced else _samples_block(measured)
     )
-    block["verdict"] = checks.verdict(_measurement_checks(measured, judge_latency=paced))
     if paced:
         block["paced"] = paced_block(measured)
     return block
@@ -583,7 +594,7 @@ def measures_capacity(config: Any) -> bool:
     return config.rate is None
 
 
-def _run_settings(measured: Measured) -> dict[str, Any]:
+def _run_settings(measured: Measured) -> schema.RunSettings:
     from core.config import to_mapping  # noqa: PLC0415
 
     return {
@@ -603,32 +614,28 @@ def _stages_after_capture(timelines: Timelines) -> dict[str, Timeline]:
     return {k: v for k, v in timelines.stage_p99.items() if k != "source"}
 
 
-def paced_block(measured: Measured) -> dict[str, Any]:
+def paced_block(measured: Measured) -> schema.PacedRun:
     """``pipeline.paced``: latency below capacity, against the inference stage's p99."""
     report = measured.report
-    block = _common(measured)
+    block = cast(schema.PacedRun, _common(measured, judge_latency=True))
     infer = np.asarray(report.stage_ns.get("infer", ()))
     infer_p99 = float(np.percentile(infer, 99)) / 1e6 if infer.size else None
     e2e = block["e2e_latency_ms"]
-    block.update(
-        rate=measured.config.rate * len(measured.config.sources),
-        rate_per_stream=measured.config.rate,
-        infer_p99_ms=infer_p99,
-        e2e_p99_over_infer_p99_ms=e2e["p99"] - infer_p99 if e2e and infer_p99 else None,
-        stages=_stages(report, None, {}),
-        stalls=stall_windows(
-            measured.timelines.latency_p99,
-            stages=_stages_after_capture(measured.timelines),
-            infer_off_cpu=measured.timelines.infer_off_cpu,
-        ),
-        run=_run_settings(measured),
-        samples=_samples_block(measured),
-        verdict=checks.verdict(_measurement_checks(measured, judge_latency=True)),
+    block["rate"] = measured.config.rate * len(measured.config.sources)
+    block["rate_per_stream"] = measured.config.rate
+    block["infer_p99_ms"] = infer_p99
+    block["e2e_p99_over_infer_p99_ms"] = e2e["p99"] - infer_p99 if e2e and infer_p99 else None
+    block["stages"] = _stages(report, None, {})
+    block["stalls"] = stall_windows(
+        measured.timelines.latency_p99,
+        stages=_stages_after_capture(measured.timelines),
+        infer_off_cpu=measured.timelines.infer_off_cpu,
     )
+    block["samples"] = _samples_block(measured)
     return block
 
 
-def paced_load(flat: Mapping[str, Any], paced: Mapping[str, Any]) -> dict[str, Any] | None:
+def paced_load(flat: Mapping[str, Any], paced: Mapping[str, Any]) -> schema.PacedLoad | None:
     """How busy the paced run kept the stage that bounds the flat-out run, against the
     :data:`PACED_FRACTION` of its flat-out busy fraction the pacing aimed at: a ``ratio`` over
     1 says each frame cost the stage more during the paced run than when its rate was set (the
@@ -645,16 +652,17 @@ def paced_load(flat: Mapping[str, Any], paced: Mapping[str, Any]) -> dict[str, A
     stage = (flat.get("bound") or {}).get("limit")
     flat_busy = ((flat.get("stages") or {}).get(stage) or {}).get("busy_frac")
     busy = ((paced.get("stages") or {}).get(stage) or {}).get("busy_frac")
-    if not flat_busy or busy is None:
+    if not flat_busy or busy is None or stage is None:
         return None
     expected = PACED_FRACTION * flat_busy
-    return {
+    load: schema.PacedLoad = {
         "stage": stage,
         "busy_frac": busy,
         "fraction": PACED_FRACTION,
         "expected": expected,
         "ratio": busy / expected,
     }
+    return load
 
 
 def repaced_fps(capacity: float, load: Mapping[str, Any] | None) -> float | None:
@@ -679,17 +687,12 @@ def repaced_fps(capacity: float, load: Mapping[str, Any] | None) -> float | None
     return capacity / float(ratio)
 
 
-def quiet_block(measured: Measured) -> dict[str, Any]:
+def quiet_block(measured: Measured) -> schema.QuietRun:
     """``pipeline.quiet``: bytes sent against every frame as JPEG, and relevant recall."""
-    report = measured.report
-    block = _common(measured)
-    block.update(
-        quiet_fraction=QUIET_FRACTION,
-        bytes=_bytes(report),
-        accuracy=_accuracy(measured),
-        run=_run_settings(measured),
-        verdict=checks.verdict(_measurement_checks(measured, judge_latency=False)),
-    )
+    block = cast(schema.QuietRun, _common(measured, judge_latency=False))
+    block["quiet_fraction"] = QUIET_FRACTION
+    block["bytes"] = _bytes(measured.report)
+    block["accuracy"] = _accuracy(measured)
     return block
 
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import time
 import urllib.error
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,7 @@ def _latency(
     return family
 
 
-def grouping_key(report: dict[str, Any]) -> dict[str, str]:
+def grouping_key(report: Mapping[str, Any]) -> dict[str, str]:
     """``device`` (the host) and ``commit`` of the report's environment."""
     env = report.get("env") or {}
     return {
@@ -140,7 +140,7 @@ def grouping_key(report: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def summary_registry(report: dict[str, Any]) -> CollectorRegistry:
+def summary_registry(report: Mapping[str, Any]) -> CollectorRegistry:
     """The report's headline figures as gauges in a registry of their own."""
     registry = CollectorRegistry()
     Gauge(
@@ -175,7 +175,7 @@ def summary_registry(report: dict[str, Any]) -> CollectorRegistry:
     return registry
 
 
-def push(report: dict[str, Any], url: str) -> dict[str, str]:
+def push(report: Mapping[str, Any], url: str) -> dict[str, str]:
     """PUT the summary to the Pushgateway at ``url`` (replacing this device and commit's
     group); the grouping key used."""
     key = grouping_key(report)
@@ -187,7 +187,7 @@ def push(report: dict[str, Any], url: str) -> dict[str, str]:
     return key
 
 
-def write_textfile(report: dict[str, Any], path: Path) -> None:
+def write_textfile(report: Mapping[str, Any], path: Path) -> None:
     """The summary in node_exporter's textfile format at ``path`` (written to a temporary file
     and renamed, so the collector never reads half a file), grouping labels on every series."""
     registry = summary_registry(report)

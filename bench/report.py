@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from bench.verdict import STABILITY
 _HIDDEN = {"contender", "impl_forced", "samples_ns", "skipped"}
 
 
-def new_report(env: dict[str, Any]) -> dict[str, Any]:
+def new_report(env: dict[str, Any]) -> schema.Report:
     return {"schema": SCHEMA, "env": env}
 
 
@@ -122,7 +122,7 @@ SUMMARY = (
 """(label, key in report.json, unit, target name) of the summary table."""
 
 
-def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+def summary_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The headline figures with their keys and issue 4's targets (when the run measured them)."""
     rows = []
     for label, key, unit, target in SUMMARY:
@@ -141,7 +141,7 @@ def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def stage_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+def stage_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per pipeline stage: latency, busy fraction, service and CPU time alone."""
     stages = lookup(report, schema.STAGES) or {}
     keys = (
@@ -157,14 +157,14 @@ def stage_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"stage": name, **{k: data.get(k) for k in keys}} for name, data in stages.items()]
 
 
-def verdict_line(report: dict[str, Any]) -> str | None:
+def verdict_line(report: Mapping[str, Any]) -> str | None:
     verdict = report.get("verdict")
     if not isinstance(verdict, dict):
         return None
     return f"verdict: {verdict.get('result')} -- {verdict.get('reason')}"
 
 
-def stall_lines(report: dict[str, Any]) -> list[str]:
+def stall_lines(report: Mapping[str, Any]) -> list[str]:
     """One line per paced stall window: when, its p99, the stage that added the most, and how
     long inference waited for a core in it.
 
@@ -193,7 +193,7 @@ def stall_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def extension_lines(report: dict[str, Any]) -> list[str]:
+def extension_lines(report: Mapping[str, Any]) -> list[str]:
     """A line for each run that measured past its plan because its windows disagreed.
 
     >>> extension_lines({"pipeline": {"run": {"duration_s": 20.0, "extended_s": 0.0},
@@ -211,7 +211,7 @@ def extension_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def drift_lines(report: dict[str, Any]) -> list[str]:
+def drift_lines(report: Mapping[str, Any]) -> list[str]:
     """A line when the naive loop's segments (before, between and after the pipeline runs) lie
     further apart than the stability rule allows: the machine's speed moved during the suite.
 
@@ -234,7 +234,7 @@ def drift_lines(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def load_lines(report: dict[str, Any]) -> list[str]:
+def load_lines(report: Mapping[str, Any]) -> list[str]:
     """A line when the paced run kept the bounding stage busier (or idler) than 80 % of its
     flat-out busy fraction by more than the stability rule allows: each frame cost the stage
     more (or less) than when the rate was set, and the paced figures are of another load than
@@ -265,7 +265,7 @@ def _more_or_less(ratio: float) -> str:
     return f"{change:.0f} % longer" if ratio > 1 else f"{change:.0f} % less time"
 
 
-def repace_lines(report: dict[str, Any]) -> list[str]:
+def repace_lines(report: Mapping[str, Any]) -> list[str]:
     """A line for each paced run measured again (``pipeline.paced.attempts``): at the wrong
     load, or with its last windows unsettled; the summary's paced figures are the last run's.
 
@@ -306,7 +306,7 @@ def repace_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def rate_lines(report: dict[str, Any]) -> list[str]:
+def rate_lines(report: Mapping[str, Any]) -> list[str]:
     """A line when the user paced the pipeline run (``--rate``): its fps is the rate, so the
     capacity figures were not measured.
 
@@ -325,7 +325,7 @@ def rate_lines(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def pipeline_sections(report: dict[str, Any]) -> Iterable[tuple[str, list[str]]]:
+def pipeline_sections(report: Mapping[str, Any]) -> Iterable[tuple[str, list[str]]]:
     """(title, lines) of the pipeline summary and stage tables, when the report has them."""
     if "pipeline" not in report:
         return
@@ -347,7 +347,7 @@ def pipeline_sections(report: dict[str, Any]) -> Iterable[tuple[str, list[str]]]
         yield "pipeline stages", lines
 
 
-def render_text(report: dict[str, Any]) -> str:
+def render_text(report: Mapping[str, Any]) -> str:
     out: list[str] = []
     sections = [*pipeline_sections(report), *micro_sections(report.get("micro", {}))]
     for title, lines in sections:
@@ -359,7 +359,7 @@ def render_text(report: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_markdown(report: dict[str, Any]) -> str:
+def render_markdown(report: Mapping[str, Any]) -> str:
     env = report.get("env", {})
     cpu = env.get("cpu", {})
     model = env.get("model") or {}
@@ -403,13 +403,13 @@ def json_ready(value: Any) -> Any:
     return value
 
 
-def write_json(report: dict[str, Any], path: Path) -> None:
+def write_json(report: Mapping[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(json_ready(report), indent=2, sort_keys=False, allow_nan=False)
     path.write_text(text + "\n")
 
 
-def write_folder(report: dict[str, Any], folder: Path) -> None:
+def write_folder(report: Mapping[str, Any], folder: Path) -> None:
     """``report.json`` and ``report.md`` in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     write_json(report, folder / "report.json")

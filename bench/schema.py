@@ -211,8 +211,8 @@ class PacedLoad(TypedDict):
 
 
 class PacedLatency(TypedDict):
-    p50: Annotated[float, Doc("ms", "median")]
-    p99: Annotated[float, Doc("ms", "99th percentile")]
+    p50: Annotated[float | None, Doc("ms", "median")]
+    p99: Annotated[float | None, Doc("ms", "99th percentile")]
 
 
 class PacedAttempt(TypedDict):
@@ -230,8 +230,8 @@ class PacedAttempt(TypedDict):
     verdict: Annotated[Verdict, Doc("", "its verdict")]
 
 
-class _RunRequired(TypedDict):
-    """What every pipeline run reports."""
+class RunBlock(TypedDict):
+    """What every pipeline run reports (the blocks of the flat-out, paced and quiet runs)."""
 
     fps: Annotated[float, Doc("frames/s", "frames through every stage per measured second")]
     frames: Annotated[int, Doc("frames", "frames delivered in the measured phase")]
@@ -248,7 +248,7 @@ class _RunRequired(TypedDict):
     verdict: Annotated[Verdict, Doc("", "the run's verdict")]
 
 
-class PacedRun(_RunRequired, total=False):
+class PacedRun(RunBlock, total=False):
     """The paced run (`pipeline.paced`): the latency a live camera sees."""
 
     rate: Annotated[float, Doc("frames/s", "the pace, all streams")]
@@ -262,7 +262,7 @@ class PacedRun(_RunRequired, total=False):
     attempts: Annotated[list[PacedAttempt], Doc("", "paced runs measured again")]
 
 
-class QuietRun(_RunRequired, total=False):
+class QuietRun(RunBlock, total=False):
     """The quiet scene (`pipeline.quiet`): what the filter saves, what it must not lose."""
 
     quiet_fraction: Annotated[float, Doc("", "share of frames holding objects")]
@@ -270,7 +270,7 @@ class QuietRun(_RunRequired, total=False):
     accuracy: Annotated[Accuracy | None, Doc("", "relevant recall of the filter")]
 
 
-class PipelineBlock(_RunRequired, total=False):
+class PipelineBlock(RunBlock, total=False):
     """The flat-out run (`pipeline`), and the other runs under it."""
 
     stages: Annotated[dict[str, Stage], Doc("", "each stage in the run and alone")]

@@ -19,11 +19,12 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from bench import env, naive, pipeline_run, plots, report
+from bench import env, naive, pipeline_run, plots, report, schema
 from bench import verdict as checks
 from bench.micro import (
     SUITES,
@@ -141,7 +142,7 @@ class SuiteOptions:
 class SuiteRun:
     """A finished suite: the report, and the raw runs the plots draw from."""
 
-    report: dict[str, Any]
+    report: schema.Report
     flat: pipeline_run.Measured
     paced: pipeline_run.Measured | None
     naive: naive.NaiveResult | None
@@ -187,7 +188,7 @@ def _naive_segment(
     )
 
 
-def naive_block(result: naive.NaiveResult, budget: Budget) -> dict[str, Any]:
+def naive_block(result: naive.NaiveResult, budget: Budget) -> schema.NaiveBlock:
     """``report.json``'s ``naive`` block, with its own verdict and raw samples for compare.
 
     Its verdict is LoadGen's minimums only. Its segments (3.3 s each in the standard suite) are
@@ -213,10 +214,13 @@ def naive_block(result: naive.NaiveResult, budget: Budget) -> dict[str, Any]:
         )
     )
     per_segment = [naive.segment_fps(result, slice(i, i + 1)) for i in range(len(fps_series))]
-    spreads = {
-        name: max((checks.spread(s) for s in series if s), default=0.0)
-        for name, series in (("fps", fps_series), ("latency", latency_series))
+    spreads: schema.NaiveSpread = {
+        "fps": max((checks.spread(s) for s in fps_series if s), default=0.0),
+        "latency": max((checks.spread(s) for s in latency_series if s), default=0.0),
     }
+    settings = cast(schema.NaiveSettings, dict(result.extra))  # the loop's own settings
+    settings["min_s"] = budget.min_s
+    settings["min_count"] = budget.min_count
     return {
         "fps": result.fps,
         "frames": result.frames,
@@ -231,7 +235,7 @@ def naive_block(result: naive.NaiveResult, budget: Budget) -> dict[str, Any]:
         "segments_spread": spreads,
         "machine_drift": checks.spread(per_segment),
         "model": result.model,
-        "settings": {**result.extra, "min_s": budget.min_s, "min_count": budget.min_count},
+        "settings": settings,
         "samples": {
             "fps_windows": fps_values,
             "latency_windows_p50_ms": latency_values,
@@ -241,13 +245,13 @@ def naive_block(result: naive.NaiveResult, budget: Budget) -> dict[str, Any]:
     }
 
 
-def targets(pipeline: dict[str, Any]) -> dict[str, Any]:
+def targets(pipeline: Mapping[str, Any]) -> dict[str, schema.Target]:
     """Issue 4's targets against the measured figures (``met`` None: not measured)."""
 
-    def target(text: str, measured: Any, met: bool | None) -> dict[str, Any]:
+    def target(text: str, measured: Any, met: bool | None) -> schema.Target:
         return {"target": text, "measured": measured, "met": met}
 
-    out = {}
+    out: dict[str, schema.Target] = {}
     eff = pipeline.get("efficiency")
     out["efficiency"] = target(">= 0.95", eff, eff >= 0.95 if eff is not None else None)
     speedup = pipeline.get("speedup_vs_naive")
@@ -366,10 +370,19 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
         around = naive.segment_fps(naive_result, AROUND_FLAT_RUN)
         block["naive_fps"] = around
         block["speedup_vs_naive"] = block["fps"] / around if around and capacity else None
-    result["verdict"] = checks.combine(runs)
-    result["pipeline"] = block
-    result["targets"] = targets(block)
-    result["suite"] = {
+    # Keys in the contract's order: schema, env, verdict, pipeline, then the rest.
+    ordered: schema.Report = {
+        "schema": result["schema"],
+        "env": result["env"],
+        "verdict": checks.combine(runs),
+        "pipeline": block,
+    }
+    if "micro" in result:
+        ordered["micro"] = result["micro"]
+    if "naive" in result:
+        ordered["naive"] = result["naive"]
+    ordered["targets"] = targets(block)
+    ordered["suite"] = {
         "quick": options.quick,
         "test_slowdown": slowdown or None,
         "wall_s": time.monotonic() - started,
@@ -377,21 +390,18 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
             k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()
         },
     }
-    # Keys in the contract's order: schema, env, verdict, pipeline, then the rest.
-    ordered = {k: result.pop(k) for k in ("schema", "env", "verdict", "pipeline")}
-    ordered.update(result)
     return SuiteRun(ordered, flat, paced, naive_result)
 
 
 def _paced(
     config: Any,
-    flat: dict[str, Any],
+    flat: schema.PipelineBlock,
     options: SuiteOptions,
     cores: float,
     bar: ProgressBar,
     *,
     deadline: float = float("inf"),
-) -> tuple[pipeline_run.Measured, dict[str, Any]]:
+) -> tuple[pipeline_run.Measured, schema.PacedRun]:
     """The pipeline paced at 80 % of the flat-out fps, and its ``pipeline.paced`` block.
 
     A paced run is measured again (up to ``paced_retries`` times, when that still ends before
@@ -414,7 +424,7 @@ def _paced(
     ``attempts`` keeps each earlier run's rate, load, latency and why it was measured again, so
     nothing is hidden."""
     capacity = float(flat["fps"])
-    attempts: list[dict[str, Any]] = []
+    attempts: list[schema.PacedAttempt] = []
     one_run_s = options.paced_s + options.warmup_s + REPACE_START_S
     while True:
         again = bool(attempts)
@@ -449,10 +459,10 @@ def _paced(
         if (repaced is None and unsettled is None) or not retry_left or not fits:
             block["attempts"] = attempts
             return measured, block
-        attempts.append({**_attempt(block), "why": "unsettled" if repaced is None else "load"})
+        attempts.append(_attempt(block, "unsettled" if repaced is None else "load"))
         if repaced is not None:
             bar.message(
-                f"paced load {block['load']['ratio']:.2f}, not 80 %: pacing again at "
+                f"paced load {capacity / repaced:.2f}, not 80 %: pacing again at "
                 f"{pipeline_run.PACED_FRACTION * repaced:.1f} frames/s"
             )
             capacity = repaced
@@ -478,26 +488,31 @@ def trials_that_fit(duration_s: float, max_trials: int, room_s: float) -> int:
     return min(max_trials, round(duration_s / step) + int(min(extra, max_trials)))
 
 
-def _unsettled(block: dict[str, Any]) -> str | None:
+def _unsettled(block: schema.RunBlock) -> str | None:
     """Why a run's verdict found its last windows unsettled (the ``stable`` check), or None."""
-    for check in block["verdict"]["checks"]:
+    for check in block["verdict"].get("checks", ()):
         if check["name"] == "stable" and not check["ok"]:
             return str(check["detail"])
     return None
 
 
-def _attempt(paced: dict[str, Any]) -> dict[str, Any]:
-    """What ``pipeline.paced.attempts`` keeps of a paced run measured at the wrong load."""
-    e2e = paced.get("e2e_latency_ms") or {}
+def _attempt(paced: schema.PacedRun, why: str) -> schema.PacedAttempt:
+    """What ``pipeline.paced.attempts`` keeps of a paced run measured again, and ``why``."""
+    e2e = paced["e2e_latency_ms"]
+    load = paced.get("load")
     return {
+        "why": why,
         "rate": paced["rate"],
-        "load_ratio": (paced.get("load") or {}).get("ratio"),
-        "e2e_latency_ms": {k: e2e.get(k) for k in ("p50", "p99")},
+        "load_ratio": load["ratio"] if load else None,
+        "e2e_latency_ms": {
+            "p50": e2e["p50"] if e2e else None,
+            "p99": e2e["p99"] if e2e else None,
+        },
         "infer_p99_ms": paced.get("infer_p99_ms"),
         "e2e_p99_over_infer_p99_ms": paced.get("e2e_p99_over_infer_p99_ms"),
-        "dropped": paced.get("dropped"),
-        "missed_ticks": paced.get("missed_ticks"),
-        "stall_windows": (paced.get("stalls") or {}).get("count"),
+        "dropped": paced["dropped"],
+        "missed_ticks": paced["missed_ticks"],
+        "stall_windows": paced["stalls"]["count"] if "stalls" in paced else None,
         "verdict": paced["verdict"],
     }
 

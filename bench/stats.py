@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
 
 import numpy as np
+
+from bench import schema
 
 _SCALE = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99_9": 99.9}
@@ -66,7 +67,7 @@ def summarize(samples_ns: Samples, unit: str = "ms") -> dict[str, float]:
     return out
 
 
-def latency_block(samples_ns: Samples, unit: str = "ms") -> dict[str, float]:
+def latency_block(samples_ns: Samples, unit: str = "ms") -> schema.Latency:
     """The same figures keyed ``min, mean, p50, p90, p95, p99, p99_9, max, cv, n``: for a block
     whose own key names the unit (``e2e_latency_ms``), as report.json's contract wants.
 
@@ -74,7 +75,19 @@ def latency_block(samples_ns: Samples, unit: str = "ms") -> dict[str, float]:
     >>> b["p50"], b["p90"], b["max"], round(b["cv"], 4)
     (2.5, 3.7, 4.0, 0.4472)
     """
-    return _figures(samples_ns, unit)
+    f = _figures(samples_ns, unit)
+    return {
+        "min": f["min"],
+        "mean": f["mean"],
+        "p50": f["p50"],
+        "p90": f["p90"],
+        "p95": f["p95"],
+        "p99": f["p99"],
+        "p99_9": f["p99_9"],
+        "max": f["max"],
+        "cv": f["cv"],
+        "n": int(f["n"]),
+    }
 
 
 def coefficient_of_variation(values: Samples) -> float:
@@ -138,7 +151,7 @@ def stall_windows(
     factor: float = STALL_FACTOR,
     stages: Mapping[str, Sequence[tuple[float, float]]] | None = None,
     infer_off_cpu: Sequence[tuple[float, float]] | None = None,
-) -> dict[str, Any]:
+) -> schema.Stalls:
     """The windows ``(t_s, p99_ms)`` whose p99 is over ``factor`` times the median window's:
     where a run's p99 comes from a few stalls (of the machine or the pipeline) rather than from
     every window. ``count``, the ``median_window_p99_ms`` and ``threshold_ms`` they were judged
@@ -187,11 +200,11 @@ def stall_windows(
         if infer_off_cpu is not None and len(infer_off_cpu) == len(windows)
         else None
     )
-    found = []
+    found: list[schema.StallWindow] = []
     for i, (t, v) in enumerate(windows):
         if not v > threshold:
             continue
-        stall: dict[str, Any] = {"t_s": float(t), "p99_ms": float(v)}
+        stall: schema.StallWindow = {"t_s": float(t), "p99_ms": float(v)}
         if medians:
             here = {name: float(aligned[name][i]) for name in medians}
             stall["stages_p99_ms"] = here
@@ -210,7 +223,7 @@ def stall_windows(
         if off_cpu is not None:
             stall["infer_off_cpu_ms"] = float(off_cpu[i])
         found.append(stall)
-    out: dict[str, Any] = {
+    out: schema.Stalls = {
         "count": len(found),
         "median_window_p99_ms": median,
         "threshold_ms": threshold,

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from bench import schema
 
 VALID = "VALID"
 INVALID = "INVALID"
@@ -58,7 +59,7 @@ class Check:
     ok: bool
     detail: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> schema.Check:
         return {"name": self.name, "ok": self.ok, "detail": self.detail}
 
 
@@ -188,7 +189,7 @@ def no_errors(errors: Mapping[str, int]) -> Check:
     return Check("no_errors", False, "errors: " + ", ".join(f"{k} {v}" for k, v in bad.items()))
 
 
-def verdict(checks: Sequence[Check]) -> dict[str, Any]:
+def verdict(checks: Sequence[Check]) -> schema.Verdict:
     """``{"result": VALID|INVALID, "reason": ..., "checks": [...]}``: the reason is the first
     failing check (or that all passed)."""
     failed = [c for c in checks if not c.ok]
@@ -200,7 +201,7 @@ def verdict(checks: Sequence[Check]) -> dict[str, Any]:
     }
 
 
-def combine(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def combine(runs: Mapping[str, schema.Verdict]) -> schema.Verdict:
     """The report's verdict from its runs' verdicts: VALID when every run is, else INVALID
     with each failing run's reason.
 
