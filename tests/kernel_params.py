@@ -1,15 +1,15 @@
-"""The kernel implementations the equivalence tests run over: every one that loads here.
+"""The kernel implementations the equivalence tests run over: every one edgeloop has.
 
-``@each_impl`` parametrises a test with ``impl`` = ``"cython"``, ``"numba"``, ``"numpy"`` (those
-that import), so a test id names the implementation (``test_x[numba]``), as pyzmq's CI runs its
-suite once per backend.
+``@each_impl`` parametrises a test with ``impl`` = ``"cython"``, ``"numba"``, ``"numpy"``, so a
+test id names the implementation (``test_x[numba]``), as pyzmq's CI runs its suite once per
+backend. All three, not only those that load: `make test` builds the Cython extensions and
+installs Numba, so one that does not load here fails its tests rather than vanishing from them.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from native.kernels import available_implementations
+from native.kernels import IMPLEMENTATIONS
 
-IMPLEMENTATIONS = available_implementations()
 each_impl = pytest.mark.parametrize("impl", IMPLEMENTATIONS)

@@ -2,9 +2,11 @@
 frames: the one helper for source media, as ``core.sample_media`` is for images.
 
 Video is encoded with PyAV (its wheels bundle FFmpeg with libx264, libx265 and MJPEG), small
-(320x192) and short, so a test costs milliseconds. ``StreamServer`` serves bytes over HTTP or
-bare TCP from a local socket, then stalls or hangs up: the network path of a live source,
-byte by byte (the RTSP server is :mod:`tests.rtsp_server`).
+(320x192) and short, so a test costs milliseconds. PyAV and those encoders come with the video
+extra ``make test`` installs: where either is missing the test fails, never skips.
+``StreamServer`` serves bytes over HTTP or bare TCP from a local socket, then stalls or hangs
+up: the network path of a live source, byte by byte (the RTSP server is
+:mod:`tests.rtsp_server`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import pytest
 
 from core.synthetic import SceneConfig, SyntheticCamera
+from tests.required_tools import require_module
 
 WIDTH, HEIGHT, FPS = 320, 192, 30
 SCENE = SceneConfig(width=WIDTH, height=HEIGHT, fps=FPS, seed=3)
@@ -41,7 +44,7 @@ def frames(count: int, start: int = 0) -> Iterator[np.ndarray]:
 
 
 def encoder_available(codec: str) -> bool:
-    av = pytest.importorskip("av")
+    av = require_module("av")
     try:
         av.codec.Codec(CODECS[codec][0], "w")
     except Exception:
@@ -51,10 +54,15 @@ def encoder_available(codec: str) -> bool:
 
 def write_video(path: Path, codec: str = "h264", count: int = 30, fmt: str | None = None) -> Path:
     """Encode ``count`` synthetic frames into ``path`` (the container from its suffix or
-    ``fmt``); skips the test where PyAV or the encoder is missing."""
-    av = pytest.importorskip("av")
+    ``fmt``); fails the test where PyAV or the encoder is missing (the video extra's PyAV
+    wheels bundle every encoder in :data:`CODECS`)."""
+    av = require_module("av")
     if not encoder_available(codec):
-        pytest.skip(f"the bundled FFmpeg has no {CODECS[codec][0]} encoder")
+        pytest.fail(
+            f"this PyAV's FFmpeg has no {CODECS[codec][0]} encoder: `make test` installs PyAV's "
+            "wheel, which bundles it, with the video extra (or run: pip install -e '.[video]')",
+            pytrace=False,
+        )
     name, pix_fmt, options = CODECS[codec]
     with av.open(str(path), "w", format=fmt) as container:
         stream = container.add_stream(name, rate=FPS, options=options)

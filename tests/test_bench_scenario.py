@@ -11,12 +11,7 @@ import pytest
 from bench import scenario
 from bench.cli import main
 from tests.onnx_models import conv_model
-
-try:
-    scenario.import_loadgen()
-    LOADGEN = ""
-except Exception as exc:  # BackendUnavailableError: says what is missing
-    LOADGEN = str(exc)
+from tests.required_tools import require_module
 
 
 def _record(key: str, value: object, *, error: bool = False) -> str:
@@ -61,9 +56,9 @@ def test_multistream_throughput_is_derived_from_query_latency() -> None:
     assert summary["samples_per_second"] == 500.0
 
 
-@pytest.mark.skipif(bool(LOADGEN), reason=f"mlcommons-loadgen not importable: {LOADGEN}")
 @pytest.mark.parametrize("name", ["singlestream", "offline"])
 def test_loadgen_runs_a_scenario_with_tiny_settings(tmp_path: Path, name: str) -> None:
+    require_module("mlperf_loadgen")
     model = conv_model(tmp_path / "tiny.onnx", ("batch", 3, 32, 32))
     options = scenario.ScenarioOptions(
         scenario=name,
@@ -87,8 +82,8 @@ def test_loadgen_runs_a_scenario_with_tiny_settings(tmp_path: Path, name: str) -
     assert messages and "LoadGen" in scenario.render(result)
 
 
-@pytest.mark.skipif(bool(LOADGEN), reason=f"mlcommons-loadgen not importable: {LOADGEN}")
 def test_scenario_command_writes_the_report(tmp_path: Path) -> None:
+    require_module("mlperf_loadgen")
     model = conv_model(tmp_path / "tiny.onnx", ("batch", 3, 32, 32))
     out = tmp_path / "r.json"
     argv = ["scenario", "server", "--model", str(model), "--duration", "0.2", "--quiet"]

@@ -18,6 +18,7 @@ import pytest
 from core import jpeg
 from core.errors import CorruptJpegError, FrameError, JpegError
 from core.sample_media import scene_image
+from tests.required_tools import require_module
 
 U8 = npt.NDArray[np.uint8]
 
@@ -150,7 +151,7 @@ def test_crop_outside_or_malformed_box(box: tuple[float, ...]) -> None:
 def test_dct_scaling_is_close_to_downscaled_full_decode(
     data: bytes, scale: float, tolerance: float
 ) -> None:
-    cv2 = pytest.importorskip("cv2")
+    cv2 = require_module("cv2")
     small = jpeg.decode(data, scale=scale)
     assert small.shape == (int(np.ceil(240 * scale)), int(np.ceil(320 * scale)), 3)
     assert jpeg.decoded_shape(data, scale=scale) == small.shape
@@ -225,8 +226,8 @@ def test_decode_accepts_any_bytes_like(data: bytes) -> None:
 
 
 def test_other_decoders_read_our_bytes_identically(data: bytes) -> None:
-    cv2 = pytest.importorskip("cv2")
-    image_module = pytest.importorskip("PIL.Image")
+    cv2 = require_module("cv2")
+    image_module = require_module("PIL.Image")
     ours = jpeg.decode(data).astype(np.int16)
     theirs = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     assert np.abs(theirs.astype(np.int16) - ours).max() <= 1
@@ -235,7 +236,7 @@ def test_other_decoders_read_our_bytes_identically(data: bytes) -> None:
 
 
 def test_we_read_other_encoders_bytes(scene: U8) -> None:
-    cv2 = pytest.importorskip("cv2")
+    cv2 = require_module("cv2")
     ok, encoded = cv2.imencode(".jpg", scene, [cv2.IMWRITE_JPEG_QUALITY, 90])
     assert ok
     np.testing.assert_array_equal(jpeg.decode(encoded), cv2.imdecode(encoded, cv2.IMREAD_COLOR))

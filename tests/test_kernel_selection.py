@@ -61,3 +61,9 @@ def test_unbuilt_compiled_module_says_how_to_build(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(kernels.MODULES, "cython", "native._kernels_not_built")
     with pytest.raises(ImportError, match="make native"):
         kernels._import("cython")
+
+
+def test_every_implementation_loads_where_the_set_up_ran() -> None:
+    """`make test` builds the Cython extensions and installs Numba: each must load here (the
+    equivalence tests run over all of them, :mod:`tests.kernel_params`)."""
+    assert kernels.available_implementations() == list(IMPLEMENTATIONS)

@@ -30,6 +30,7 @@ from core.sample_media import scene_image
 from native import kernels
 from tests import reference
 from tests.kernel_params import each_impl
+from tests.required_tools import require_module
 
 CONTRACT_TOL = 1.0
 FLOAT32_TOL = 0.01
@@ -197,7 +198,7 @@ def test_float16_is_float32_rounded_to_nearest_even(impl: str, scale: float) -> 
 
 def test_matches_opencv_blob_from_image() -> None:
     """The default spec samples like cv2.dnn.blobFromImage (which rounds to uint8 in between)."""
-    cv2 = pytest.importorskip("cv2")
+    cv2 = require_module("cv2")
     frame = scene_image(120, 200)
     spec = PreprocessSpec((56, 72))
     blob = cv2.dnn.blobFromImage(frame, 1 / 255, (72, 56), swapRB=True)[0]

@@ -18,6 +18,7 @@ from core.sources.images import ImageDirSource
 from core.sources.synthetic import SyntheticSource
 from core.sources.v4l2 import V4L2Source, device_path
 from core.synthetic import SceneConfig, SyntheticCamera
+from tests.required_tools import require_module
 from tests.sample_videos import HEIGHT, WIDTH, claiming_size, frames, padded
 
 # -- config and factory ---------------------------------------------------------------------
@@ -158,7 +159,7 @@ def test_images_end_or_loop(tmp_path: Path) -> None:
 
 
 def test_png_images_are_read_too(tmp_path: Path) -> None:
-    cv2 = pytest.importorskip("cv2")
+    cv2 = require_module("cv2")
     folder = tmp_path / "png"
     folder.mkdir()
     image = next(frames(1))

@@ -15,23 +15,26 @@ import pytest
 from core.errors import SourceError
 from core.pipeline import Pipeline, load_pipeline_config
 from core.sources import Source, SourceConfig, open_source
-from core.sources.decoders import available_decoders
+from tests.required_tools import require_module
 from tests.rtsp_server import RtspServer
 from tests.sample_videos import HEIGHT, WIDTH, frames, mean_abs_diff, write_video
 
-pytestmark = pytest.mark.skipif(
-    "pyav" not in available_decoders(), reason="the rtsp source reads through PyAV here"
-)
 CLIP_FRAMES = 45  # 1.5 s at 30 fps: the server paces it in real time
 TIMEOUT_S = 3.0
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtspServer]:
-    folder = tmp_path_factory.mktemp("rtsp")
+def _camera(folder: Path) -> RtspServer:
+    """An RTSP camera serving ``folder`` (started); fails, never skips, where PyAV (the video
+    extra: the clip, and the rtsp source reads through it) or the server (dev) is missing."""
+    require_module("aio_rtsp_toolkit")
     # The live encoder's settings (no B-frames): the camera's stream, put in an MP4 to serve.
     write_video(folder / "camera.mp4", "h264-live", CLIP_FRAMES)
-    served = RtspServer(folder).start()
+    return RtspServer(folder).start()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtspServer]:
+    served = _camera(tmp_path_factory.mktemp("rtsp"))
     yield served
     served.stop()
 
@@ -67,8 +70,7 @@ def test_a_stream_the_server_does_not_have_fails_to_open_with_its_answer(
 
 
 def test_a_camera_that_reboots_is_reconnected(tmp_path: Path) -> None:
-    write_video(tmp_path / "camera.mp4", "h264-live", CLIP_FRAMES)
-    camera = RtspServer(tmp_path).start()
+    camera = _camera(tmp_path)
     try:
         source = _source(camera.url("camera.mp4", plays=0), reconnect_attempts=3)
         out = np.empty((*source.open(), 3), np.uint8)

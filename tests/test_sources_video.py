@@ -16,12 +16,11 @@ from core.pipeline import Pipeline, load_pipeline_config
 from core.sources import SourceConfig, open_source
 from core.sources.decoders import OpenCvDecoder, PyAvDecoder, available_decoders
 from core.sources.file import FileSource
+from tests.required_tools import require_module
 from tests.sample_videos import FPS, HEIGHT, WIDTH, frames, mean_abs_diff, padded, write_video
 
-DECODERS = [
-    pytest.param(name, marks=pytest.mark.skipif(name not in available_decoders(), reason=why))
-    for name, why in (("pyav", "PyAV is not installed"), ("opencv", "OpenCV is not installed"))
-]
+DECODERS = {"pyav": "av", "opencv": "cv2"}
+"""Decoder -> the module it needs (both installed by the video extra: a test fails without)."""
 
 # file name, codec, container format (None: from the suffix)
 FILES = {
@@ -34,22 +33,21 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One 30-frame clip per kind, written once for the module (skips need PyAV)."""
-    pytest.importorskip("av")
+    """One 30-frame clip per kind, written once for the module with PyAV (fails, never skips,
+    where PyAV or one of its bundled encoders is missing: the video extra installs them)."""
     folder = tmp_path_factory.mktemp("videos")
-    made = {}
-    for kind, (name, codec, fmt) in FILES.items():
-        try:
-            made[kind] = write_video(folder / name, codec, 30, fmt)
-        except pytest.skip.Exception:
-            continue  # an encoder the bundled FFmpeg lacks: that kind's tests skip
-    return made
+    return {
+        kind: write_video(folder / name, codec, 30, fmt)
+        for kind, (name, codec, fmt) in FILES.items()
+    }
 
 
-def _clip(videos: dict[str, Path], kind: str) -> Path:
-    if kind not in videos:
-        pytest.skip(f"the bundled FFmpeg cannot encode {FILES[kind][1]} here")
-    return videos[kind]
+@pytest.fixture(params=list(DECODERS))
+def decoder(request: pytest.FixtureRequest) -> str:
+    """Each decoding library in turn; fails where its module does not import."""
+    name: str = request.param
+    require_module(DECODERS[name])
+    return name
 
 
 def _read_all(path: Path, decoder: str, **settings: object) -> list[tuple[int, np.ndarray]]:
@@ -64,23 +62,21 @@ def _read_all(path: Path, decoder: str, **settings: object) -> list[tuple[int, n
     return read
 
 
-@pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("kind", list(FILES))
 def test_every_frame_comes_back_close_to_what_was_encoded(
     videos: dict[str, Path], kind: str, decoder: str
 ) -> None:
-    read = _read_all(_clip(videos, kind), decoder)
+    read = _read_all(videos[kind], decoder)
     assert [index for index, _ in read] == list(range(30))
     for (_, image), original in zip(read, frames(30), strict=True):
         assert mean_abs_diff(image, original) < 6.0  # lossy, but the same picture
 
 
-@pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("kind", ["h264", "mpegts"])  # MP4 has an index, MPEG-TS has none
 def test_start_index_seeks_to_the_same_frame_as_reading_up_to_it(
     videos: dict[str, Path], kind: str, decoder: str
 ) -> None:
-    path = _clip(videos, kind)
+    path = videos[kind]
     everything = _read_all(path, decoder)
     for start in (1, 17, 29):
         read = _read_all(path, decoder, start_index=start)
@@ -89,9 +85,8 @@ def test_start_index_seeks_to_the_same_frame_as_reading_up_to_it(
     assert _read_all(path, decoder, start_index=40) == []
 
 
-@pytest.mark.parametrize("decoder", DECODERS)
 def test_loop_starts_again_and_the_index_counts_on(videos: dict[str, Path], decoder: str) -> None:
-    path = _clip(videos, "h264")
+    path = videos["h264"]
     config = SourceConfig(kind="file", uri=str(path), decoder=decoder, loop=True)
     with open_source(config, 0) as source:
         out = np.empty((*source.open(), 3), np.uint8)
@@ -101,8 +96,8 @@ def test_loop_starts_again_and_the_index_counts_on(videos: dict[str, Path], deco
 
 
 def test_decode_threads_are_passed_to_ffmpeg(videos: dict[str, Path]) -> None:
-    pytest.importorskip("av")
-    config = SourceConfig(kind="file", uri=str(_clip(videos, "h264")), decode_threads=2)
+    require_module("av")
+    config = SourceConfig(kind="file", uri=str(videos["h264"]), decode_threads=2)
     with open_source(config, 0) as source:
         source.open()
         assert isinstance(source, FileSource) and isinstance(source.decoder, PyAvDecoder)
@@ -112,8 +107,8 @@ def test_decode_threads_are_passed_to_ffmpeg(videos: dict[str, Path]) -> None:
 def test_auto_falls_back_to_opencv_without_pyav(
     videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("cv2")
-    path = _clip(videos, "h264")
+    require_module("cv2")
+    path = videos["h264"]
     monkeypatch.setitem(sys.modules, "av", None)  # import av -> ImportError
     assert available_decoders() == ["opencv"]
     with open_source(SourceConfig(kind="file", uri=str(path)), 0) as source:
@@ -123,7 +118,6 @@ def test_auto_falls_back_to_opencv_without_pyav(
         open_source(SourceConfig(kind="file", uri=str(path), decoder="pyav"), 0).open()
 
 
-@pytest.mark.parametrize("decoder", DECODERS)
 def test_a_missing_file_names_the_path(tmp_path: Path, decoder: str) -> None:
     path = tmp_path / "nowhere.mp4"
     source = open_source(SourceConfig(kind="file", uri=str(path), decoder=decoder), 0)
@@ -144,10 +138,10 @@ def test_a_missing_file_names_the_path(tmp_path: Path, decoder: str) -> None:
 def test_a_file_that_cannot_be_decoded_says_why(
     videos: dict[str, Path], tmp_path: Path, damage: str, cause: str
 ) -> None:
-    pytest.importorskip("av")
+    require_module("av")
     path = tmp_path / "damaged.mp4"
     if damage == "truncated-mp4":  # MP4 keeps its index (moov) at the end: cut, it is lost
-        data = _clip(videos, "h264").read_bytes()
+        data = videos["h264"].read_bytes()
         path.write_bytes(data[: len(data) * 2 // 3])
     else:
         path.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, np.uint8).tobytes())
@@ -161,9 +155,9 @@ def test_damage_mid_file_costs_frames_never_the_stream(
     videos: dict[str, Path], tmp_path: Path, damage: str
 ) -> None:
     """FFmpeg conceals what it can; what it cannot is a SourceError and the reading goes on."""
-    pytest.importorskip("av")
+    require_module("av")
     kind, suffix = ("mpegts", ".ts") if damage == "cut-mpegts" else ("mjpeg", ".avi")
-    data = bytearray(_clip(videos, kind).read_bytes())
+    data = bytearray(videos[kind].read_bytes())
     if damage == "cut-mpegts":
         data = data[: len(data) // 2]
     else:
@@ -192,7 +186,7 @@ def test_damage_mid_file_costs_frames_never_the_stream(
 def _bit_flipped(videos: dict[str, Path], folder: Path, flips: int = 40) -> Path:
     """The MPEG-TS clip with ``flips`` bytes inverted in its middle third (seeded): damage
     FFmpeg's H.264 decoder conceals, as it does a corrupted or lost packet on a camera link."""
-    data = bytearray(_clip(videos, "mpegts").read_bytes())
+    data = bytearray(videos["mpegts"].read_bytes())
     rng = np.random.default_rng(0)
     for pos in rng.integers(len(data) // 3, 2 * len(data) // 3, flips):
         data[pos] ^= 0xFF
@@ -206,10 +200,10 @@ def test_frames_the_decoder_concealed_errors_in_are_delivered_and_marked(
 ) -> None:
     """Flipped bits in an H.264 stream do not stop it: FFmpeg conceals them and marks the
     frames corrupt; they are delivered, each marked ``concealed``, and a clean clip has none."""
-    pytest.importorskip("av")
+    require_module("av")
     counts = {}
     for name, path in (
-        ("clean", _clip(videos, "mpegts")),
+        ("clean", videos["mpegts"]),
         ("flipped", _bit_flipped(videos, tmp_path)),
     ):
         config = SourceConfig(kind="file", uri=str(path), decoder="pyav")
