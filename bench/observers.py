@@ -1,7 +1,7 @@
 """What the bench watches while a pipeline runs (:class:`core.pipeline.RunObserver`s): the
 windows' timelines with perf_analyzer's measure-until-stable (:class:`Timelines`), and accuracy
 as running counts (:class:`AccuracyCounter`). The runtime keeps none of it: a device pays for
-nothing it does not use.
+nothing it does not use (docs/decisions/0025-runtime-keeps-no-measuring-state.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The runtime keeps only the account a run needs (counts, latencies, the stream reports). Anything
 a caller wants beyond it -- the bench's timelines and accuracy, a test's own record -- it builds
-itself from these hooks, so that a device pays for none of it:
+itself from these hooks, so that a device pays for none of it
+(docs/decisions/0025-runtime-keeps-no-measuring-state.md):
 
 * :meth:`RunObserver.on_measure_start`: the warm-up ended, what came before is not measured;
 * :meth:`RunObserver.on_frame`: a frame left the pipeline (output thread: keep it cheap, hand
