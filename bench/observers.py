@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bench import schema
-from core.accuracy import DEFAULT_MAX_OCCLUDED, average_precision, match_frame
+from core.accuracy import DEFAULT_MAX_OCCLUDED, average_precision, match_frame, truth_counts
 from core.pipeline import FrameOutcome, RunObserver, Window
 
 Timeline = list[tuple[float, float]]
@@ -178,15 +178,14 @@ class AccuracyCounter(RunObserver):
         if frame.detections is None:
             return
         self.frames_with_truth += 1
-        for cls in range(self.num_classes):
-            scores, outcomes, count = match_frame(
-                frame.detections, truth, cls, self.iou_threshold, DEFAULT_MAX_OCCLUDED
-            )
-            self.num_truth[cls] += count
-            if scores.size:
-                index = np.minimum((scores * self.bins).astype(np.intp), self.bins - 1)
-                np.add.at(self.hits[cls], index, outcomes)
-                np.add.at(self.misses[cls], index, 1 - outcomes)
+        self.num_truth += truth_counts(truth, self.num_classes, DEFAULT_MAX_OCCLUDED)
+        found = match_frame(frame.detections, truth, self.iou_threshold, DEFAULT_MAX_OCCLUDED)
+        known = found.classes < self.num_classes
+        if known.any():
+            bins = np.minimum((found.scores[known] * self.bins).astype(np.intp), self.bins - 1)
+            where = (found.classes[known], bins)
+            np.add.at(self.hits, where, found.hits[known])
+            np.add.at(self.misses, where, 1 - found.hits[known])
 
     def map50(self) -> float | None:
         """Mean AP over classes with ground truth; None when no frame had any."""

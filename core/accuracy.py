@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -106,57 +107,72 @@ def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return out
 
 
+class FrameMatch(NamedTuple):
+    """One frame's predictions, best score first (ties in their given order), each judged
+    against the frame's ground truth; predictions that matched an ignored object are left out."""
+
+    classes: npt.NDArray[np.int64]
+    scores: npt.NDArray[np.float32]
+    hits: npt.NDArray[np.int8]
+    """1: a true positive, 0: a false positive."""
+
+
 def match_frame(
     prediction: Detections,
     truth: GroundTruth,
-    cls: int,
     iou_threshold: float = 0.5,
     max_occluded: float = DEFAULT_MAX_OCCLUDED,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int8], int]:
-    """One frame's predictions of class ``cls`` against its ground truth: ``(scores,
-    outcomes, ground-truth count)``, the predictions in descending score order (ties in their
-    given order), each outcome 1 (true positive) or 0 (false positive); predictions that
-    matched an ignored object are left out of both. The count leaves out ignored objects.
+) -> FrameMatch:
+    """Judge one frame's predictions, every class at once: walking down the frame's ranking, a
+    prediction hits when its best-overlapping ground-truth object of its class (IoU >=
+    ``iou_threshold``) is not taken yet (see the module docstring).
 
-    A frame's matches depend only on the order of its own predictions, so ranking every
-    frame's outcomes together afterwards is the same as ranking all predictions first: what
-    lets a running count (the bench's) score frames as they come.
+    A frame's matches depend only on the order of its own predictions, and a prediction only
+    ever meets objects of its class, so judging frame by frame and ranking every frame's
+    outcomes together afterwards is the same as ranking all predictions first: what lets a
+    running count (the bench's) score frames as they come.
 
     >>> box = np.array([[0, 0, 10, 10]], np.float32)
     >>> truth = GroundTruth(box, np.array([0]), np.zeros(1, np.float32))
     >>> twice = Detections(np.array([[0, 0, 10, 10], [1, 1, 10, 10]]), np.array([0.6, 0.9]),
     ...                    np.array([0, 0]))
-    >>> scores, outcomes, count = match_frame(twice, truth, 0)
-    >>> [round(float(v), 2) for v in scores], outcomes.tolist(), count  # the best takes it
-    ([0.9, 0.6], [1, 0], 1)
+    >>> found = match_frame(twice, truth)
+    >>> [round(float(v), 2) for v in found.scores], found.hits.tolist()  # the best takes it
+    ([0.9, 0.6], [1, 0])
     """
-    mine = np.asarray(prediction.classes) == cls
-    scores = np.asarray(prediction.scores, np.float32)[mine]
-    boxes = np.asarray(prediction.boxes, np.float64).reshape(-1, 4)[mine]
-    theirs = np.asarray(truth.classes) == cls
-    truth_boxes = np.asarray(truth.boxes, np.float64).reshape(-1, 4)[theirs]
-    ignored = np.asarray(truth.occluded)[theirs] > max_occluded
-    count = int((~ignored).sum())
+    scores = np.asarray(prediction.scores, np.float32)
     order = np.argsort(-scores, kind="stable")
-    if len(truth_boxes) == 0:
-        return scores[order], np.zeros(len(order), np.int8), count
-    overlaps = box_iou(boxes[order], truth_boxes)
-    taken = np.zeros(len(truth_boxes), bool)
-    kept, outcomes = [], []
-    for rank, k in enumerate(order):
-        best = int(np.argmax(overlaps[rank]))
-        if overlaps[rank, best] < iou_threshold:
-            outcome = 0
-        elif ignored[best]:
+    classes = np.asarray(prediction.classes, np.int64)[order]
+    scores = scores[order]
+    hits = np.zeros(len(order), np.int8)
+    truth_classes = np.asarray(truth.classes, np.int64)
+    if not len(order) or not len(truth_classes):
+        return FrameMatch(classes, scores, hits)
+    boxes = np.asarray(prediction.boxes, np.float64).reshape(-1, 4)[order]
+    overlaps = box_iou(boxes, truth.boxes)
+    overlaps[classes[:, None] != truth_classes[None, :]] = -1.0  # only objects of its class
+    best = overlaps.argmax(axis=1)
+    best_iou = overlaps[np.arange(len(order)), best]
+    ignored = np.asarray(truth.occluded) > max_occluded
+    taken = np.zeros(len(truth_classes), bool)
+    kept = np.ones(len(order), bool)
+    for rank, (obj, iou) in enumerate(zip(best.tolist(), best_iou.tolist(), strict=True)):
+        if iou < iou_threshold:
             continue
-        elif taken[best]:
-            outcome = 0
-        else:
-            taken[best] = True
-            outcome = 1
-        kept.append(k)
-        outcomes.append(outcome)
-    return scores[np.asarray(kept, np.intp)], np.asarray(outcomes, np.int8), count
+        if ignored[obj]:
+            kept[rank] = False
+        elif not taken[obj]:
+            taken[obj] = True
+            hits[rank] = 1
+    return FrameMatch(classes[kept], scores[kept], hits[kept])
+
+
+def truth_counts(
+    truth: GroundTruth, num_classes: int, max_occluded: float
+) -> npt.NDArray[np.int64]:
+    """Objects per class in a frame's ground truth, ignored ones left out."""
+    classes = np.asarray(truth.classes, np.int64)[np.asarray(truth.occluded) <= max_occluded]
+    return np.bincount(classes[classes < num_classes], minlength=num_classes)
 
 
 def _ranked_ap(outcomes: npt.ArrayLike, num_truth: int) -> tuple[float, float]:
@@ -167,34 +183,10 @@ def _ranked_ap(outcomes: npt.ArrayLike, num_truth: int) -> tuple[float, float]:
         return math.nan, math.nan
     if ranked.size == 0:
         return 0.0, 0.0
-    hits = np.cumsum(ranked)
-    recall = hits / num_truth
-    precision = hits / np.arange(1, ranked.size + 1, dtype=np.float64)
+    found = np.cumsum(ranked)
+    recall = found / num_truth
+    precision = found / np.arange(1, ranked.size + 1, dtype=np.float64)
     return average_precision(recall, precision), float(recall[-1])
-
-
-def _match_class(
-    predictions: Sequence[Detections],
-    ground_truths: Sequence[GroundTruth],
-    cls: int,
-    iou_threshold: float,
-    max_occluded: float,
-) -> tuple[float, float, int, int]:
-    """(AP, recall, ground-truth count, prediction count) for one class."""
-    scores, outcomes = [np.zeros(0, np.float32)], [np.zeros(0, np.int8)]
-    num_truth = predicted = 0
-    for pred, truth in zip(predictions, ground_truths, strict=True):
-        frame_scores, frame_outcomes, count = match_frame(
-            pred, truth, cls, iou_threshold, max_occluded
-        )
-        scores.append(frame_scores)
-        outcomes.append(frame_outcomes)
-        num_truth += count
-        predicted += int((np.asarray(pred.classes) == cls).sum())
-    score = np.concatenate(scores)
-    ranked = np.concatenate(outcomes)[np.argsort(-score, kind="stable")]
-    ap, recall = _ranked_ap(ranked, num_truth)
-    return ap, recall, num_truth, predicted
 
 
 def evaluate(
@@ -219,18 +211,34 @@ def evaluate(
         raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
     if not 0.0 < iou_threshold <= 1.0:
         raise ConfigError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+    matches = [
+        match_frame(pred, truth, iou_threshold, max_occluded)
+        for pred, truth in zip(predictions, ground_truths, strict=True)
+    ]
+    num_truth = sum(
+        (truth_counts(truth, num_classes, max_occluded) for truth in ground_truths),
+        np.zeros(num_classes, np.int64),
+    )
+    classes = np.concatenate([np.zeros(0, np.int64), *(m.classes for m in matches)])
+    scores = np.concatenate([np.zeros(0, np.float32), *(m.scores for m in matches)])
+    hits = np.concatenate([np.zeros(0, np.int8), *(m.hits for m in matches)])
+    ranked = np.argsort(-scores, kind="stable")
     rows = [
-        _match_class(predictions, ground_truths, c, iou_threshold, max_occluded)
+        _ranked_ap(hits[ranked][classes[ranked] == c], int(num_truth[c]))
         for c in range(num_classes)
     ]
-    aps = tuple(row[0] for row in rows)
+    predicted = [
+        sum(int((np.asarray(p.classes) == c).sum()) for p in predictions)
+        for c in range(num_classes)
+    ]
+    aps = tuple(ap for ap, _ in rows)
     scored = [ap for ap in aps if not math.isnan(ap)]
     return AccuracyReport(
         map=float(np.mean(scored)) if scored else math.nan,
         per_class_ap=aps,
-        recall=tuple(row[1] for row in rows),
-        num_ground_truth=tuple(row[2] for row in rows),
-        num_predictions=tuple(row[3] for row in rows),
+        recall=tuple(recall for _, recall in rows),
+        num_ground_truth=tuple(int(n) for n in num_truth),
+        num_predictions=tuple(predicted),
         iou_threshold=iou_threshold,
     )
 
