@@ -220,6 +220,10 @@ class RunSpec:
     max_trials: int = 0
     """Measure on past ``duration_s`` while the stability check fails, up to this many
     measurement windows in all (:func:`bench.verdict.extension_plan`); 0: never."""
+    accuracy: bool = True
+    """Count accuracy where a source has ground truth. Off for the suite's paced run, which
+    reports none: counting holds the GIL in the monitoring thread once a window, which a
+    latency run should not measure."""
 
 
 @dataclass
@@ -357,7 +361,7 @@ def run(
         from bench.observers import Timelines  # noqa: PLC0415 - imports the runtime
 
         timelines = Timelines(duration_s, _extension(config, spec, duration_s))
-        accuracy = _accuracy_counter(config)
+        accuracy = _accuracy_counter(config) if spec.accuracy else None
         report = pipeline.run(
             duration_s=duration_s,
             max_frames=spec.max_frames,

@@ -447,6 +447,7 @@ def _paced(
                 stage_costs=False,
                 label="paced at 80 %" + (" again" if again else ""),
                 max_trials=trials,
+                accuracy=False,
             ),
             cores=cores,
             progress=bar.update,

@@ -75,6 +75,7 @@ def test_a_paced_run_at_another_load_than_80_percent_is_paced_again() -> None:
     options = standard.SuiteOptions(paced_s=1.0, warmup_s=0.2, min_frames=10, max_trials=0)
     bar = ProgressBar([("paced", 1.0)], enabled=False)
     measured, block = standard._paced(config, flat, options, 2.0, bar)
+    assert measured.accuracy is None  # a latency run counts no accuracy (its block has none)
     [first] = block["attempts"]
     assert first["why"] == "load"
     assert first["rate"] == pytest.approx(24.0) and first["load_ratio"] < 0.95
