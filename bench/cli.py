@@ -42,7 +42,7 @@ from bench.micro import SUITES, MicroOptions, run_suite
 from bench.progress import ProgressBar
 from bench.timing import Budget
 from core.device import BACKENDS, choose_backend, probe
-from core.errors import ConfigError, ModelError
+from core.errors import ConfigError, ModelError, SourceError
 
 DEFAULT_OUT = Path("bench-report")
 STRICT_COMMANDS = (None, "pipeline", "scenario")
@@ -479,6 +479,11 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], Mapping[str, Any]]] = 
 }
 
 
+def _one_line(exc: BaseException) -> str:
+    """The error's message on one line (a runtime's may span several): what a CI log shows."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -497,13 +502,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bench: interrupted", file=sys.stderr)
         return 130
     except UsageError as exc:
-        print(f"bench: error: {exc}", file=sys.stderr)
+        print(f"bench: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except (ConfigError, ModelError, FileNotFoundError) as exc:  # an input that cannot be used
-        print(f"bench: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except (ConfigError, ModelError, SourceError, FileNotFoundError) as exc:  # unusable input
+        print(f"bench: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # one line with the cause, non-zero exit
-        print(f"bench: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"bench: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return 1
     if args.command == "compare" and result["comparison"]["regressed"]:
         return 1

@@ -14,6 +14,12 @@ It is measured like everything else (:mod:`bench.timing`'s rules): warm-up bound
 count, then frames until both the minimum duration and the minimum count are met; model load
 and first inference are timed apart from the steady state; each frame's latency (read start to
 JPEG done) is kept raw, in ns, with the time spent in each step.
+
+Only its reading and its session are a user's own: the model file and the source first pass the
+checks every edgeloop path applies (:func:`core.backends.model_file.check_model_file`,
+:func:`core.sources.check_source`), and a session that fails to load is reported as the
+backends report it, so a bad input is the same :class:`~core.errors.ModelError` or
+:class:`~core.errors.SourceError`, in the same words, whichever path meets it first.
 """
 
 from __future__ import annotations
@@ -23,13 +29,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
 from bench.stats import window_rates, window_values
 from bench.timing import Budget
-from core.errors import BackendUnavailableError, ModelError
+from core.errors import BackendUnavailableError, SourceError
 
 STEPS = ("read", "preprocess", "infer", "postprocess", "encode")
 PAD = 114
@@ -86,6 +92,17 @@ def _cv2() -> Any:
     return cv2
 
 
+def _checked_source(stream: StreamSpec) -> str:
+    """The stream's name once edgeloop's own source opens it (:func:`core.sources.check_source`:
+    a :class:`~core.errors.SourceError` naming the source and the cause where it cannot)."""
+    from core.sources import SourceConfig, SourceKind, check_source  # noqa: PLC0415 - on demand
+
+    config: object = stream  # a SourceConfig, or any object with its fields
+    if not isinstance(config, SourceConfig):
+        config = SourceConfig(kind=cast(SourceKind, stream.kind), uri=stream.uri)
+    return check_source(config)
+
+
 def _reader(stream: StreamSpec) -> Callable[[int], np.ndarray]:
     """Frame ``i`` of the stream as a new array."""
     if stream.kind == "synthetic":
@@ -103,9 +120,14 @@ def _reader(stream: StreamSpec) -> Callable[[int], np.ndarray]:
         )
         return lambda i: camera.frame(i)[0]
     cv2 = _cv2()
+    name = _checked_source(stream)
     capture = cv2.VideoCapture(stream.uri)
     if not capture.isOpened():
-        raise ModelError(f"cv2.VideoCapture cannot open {stream.uri!r}")
+        raise SourceError(
+            f"{name}: the naive loop reads with OpenCV's VideoCapture, which cannot open it "
+            "(video files, streams and cameras only, not image folders); run without the "
+            "naive loop: bench pipeline --no-naive"
+        )
 
     def read(i: int) -> np.ndarray:
         ok, frame = capture.read()
@@ -113,7 +135,7 @@ def _reader(stream: StreamSpec) -> Callable[[int], np.ndarray]:
             capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, frame = capture.read()
         if not ok:
-            raise ModelError(f"cv2.VideoCapture gives no frame from {stream.uri!r}")
+            raise SourceError(f"{name}: OpenCV's VideoCapture gives no frame from it")
         return np.asarray(frame)
 
     return read
@@ -138,15 +160,25 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     return keep
 
 
+NAIVE_LAYOUTS = ("edgeloop", "yolov8", "yolov5", "end2end", "classifier")
+"""The output formats the naive loop decodes, in NumPy as a user would (end2end: rows of 6)."""
+
+
 class _Model:
     """The model as a naive user drives it: ORT session, OpenCV preprocessing, NumPy decoding."""
 
     def __init__(self, path: Path, score_threshold: float, iou_threshold: float) -> None:
         import onnxruntime as ort  # noqa: PLC0415
 
+        from core.backends.model_file import check_model_file, load_failure  # noqa: PLC0415
+
         self.cv2 = _cv2()
+        path = check_model_file(path)  # ModelError naming the cause, as every backend's
         start = time.perf_counter()
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ONNX Runtime's errors derive from Exception only
+            raise load_failure(path, exc) from exc
         self.load_s = time.perf_counter() - start
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
@@ -156,6 +188,7 @@ class _Model:
             width if isinstance(width, int) else 640,
         )
         self.detector = len(self.session.get_outputs()[0].shape) == 3
+        self.layout = "edgeloop" if self.detector else "classifier"
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
         self.letterbox: tuple[float, int, int] = (1.0, 0, 0)
@@ -189,22 +222,65 @@ class _Model:
         out: np.ndarray = self.session.run(None, {self.input_name: blob})[0]
         return out
 
+    def read_layout(self, path: Path, blob: np.ndarray) -> None:
+        """Which output layout to decode, as the pipeline reads it (:mod:`core.formats`), from
+        one run's output shapes and the model's metadata; a detection layout this loop does not
+        decode is a :class:`~core.errors.ModelError` (never boxes read the wrong way)."""
+        from core.backends.tensor_spec import TensorSpec  # noqa: PLC0415
+        from core.errors import ModelError  # noqa: PLC0415
+        from core.formats import ModelFacts, OutputShape, choose_format  # noqa: PLC0415
+
+        outputs = self.session.run(None, {self.input_name: blob})
+        inp = self.session.get_inputs()[0]
+        facts = ModelFacts(
+            path.name,
+            TensorSpec(inp.name, tuple(inp.shape), "float32"),
+            self.size,
+            tuple(
+                OutputShape(spec.name, tuple(out.shape))
+                for spec, out in zip(self.session.get_outputs(), outputs, strict=True)
+            ),
+            dict(self.session.get_modelmeta().custom_metadata_map),
+        )
+        self.layout = choose_format(facts).name
+        if self.layout not in NAIVE_LAYOUTS:
+            raise ModelError(
+                f"{path.name}: the naive loop decodes {', '.join(NAIVE_LAYOUTS)} outputs, not "
+                f"{self.layout}: run without it (bench pipeline --no-naive)"
+            )
+        self.detector = self.layout != "classifier"
+
     def postprocess(self, raw: np.ndarray) -> list[dict[str, Any]]:
         if not self.detector:
             logits = raw[0] - raw[0].max()
             prob = np.exp(logits) / np.exp(logits).sum()
             top = prob.argsort()[::-1][:5]
             return [{"class": int(c), "score": float(prob[c])} for c in top]
-        rows = raw[0]
-        scores = rows[:, 4:]
-        classes = scores.argmax(axis=1)
-        conf = scores.max(axis=1)
-        chosen = conf >= self.score_threshold
-        boxes, conf, classes = rows[chosen, :4].copy(), conf[chosen], classes[chosen]
+        rows = raw[0].T if self.layout == "yolov8" else raw[0]
+        if self.layout == "end2end":  # x1, y1, x2, y2, score, class: NMS done in the model
+            kept = rows[rows[:, 4] >= self.score_threshold]
+            boxes, conf, classes = kept[:, :4].copy(), kept[:, 4], kept[:, 5].astype(int)
+        else:
+            first = 5 if self.layout == "yolov5" else 4
+            scores = rows[:, first:]
+            if first == 5:
+                scores = scores * rows[:, 4:5]
+            classes = scores.argmax(axis=1)
+            conf = scores.max(axis=1)
+            chosen = conf >= self.score_threshold
+            boxes, conf, classes = rows[chosen, :4].copy(), conf[chosen], classes[chosen]
+            if self.layout != "edgeloop":  # cx, cy, w, h
+                boxes[:, :2] -= boxes[:, 2:4] / 2
+                boxes[:, 2:4] += boxes[:, :2]
         r, left, top = self.letterbox
         boxes[:, [0, 2]] = (boxes[:, [0, 2]] - left) / r
         boxes[:, [1, 3]] = (boxes[:, [1, 3]] - top) / r
         found = []
+        if self.layout == "end2end":
+            return [
+                {"class": int(c), "score": float(s), "box": b.tolist()}
+                for b, s, c in zip(boxes, conf, classes, strict=True)
+            ]
         for c in np.unique(classes):
             idx = np.flatnonzero(classes == c)
             for k in _nms(boxes[idx], conf[idx], self.iou_threshold):
@@ -243,6 +319,7 @@ class NaiveLoop:
         start = time.perf_counter()
         self.net.infer(first)
         self.first_inference_s = time.perf_counter() - start
+        self.net.read_layout(self.path, first)  # after the first inference: that one is timed
         self.index = 1
         self.segments: list[np.ndarray] = []
         """Per segment, one row of step marks (ns) per measured frame."""

@@ -100,7 +100,9 @@ def source_config(text: str, **fields: Any) -> Any:
         return SourceConfig(kind="v4l2", uri=text, **fields)
     path = Path(text)
     if not path.exists():
-        raise FileNotFoundError(
+        from core.errors import SourceNotFoundError  # noqa: PLC0415
+
+        raise SourceNotFoundError(
             f"--source {text}: no such file or folder (use synthetic, a video file, a folder "
             "of images, /dev/videoN or a stream URL)"
         )
@@ -576,6 +578,7 @@ def flat_out_block(measured: Measured, cores: float) -> schema.PipelineBlock:
         "first_inference_ms": timings.first_inference_s * 1e3,
         "warmup_ms": timings.warmup_s * 1e3,
     }
+    block["model"] = cast(schema.ModelBlock, dict(report.model))  # ModelChoice.summary()
     block["backend"] = {
         "name": report.backend.name,
         "provider": report.backend.provider,

@@ -158,6 +158,18 @@ class ModelLoad(TypedDict):
     warmup_ms: Annotated[float, Doc("ms", "the warm-up inferences")]
 
 
+class ModelBlock(TypedDict):
+    """How the pipeline read the model (:mod:`core.formats`)."""
+
+    format: Annotated[str, Doc("", "its output format: `edgeloop`, `yolov8`, `end2end`...")]
+    task: Annotated[str, Doc("", "`detect`, `classify` or `raw`")]
+    classes: Annotated[int | None, Doc("", "classes its outputs carry")]
+    class_names_from: Annotated[
+        str, Doc("", "`labels` (model.labels), `metadata`, `ids` or `none`")
+    ]
+    input_size: Annotated[list[int], Doc("px", "height and width it is fed at")]
+
+
 class BackendBlock(TypedDict):
     name: Annotated[str, Doc("", "`onnxruntime` or `tensorrt`")]
     provider: Annotated[str, Doc("", "the execution provider")]
@@ -282,6 +294,7 @@ class PipelineBlock(RunBlock, total=False):
     bytes: Annotated[Bytes, Doc("", "what the ledger counted")]
     accuracy: Annotated[Accuracy, Doc("", "with a ground-truth source")]
     model_load: Annotated[ModelLoad, Doc("", "model load, apart from the steady state")]
+    model: Annotated[ModelBlock, Doc("", "how the model was read: format, classes, input")]
     backend: Annotated[BackendBlock, Doc("", "what ran the model")]
     samples: Annotated[Samples, Doc("", "raw samples for compare")]
     paced: Annotated[PacedRun, Doc("", "the paced run")]

@@ -283,6 +283,8 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
     """Run what ``options`` selects; the report with every block and the combined verdict."""
     started = time.monotonic()
     from core.backends import resolve_model  # noqa: PLC0415 - heavy, on demand
+    from core.backends.model_file import check_model_file  # noqa: PLC0415
+    from core.sources import check_source  # noqa: PLC0415
 
     config = pipeline_run.build_config(
         config_file=options.config_file,
@@ -294,7 +296,11 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
         backend=options.backend,
         rate=options.rate,
     )
-    model_path = resolve_model(config.model.model)
+    # The model and every source pass edgeloop's checks before anything runs: a bad one is
+    # a ModelError or SourceError naming the cause, not a runtime's error minutes in.
+    model_path = check_model_file(resolve_model(config.model.model))
+    for source in {(s.kind, s.uri): s for s in config.sources if s.kind != "synthetic"}.values():
+        check_source(source)
     capacity = pipeline_run.measures_capacity(config)  # flat out, not paced with --rate
     slowdown = read_test_slowdown()
     if slowdown:

@@ -90,6 +90,10 @@ class SourceError(EdgeloopError, IOError):
     gone, connection refused. The message starts with the source's name and says the cause."""
 
 
+class SourceNotFoundError(SourceError, FileNotFoundError):
+    """A file or folder a source was asked to read does not exist."""
+
+
 class SourceStalledError(SourceError, TimeoutError):
     """A source delivered no frame within its ``timeout_s`` (a camera or network stream that
     stopped sending): raised instead of blocking, so the pipeline never hangs on a source."""

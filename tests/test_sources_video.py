@@ -13,7 +13,7 @@ import pytest
 
 from core.errors import SourceError
 from core.pipeline import Pipeline, load_pipeline_config
-from core.sources import SourceConfig, open_source
+from core.sources import SourceConfig, check_source, open_source
 from core.sources.decoders import OpenCvDecoder, PyAvDecoder, available_decoders
 from core.sources.file import FileSource
 from tests.required_tools import require_module
@@ -148,6 +148,23 @@ def test_a_file_that_cannot_be_decoded_says_why(
     source = open_source(SourceConfig(kind="file", uri=str(path)), 0)
     with pytest.raises(SourceError, match=rf"^file:{path}: {cause}"):
         source.open()
+
+
+def test_an_empty_file_says_so_before_any_decoder_tries(tmp_path: Path, decoder: str) -> None:
+    path = tmp_path / "empty.mp4"
+    path.write_bytes(b"")
+    source = open_source(SourceConfig(kind="file", uri=str(path), decoder=decoder), 0)
+    with pytest.raises(SourceError, match=rf"^file:{path}: the file is empty \(0 bytes\)"):
+        source.open()
+
+
+def test_check_source_opens_and_closes_or_raises_what_opening_raises(
+    videos: dict[str, Path], tmp_path: Path
+) -> None:
+    good = videos["h264"]
+    assert check_source(SourceConfig(kind="file", uri=str(good))) == f"file:{good}"
+    with pytest.raises(SourceError, match="no such file"):
+        check_source(SourceConfig(kind="file", uri=str(tmp_path / "nowhere.mp4")))
 
 
 @pytest.mark.parametrize("damage", ["cut-mpegts", "zeroed-mjpeg"])

@@ -48,6 +48,7 @@ from bench.micro import MicroOptions, trtexec
 from bench.stats import relative_difference_ci, summarize
 from bench.timing import Budget, interleave, measure
 from core.backends import Backend, LoadTimings
+from core.backends.model_file import check_model_file, load_failure, load_onnx
 from core.backends.onnxruntime import OnnxRuntimeBackend, import_onnxruntime, session_options
 from core.device import BackendChoice, DeviceProbe, choose_backend, probe
 from core.errors import EdgeloopError
@@ -118,11 +119,15 @@ def _throughput_budget(budget: Budget) -> Budget:
 def _bare_load(path: Path, backend: OnnxRuntimeBackend, threads: int) -> dict[str, Any]:
     """A fresh bare session: load, first inference and warm-up as a user's code pays them."""
     ort = import_onnxruntime()
+    path = check_model_file(path)  # ModelError naming the cause, as the backend's
     time.sleep(SETTLE_S)
     start = time.perf_counter()
-    bare = ort.InferenceSession(
-        str(path), session_options(threads), providers=backend.provider_chain
-    )
+    try:
+        bare = ort.InferenceSession(
+            str(path), session_options(threads), providers=backend.provider_chain
+        )
+    except Exception as exc:  # ONNX Runtime's errors derive from Exception only
+        raise load_failure(path, exc) from exc
     load_s = time.perf_counter() - start
     name = backend.input_spec.name
     batch = backend.input_buffer()
@@ -197,9 +202,7 @@ def _map50(backend: Backend, model: str, path: Path, options: MicroOptions) -> f
         from core.synthetic import SceneConfig  # noqa: PLC0415
     except ImportError as exc:
         return f"skipped: accuracy tools not available ({exc})"
-    import onnx  # noqa: PLC0415
-
-    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    meta = {p.key: p.value for p in load_onnx(check_model_file(path)).metadata_props}
     names = tuple(json.loads(meta.get(METADATA_KEY, "{}")).get("class_names", ()))
     if not names:
         return f"skipped: {path.name} has no class names in its {METADATA_KEY!r} metadata"

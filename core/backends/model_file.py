@@ -221,16 +221,25 @@ def resolve_input_size(
     return out[0], out[1]
 
 
+def load_onnx(path: Path) -> Any:
+    """The ``onnx.ModelProto`` of a file that passed :func:`check_model_file` (weights in
+    external files are not loaded); :func:`load_failure`'s :class:`ModelError` where ``onnx``
+    refuses it."""
+    import onnx  # noqa: PLC0415 - only what reads the graph or its metadata needs it
+
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # google.protobuf DecodeError and friends
+        raise load_failure(path, exc) from exc
+
+
 def onnx_io_specs(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """The model's declared inputs and outputs, read with ``onnx`` (weights in external files
     are not loaded). Inputs that are also initialisers (old exporters list weights as inputs)
     are left out."""
     import onnx  # noqa: PLC0415 - only backends that do not parse ONNX themselves need it
 
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # google.protobuf DecodeError and friends
-        raise load_failure(path, exc) from exc
+    model = load_onnx(path)
     weights = {init.name for init in model.graph.initializer}
 
     def spec(value: Any) -> TensorSpec:

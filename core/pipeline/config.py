@@ -49,6 +49,7 @@ from typing import Literal
 from core.config import checked, in_range, load, positive, validate
 from core.errors import ConfigError
 from core.filter import FilterConfig
+from core.formats.choose import format_named
 from core.pipeline.priority import CRITICAL_SLICE_US
 from core.sinks import SinkConfig
 from core.sources import SourceConfig
@@ -68,7 +69,9 @@ class ModelConfig:
     ``batch_timeout_ms`` after its first frame
     (nvstreammux's ``batched-push-timeout``). ``score_floor`` and ``iou_threshold`` are the
     decoder's (what the filter sees at most); the filter's ``score_threshold`` decides what is
-    sent.
+    sent. ``format`` is the model's output layout (:mod:`core.formats`: ``auto`` reads its
+    metadata, then its output shapes, and refuses rather than guesses); ``labels`` names its
+    classes, one a line in a file, or ``coco`` (else its metadata's names, else the ids).
     """
 
     model: str = "detector"
@@ -79,9 +82,13 @@ class ModelConfig:
     batch_timeout_ms: float = checked(5.0, in_range(0.0, 60_000.0))
     score_floor: float = checked(0.25, in_range(0.0, 1.0))
     iou_threshold: float = checked(0.45, in_range(0.0, 1.0))
+    format: str = "auto"
+    labels: str | None = None
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.format != "auto":
+            format_named(self.format)  # a ConfigError listing the names
 
 
 @dataclass(frozen=True)

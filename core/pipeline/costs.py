@@ -44,11 +44,18 @@ from core.backends import Backend
 from core.backends.pool import REMOTE_BACKENDS
 from core.backends.process import CallCost
 from core.errors import InferenceProcessError, PipelineError
+from core.formats.model import ModelChoice
 from core.ledger import BandwidthLedger
 from core.pipeline.batcher import WorkItem
 from core.pipeline.config import PipelineConfig
 from core.pipeline.report import StageCost
-from core.pipeline.stages import STAGES, StageCallWrapper, build_stages, stage_workers
+from core.pipeline.stages import (
+    STAGES,
+    StageCallWrapper,
+    build_stages,
+    settle_detector,
+    stage_workers,
+)
 from core.sinks import NullSink, Sink, open_sink
 from core.sources import Source, SourceConfig
 
@@ -111,6 +118,7 @@ def measure_stage_costs(
     span: tuple[int, int] | None = None,
     sink_given: bool = False,
     wrap: StageCallWrapper | None = None,
+    model: ModelChoice | None = None,
 ) -> dict[str, StageCost]:
     """See the module docstring: each stage's :class:`StageCost` by name."""
     if frames < 1:
@@ -123,9 +131,10 @@ def measure_stage_costs(
     clock = _Clock()
     source = source_factory(config.sources[0], 0)
     with tempfile.TemporaryDirectory(prefix="edgeloop-costs-") as folder:
-        stages = build_stages(
-            config, backend, _measured_sink(config, sink_given, Path(folder)), wrap
-        )
+        measured = _measured_sink(config, sink_given, Path(folder))
+        if model is None:
+            model = settle_detector(backend, config.model.format, config.model.labels)
+        stages = build_stages(config, backend, measured, model, wrap)
         pre, post, filt, compress = (
             stages.preprocess(),
             stages.postprocess,
@@ -168,7 +177,8 @@ def measure_stage_costs(
                     outputs = reply.outputs
                     clock.add("infer", reply.cost)  # the child's own time and CPU
                 for item in batch:
-                    clock.time("postprocess", post.process, (item, outputs[0][item.row]))
+                    rows = [o[item.row] for o in outputs]
+                    clock.time("postprocess", post.process, (item, rows))
                     finish(item)
                 batch.clear()
 

@@ -107,6 +107,8 @@ class PipelineReport:
     """Batches with rows that went before they were full (batch timeout, or the end)."""
     metrics: dict[str, Any] = field(default_factory=dict)
     """The metrics registry's snapshot at the end of the run."""
+    model: dict[str, Any] = field(default_factory=dict)
+    """The model's format, classes and input (:meth:`core.formats.model.ModelChoice.summary`)."""
 
     @property
     def fps(self) -> float:

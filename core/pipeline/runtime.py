@@ -48,6 +48,7 @@ from core.backends.pool import ProcessPool, inference_pids
 from core.backends.process import ProcessBackend
 from core.device import choose_backend, probe
 from core.errors import ConfigError, PipelineError
+from core.formats.model import ModelChoice
 from core.ledger import BandwidthLedger
 from core.metrics import MetricsRegistry
 from core.pipeline.batcher import Batcher
@@ -60,6 +61,7 @@ from core.pipeline.stages import (
     STAGES,
     StageCallWrapper,
     build_stages,
+    settle_detector,
     source_policy,
     stage_workers,
 )
@@ -132,6 +134,7 @@ class Pipeline:
         self.wrap_stage_calls = wrap_stage_calls
         self._sink = sink
         self._backend: Backend | None = None
+        self._model: ModelChoice | None = None
         self._infer_worker: str | None = None
         self._metrics = PipelineMetrics(self.registry)
 
@@ -172,6 +175,22 @@ class Pipeline:
                 warmup_s=timings.first_inference_s + timings.warmup_s,
             )
         return self._backend
+
+    @property
+    def model(self) -> ModelChoice:
+        """The loaded model's format, class names and preprocessing (:mod:`core.formats`;
+        settled on first use from ``model.format`` and ``model.labels``)."""
+        if self._model is None:
+            m = self.config.model
+            self._model = settle_detector(self.backend, m.format, m.labels)
+            log.info(
+                "model %s: format %s, %d classes (names from %s)",
+                self.backend.model_path.name,
+                self._model.format.name,
+                len(self._model.class_names),
+                self._model.names_from,
+            )
+        return self._model
 
     @property
     def infer_worker(self) -> str:
@@ -231,6 +250,7 @@ class Pipeline:
             span=span,
             sink_given=self._sink is not None,
             wrap=self.wrap_stage_calls,
+            model=self.model,
         )
 
     def make_sink(self) -> Sink:
@@ -241,6 +261,7 @@ class Pipeline:
         if self._backend is not None:
             self._backend.close()
             self._backend = None
+            self._model = None
 
     def __enter__(self) -> Pipeline:
         return self
@@ -342,7 +363,11 @@ class _Run:
         backend = self.pipeline.backend
         cfg = self.config
         stages = build_stages(
-            cfg, backend, self.pipeline.make_sink(), self.pipeline.wrap_stage_calls
+            cfg,
+            backend,
+            self.pipeline.make_sink(),
+            self.pipeline.model,
+            self.pipeline.wrap_stage_calls,
         )
         sink_stage = stages.sink
         try:
@@ -633,6 +658,7 @@ class _Run:
             bytes=dict(state.ledger.totals()),
             backend=backend.describe(),
             timings=backend.timings,
+            model=self.pipeline.model.summary(),
             streams=streams,
             batches=batches - self.batches_mark[0],
             partial_batches=partial - self.batches_mark[1],

@@ -28,7 +28,6 @@ pipeline drops; every later stage blocks, and frames in flight are bounded by th
 from __future__ import annotations
 
 import abc
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,8 +38,9 @@ import numpy as np
 from core.backends import Backend, Outputs
 from core.errors import FrameError, ModelError
 from core.filter import FilterDecision, MotionGate, ResultFilter
+from core.formats import DecodeOptions, Decoder, backend_facts
+from core.formats.model import ModelChoice, settle_model
 from core.pipeline.batcher import Batch, WorkItem
-from core.postprocess import decode_detections
 from core.preprocess import PreprocessSpec, preprocess_into
 from core.sinks import ResultRecord, Sink
 from core.sources import SourceConfig
@@ -52,7 +52,6 @@ Policy = Literal["block", "drop_oldest"]
 STAGES = ("source", "preprocess", "infer", "postprocess", "filter", "compress", "sink")
 """Every stage, in order (the report's and the metrics' names)."""
 LIVE_KINDS = ("v4l2", "rtsp")
-METADATA_KEY = "edgeloop"
 In = TypeVar("In")
 Out = TypeVar("Out")
 StageCallWrapper = Callable[[str, Callable[..., Any]], Callable[..., Any]]
@@ -134,33 +133,24 @@ class InferStage(Stage[Batch, Outputs]):
         return self.backend.infer(work.rows, work.slot)
 
 
-class PostprocessStage(Stage[tuple[WorkItem, np.ndarray], None]):
-    """Decode one row of a detector's output (``(A, 4 + C)``) into frame-pixel detections.
+class PostprocessStage(Stage[tuple[WorkItem, Sequence[np.ndarray]], None]):
+    """Decode one image's outputs (each output's row for it) into frame-pixel detections,
+    with the model format's decoder (:mod:`core.formats`).
 
-    A row holding NaN or infinite values (a broken model, an fp16 overflow) is counted as an
-    error of this stage with the number of bad candidates; the finite ones are kept.
+    Candidates holding NaN or infinite values (a broken model, an fp16 overflow) are counted
+    as an error of this stage with how many there were; the finite ones are kept.
     """
 
     name = "postprocess"
 
-    def __init__(
-        self, class_names: Sequence[str], score_floor: float, iou_threshold: float
-    ) -> None:
-        self.class_names = tuple(class_names)
-        self.score_floor = score_floor
-        self.iou_threshold = iou_threshold
+    def __init__(self, decoder: Decoder) -> None:
+        self.decoder = decoder
 
-    def process(self, work: tuple[WorkItem, np.ndarray]) -> None:
-        item, raw = work
+    def process(self, work: tuple[WorkItem, Sequence[np.ndarray]]) -> None:
+        item, outputs = work
         if item.transform is None:
             return  # its preprocessing failed (counted there): nothing to decode
-        detections = decode_detections(
-            raw,
-            item.transform,
-            score_threshold=self.score_floor,
-            iou_threshold=self.iou_threshold,
-            class_names=self.class_names,
-        )
+        detections = self.decoder(outputs, item.transform)
         item.detections = detections
         if detections.nonfinite:
             raise FrameError(
@@ -251,7 +241,7 @@ class StageSet:
 
     config: PipelineConfig
     spec: PreprocessSpec
-    class_names: tuple[str, ...]
+    model: ModelChoice
     result_filter: ResultFilter
     infer: InferStage
     postprocess: PostprocessStage
@@ -267,28 +257,46 @@ class StageSet:
 
 
 def build_stages(
-    config: PipelineConfig, backend: Backend, sink: Sink, wrap: StageCallWrapper | None = None
+    config: PipelineConfig,
+    backend: Backend,
+    sink: Sink,
+    model: ModelChoice,
+    wrap: StageCallWrapper | None = None,
 ) -> StageSet:
-    """The stages for ``config`` around a loaded ``backend``, sinking into ``sink``; each work
-    call wrapped by ``wrap`` (see :data:`StageCallWrapper`). Refuses (:class:`ModelError`) a
-    model that is not a detector (:func:`model_class_names`)."""
+    """The stages for ``config`` around a loaded ``backend`` whose format and class names
+    ``model`` settled (:func:`settle_detector`), sinking into ``sink``; each work call wrapped
+    by ``wrap`` (see :data:`StageCallWrapper`)."""
     m = config.model
-    class_names = model_class_names(backend)
-    result_filter = ResultFilter(config.filter, class_names)
+    result_filter = ResultFilter(config.filter, model.class_names)
+    options = DecodeOptions(score_floor=m.score_floor, iou_threshold=m.iou_threshold)
     return StageSet(
         config=config,
-        spec=backend.preprocess_spec(PreprocessSpec.yolo()),
-        class_names=class_names,
+        spec=backend.preprocess_spec(model.preprocess()),
+        model=model,
         result_filter=result_filter,
         infer=_wrapped(InferStage(backend), wrap, "process"),
-        postprocess=_wrapped(
-            PostprocessStage(class_names, m.score_floor, m.iou_threshold), wrap, "process"
-        ),
+        postprocess=_wrapped(PostprocessStage(model.decoder(options)), wrap, "process"),
         filter=_wrapped(FilterStage(result_filter), wrap, "process"),
         compress=_wrapped(CompressStage(result_filter), wrap, "process"),
         sink=_wrapped(SinkStage(sink), wrap, "process"),
         wrap=wrap,
     )
+
+
+def settle_detector(
+    backend: Backend, wanted: str = "auto", labels: str | None = None
+) -> ModelChoice:
+    """The format and class names of the model ``backend`` runs (:mod:`core.formats`), for
+    the pipeline: which decodes detections, so a model of another task is refused
+    (:class:`~core.errors.ModelError` naming its format)."""
+    choice = settle_model(backend_facts(backend), wanted, labels)
+    if choice.format.task != "detect":
+        raise ModelError(
+            f"{backend.model_path.name} is a {choice.format.name} model "
+            f"({choice.format.summary}); the pipeline runs detectors: set model.format to a "
+            "detection format if it is one"
+        )
+    return choice
 
 
 StageT = TypeVar("StageT", bound=Stage[Any, Any])
@@ -300,34 +308,6 @@ def _wrapped(stage: StageT, wrap: StageCallWrapper | None, *calls: str) -> Stage
         for call in calls:
             setattr(stage, call, wrap(stage.name, getattr(stage, call)))
     return stage
-
-
-def model_class_names(backend: Backend) -> tuple[str, ...]:
-    """Class names of a detector: its ``edgeloop`` ONNX metadata, else ``"0"``, ``"1"``...
-
-    Refuses (:class:`~core.errors.ModelError`) a model whose first output is not a detector's
-    ``(batch, anchors, 4 + classes)``: the pipeline decodes detections.
-    """
-    info = backend.describe()
-    shape = info.output_shapes[0]
-    if len(shape) != 3 or shape[2] < 5:
-        raise ModelError(
-            f"{backend.model_path.name}: the pipeline runs detectors whose first output is "
-            f"(batch, anchors, 4 + classes); {info.outputs[0]} is not"
-        )
-    count = shape[2] - 4
-    names: list[str] = []
-    try:
-        import onnx  # noqa: PLC0415 - only to read the model's metadata
-
-        model = onnx.load(str(backend.model_path), load_external_data=False)
-        props = {p.key: p.value for p in model.metadata_props}
-        names = list(json.loads(props.get(METADATA_KEY, "{}")).get("class_names", []))
-    except Exception:
-        names = []
-    if len(names) != count:
-        names = [str(i) for i in range(count)]
-    return tuple(names)
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -411,13 +411,12 @@ class OutputWorker:
             if outputs is PENDING:
                 outputs = self.infer.collect(batch)
             if outputs is not None:
-                raw = outputs[0]
                 for item in batch.items:
                     if item.row < 0:
                         continue
                     start = clock()
                     try:
-                        self.post.process((item, raw[item.row]))
+                        self.post.process((item, [o[item.row] for o in outputs]))
                         self.state.scores.add(item.detections)
                     except Exception as exc:
                         self.state.fail("postprocess", stats, exc)

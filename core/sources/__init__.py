@@ -27,6 +27,7 @@ __all__ = [
     "SourceConfig",
     "SourceFrame",
     "SourceKind",
+    "check_source",
     "open_source",
 ]
 
@@ -45,3 +46,13 @@ def open_source(config: SourceConfig, stream_id: int) -> Source:
     module, name = _KINDS[config.kind]
     cls: type[Source] = getattr(importlib.import_module(module), name)
     return cls(config, stream_id)
+
+
+def check_source(config: SourceConfig) -> str:
+    """Open the source ``config`` describes and close it again; return its name (the prefix of
+    its errors). What cannot be opened raises the :class:`~core.errors.SourceError` the
+    pipeline would, naming the source and the cause. For code that reads a source its own way
+    (bench's naive loop) or must refuse one before a long run starts."""
+    with open_source(config, 0) as source:
+        source.open()
+        return source.name

@@ -4,8 +4,8 @@ Frames come as fast as they are asked for (the pipeline paces; :attr:`FileSource
 is the file's own rate). ``start_index`` seeks by timestamp to the key frame before it and
 decodes up to it; ``loop`` starts again at the file's first frame after the last one, the index
 counting on. A packet that does not decode raises :class:`~core.errors.SourceFrameError` and
-the next read goes on after it; a file that is missing, not a video, or truncated before its
-index (an MP4 without its ``moov`` atom) fails :meth:`FileSource.open` with FFmpeg's cause.
+the next read goes on after it; a file that is missing, empty, not a video, or truncated before
+its index (an MP4 without its ``moov`` atom) fails :meth:`FileSource.open` with the cause.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ class FileSource(Source):
             found = os.path.exists(self.path)
             code, what = (errno.EISDIR, "not a file") if found else (errno.ENOENT, "no such file")
             raise SourceError(code, f"{self.name}: {what}", self.path)
+        if os.path.getsize(self.path) == 0:
+            raise SourceError(f"{self.name}: the file is empty (0 bytes); copy or record it again")
         cfg = self.config
         decoder = open_decoder(
             self.path,
