@@ -787,3 +787,49 @@ def test_four_outputs_of_one_detection_are_still_count_boxes_scores_classes() ->
         "k1.onnx", TensorSpec("images", (1, 3, 64, 96), "float32"), (64, 96), outputs
     )
     assert choose_format(facts).name == "end2end"
+
+
+def test_model_preprocess_changes_the_formats_own_and_input_size_rounds_to_the_stride(
+    tmp_path: Path,
+) -> None:
+    """``model.preprocess`` overrides what the format sets (here YOLOX's BGR 0..255 back to
+    RGB 0..1, and a plain resize); ``model.input_size`` of a dynamic-input model is rounded up
+    to whole cells of its stride, and a bad override is a ConfigError naming the key."""
+    from core.errors import ConfigError
+    from core.pipeline import load_pipeline_config
+    from core.pipeline.stages import build_stages
+
+    config = small_config(
+        "model.model=detector",
+        "model.preprocess={order: BGR, scale: 1.0, mode: resize, mean: [1.0], pad_value: 0}",
+        "model.input_size=[180, 300]",
+    )
+    with Pipeline(config) as pipeline:
+        assert pipeline.input_size == (192, 320)  # 180 x 300 in whole cells of 32
+        stages = build_stages(config, pipeline.backend, RecordingSink(), pipeline.model)
+    spec = stages.spec
+    assert (spec.output_order, spec.scale, spec.mode) == ("BGR", 1.0, "resize")
+    assert spec.mean == (1.0, 1.0, 1.0) and spec.pad_value == (0.0, 0.0, 0.0)
+    plain = small_config("model.model=detector")
+    with Pipeline(plain) as pipeline:
+        own = build_stages(plain, pipeline.backend, RecordingSink(), pipeline.model).spec
+    assert (own.output_order, own.scale, own.mode) == ("RGB", 1 / 255, "letterbox")
+    for bad, key in (
+        ("model.preprocess={order: GBR}", "order"),
+        ("model.preprocess={scale: 0}", "scale"),
+        ("model.preprocess={mean: [1, 2]}", "mean"),
+        ("model.preprocess={std: [0]}", "std"),
+        ("model.input_size=[0, 320]", "input_size"),
+    ):
+        with pytest.raises(ConfigError, match=key):
+            load_pipeline_config(overrides=[bad])
+
+
+def test_a_dynamic_input_is_fed_at_the_size_asked_rounded_to_whole_stride_cells(
+    tmp_path: Path,
+) -> None:
+    from core.formats.model import aligned_size, stride_of
+
+    assert aligned_size((360, 640), 32) == (384, 640) and aligned_size((64, 64), 32) == (64, 64)
+    assert stride_of({"stride": "64"}) == 64 and stride_of({}) == 32
+    assert stride_of({"stride": "x"}) == 32

@@ -8,7 +8,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from core.errors import ModelError
 from core.formats.base import DecodeOptions, Decoder, ModelFacts, ModelFormat
@@ -33,9 +37,11 @@ class ModelChoice:
         """The format's decoder for this model's outputs."""
         return self.format.decoder(self.facts, self.class_names or None, options)
 
-    def preprocess(self) -> PreprocessSpec:
-        """The format's preprocessing at the model's input size."""
-        return self.format.preprocess(self.facts)
+    def preprocess(self, changes: Mapping[str, Any] | None = None) -> PreprocessSpec:
+        """The format's preprocessing at the model's input size, with ``changes`` (fields of
+        :class:`~core.preprocess.PreprocessSpec`: ``model.preprocess``) applied."""
+        spec = self.format.preprocess(self.facts)
+        return dataclasses.replace(spec, **changes) if changes else spec
 
     def summary(self) -> dict[str, object]:
         """Plain figures for a report: format, classes, where their names came from, input."""
@@ -68,3 +74,26 @@ def settle_model(facts: ModelFacts, wanted: str = "auto", labels: str | None = N
     if names is None:
         names, source = (tuple(str(i) for i in range(count)), "ids") if count else ((), "none")
     return ModelChoice(facts, chosen, names, source)
+
+
+DEFAULT_STRIDE = 32
+"""The largest feature-map stride of the usual detection heads (P3-P5)."""
+
+
+def stride_of(metadata: Mapping[str, str]) -> int:
+    """The model's largest stride: its metadata's ``stride`` (Ultralytics, YOLOv5), else 32."""
+    try:
+        stride = int(float(metadata.get("stride", DEFAULT_STRIDE)))
+    except ValueError:
+        return DEFAULT_STRIDE
+    return stride if stride > 0 else DEFAULT_STRIDE
+
+
+def aligned_size(size: tuple[int, int], stride: int) -> tuple[int, int]:
+    """``size`` (height, width) rounded up to whole multiples of ``stride``.
+
+    >>> aligned_size((360, 640), 32)
+    (384, 640)
+    """
+    height, width = size
+    return (math.ceil(height / stride) * stride, math.ceil(width / stride) * stride)

@@ -42,6 +42,7 @@ core.errors.ConfigError: model.batch_size: must be between 1 and 256, got 0
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -58,6 +59,48 @@ __all__ = ["ModelConfig", "PipelineConfig", "load_pipeline_config"]
 
 
 @dataclass(frozen=True)
+class PreprocessConfig:
+    """``model.preprocess``: what to change of the model format's own preprocessing
+    (:meth:`core.formats.ModelFormat.preprocess`); a field left ``None`` keeps the format's.
+
+    ``mode``: ``letterbox`` (aspect kept, padded with ``pad_value``) or ``resize``
+    (stretched); ``order``: the channel order the network takes; ``scale`` multiplies every
+    pixel first (``0.00392156862745098`` for 0..1, ``1`` for 0..255), then ``mean`` is
+    subtracted and ``std`` divides, per channel (one number is taken for all three)::
+
+        model:
+          preprocess: {order: BGR, scale: 1.0}   # YOLOX's own 0..255 BGR
+    """
+
+    mode: Literal["letterbox", "resize"] | None = None
+    order: Literal["RGB", "BGR"] | None = None
+    scale: float | None = checked(None, positive)
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    pad_value: float | None = checked(None, in_range(0.0, 255.0))
+
+    def __post_init__(self) -> None:
+        validate(self)
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None and len(value) not in (1, 3):
+                raise ConfigError(f"preprocess.{name}: one number or three, got {len(value)}")
+        if self.std is not None and 0.0 in self.std:
+            raise ConfigError("preprocess.std: every value must be non-zero")
+
+    def changes(self) -> dict[str, object]:
+        """The fields set, as :class:`core.preprocess.PreprocessSpec` names them."""
+        renamed = {"order": "output_order"}
+        return {
+            renamed.get(name, name): value[0]
+            if isinstance(value, tuple) and len(value) == 1
+            else value
+            for name, value in dataclasses.asdict(self).items()
+            if value is not None
+        }
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """The model and how inference runs.
 
@@ -71,7 +114,11 @@ class ModelConfig:
     decoder's (what the filter sees at most); the filter's ``score_threshold`` decides what is
     sent. ``format`` is the model's output layout (:mod:`core.formats`: ``auto`` reads its
     metadata, then its output shapes, and refuses rather than guesses); ``labels`` names its
-    classes, one a line in a file, or ``coco`` (else its metadata's names, else the ids).
+    classes, one a line in a file, or ``coco`` (else its metadata's names, else the ids);
+    ``preprocess`` changes the format's own preprocessing (:class:`PreprocessConfig`).
+    ``input_size`` (height, width) is what a model with a dynamic input is fed at (640 x 640
+    when None), rounded up to its stride (its metadata's ``stride``, else 32) so that every
+    feature map has whole cells; a model with a fixed input takes only its own.
     """
 
     model: str = "detector"
@@ -84,11 +131,15 @@ class ModelConfig:
     iou_threshold: float = checked(0.45, in_range(0.0, 1.0))
     format: str = "auto"
     labels: str | None = None
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    input_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         validate(self)
         if self.format != "auto":
             format_named(self.format)  # a ConfigError listing the names
+        if self.input_size is not None and min(self.input_size) < 1:
+            raise ConfigError(f"model.input_size: (height, width) > 0, got {self.input_size}")
 
 
 @dataclass(frozen=True)

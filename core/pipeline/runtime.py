@@ -43,12 +43,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from core.backends import Backend, open_backend
+from core.backends import Backend, open_backend, resolve_model
 from core.backends.pool import ProcessPool, inference_pids
 from core.backends.process import ProcessBackend
 from core.device import choose_backend, probe
 from core.errors import ConfigError, PipelineError
-from core.formats.model import ModelChoice
+from core.formats import read_metadata
+from core.formats.model import ModelChoice, aligned_size, stride_of
 from core.ledger import BandwidthLedger
 from core.metrics import MetricsRegistry
 from core.pipeline.batcher import Batcher
@@ -157,6 +158,7 @@ class Pipeline:
             self._backend = opener(
                 m.model,
                 m.backend,
+                input_size=self.input_size,
                 threads=m.threads if m.threads is not None else DEFAULT_THREADS,
                 precision=m.precision,
                 batch_size=m.batch_size,
@@ -175,6 +177,21 @@ class Pipeline:
                 warmup_s=timings.first_inference_s + timings.warmup_s,
             )
         return self._backend
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """``model.input_size`` rounded up to the model's stride (None: the model's own, or
+        640 x 640 for a dynamic input)."""
+        wanted = self.config.model.input_size
+        if wanted is None:
+            return None
+        path = resolve_model(self.config.model.model)
+        size = aligned_size(wanted, stride_of(read_metadata(path)))
+        if size != tuple(wanted):
+            log.info(
+                "model.input_size %s rounded up to %s, whole cells of its stride", wanted, size
+            )
+        return size
 
     @property
     def model(self) -> ModelChoice:

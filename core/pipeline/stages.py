@@ -271,7 +271,7 @@ def build_stages(
     options = DecodeOptions(score_floor=m.score_floor, iou_threshold=m.iou_threshold)
     return StageSet(
         config=config,
-        spec=backend.preprocess_spec(model.preprocess()),
+        spec=backend.preprocess_spec(model.preprocess(m.preprocess.changes())),
         model=model,
         result_filter=result_filter,
         infer=_wrapped(InferStage(backend), wrap, "process"),
