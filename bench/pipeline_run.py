@@ -87,13 +87,18 @@ def _no_progress(fraction: float, message: str) -> None:
 
 
 def source_config(text: str, **fields: Any) -> Any:
-    """``--source`` as a :class:`core.sources.SourceConfig`: ``synthetic``, a stream URL
+    """``--source`` as a :class:`core.sources.SourceConfig`: ``synthetic``, a benchmark clip by
+    name (``clip720p``: :data:`bench.media.CLIPS`, encoded on first use), a stream URL
     (``rtsp://...``, ``http://...``), a V4L2 device (``/dev/video0``), a folder of images or a
     video file (looped: a benchmark must not run out of frames)."""
+    from bench import media  # noqa: PLC0415 - imports the synthetic camera
     from core.sources import SourceConfig  # noqa: PLC0415 - heavy, on demand
 
     if text == "synthetic":
         return SourceConfig(kind="synthetic", **fields)
+    if text in media.CLIPS:
+        clip = media.named_clip(text)
+        return SourceConfig(kind="file", uri=str(clip), loop=True, **fields)
     if text.startswith(NETWORK_SCHEMES):
         return SourceConfig(kind="rtsp", uri=text, **fields)
     if text.startswith("/dev/video"):
@@ -584,6 +589,8 @@ def flat_out_block(measured: Measured, cores: float) -> schema.PipelineBlock:
         "provider": report.backend.provider,
         "precision": report.backend.precision,
         "model": report.backend.model,
+        "threads": report.backend.threads,
+        "threads_why": report.threads_why,
     }
     # A run paced with --rate keeps its latency samples once, in pipeline.paced.samples (where
     # compare judges them): kept here too, they were a third of the report's bytes.

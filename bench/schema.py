@@ -170,11 +170,16 @@ class ModelBlock(TypedDict):
     input_size: Annotated[list[int], Doc("px", "height and width it is fed at")]
 
 
-class BackendBlock(TypedDict):
+class _BackendRequired(TypedDict):
     name: Annotated[str, Doc("", "`onnxruntime` or `tensorrt`")]
     provider: Annotated[str, Doc("", "the execution provider")]
     precision: Annotated[str, Doc("", "`fp32`, `fp16`, `int8`")]
     model: Annotated[str, Doc("", "the model file")]
+
+
+class BackendBlock(_BackendRequired, total=False):
+    threads: Annotated[int | None, Doc("", "ONNX Runtime's intra-op threads")]
+    threads_why: Annotated[str, Doc("", "why that many: `model.threads`, or what was measured")]
 
 
 class StallCulprit(TypedDict):

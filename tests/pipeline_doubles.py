@@ -21,7 +21,10 @@ rendering cost."""
 
 
 def small_config(*overrides: str, streams: int = 1, **source: Any) -> PipelineConfig:
-    """A pipeline on ``streams`` small synthetic streams (seeds 0, 1, ...), ONNX Runtime."""
+    """A pipeline on ``streams`` small synthetic streams (seeds 0, 1, ...), ONNX Runtime, one
+    inference thread: on frames this small the reference detector sits near the boundary where
+    the measured choice gives inference a second core (:mod:`core.pipeline.threads`), so tests
+    that count workers pin it (``model.threads=null`` measures)."""
     fields = {"width": WIDTH, "height": HEIGHT, **source}
     items = ", ".join(f"{k}: {v}" for k, v in fields.items())
     sources = ", ".join(f"{{{items}, seed: {i}}}" for i in range(streams))
@@ -29,6 +32,7 @@ def small_config(*overrides: str, streams: int = 1, **source: Any) -> PipelineCo
         overrides=[
             f"sources=[{sources}]",
             "model.backend=onnxruntime",
+            "model.threads=1",
             "stop_timeout_s=3",
             *overrides,
         ]

@@ -101,7 +101,9 @@ def test_a_killed_child_is_reported_not_waited_on() -> None:
 
 
 def test_a_pipeline_with_an_inference_process_keeps_order_and_counts() -> None:
-    config = small_config(*send_everything("model.batch_size=2"), "infer_worker=process")
+    config = small_config(
+        *send_everything("model.batch_size=2"), "infer_worker=process", "model.threads=1"
+    )  # one process, whatever share of the cores inference would get
     with Pipeline(config) as pipeline:
         report = pipeline.run(max_frames=40)
         costs = pipeline.stage_costs(frames=6)
@@ -206,6 +208,7 @@ def test_a_pipeline_with_two_inference_processes_sends_what_one_sends() -> None:
             *send_everything("model.batch_size=1"),
             "infer_worker=process",
             f"infer_workers={workers}",
+            "model.threads=1",
             streams=2,
         )
         with Pipeline(config, sink=sink) as pipeline:

@@ -392,6 +392,8 @@ def test_stage_costs_sample_a_span_in_stretches() -> None:
         return source
 
     with Pipeline(small_config(), source_factory=recording) as pipeline:
+        _ = pipeline.backend  # choosing its threads reads a few frames first
+        read.clear()
         costs = pipeline.stage_costs(frames=16, span=(1000, 5000))
     assert costs["source"].service_ns > 0
     assert len(read) == 16 + WARMUP_FRAMES + (CHUNKS - 1)
@@ -469,6 +471,9 @@ def test_ingest_yields_its_core_to_inference_and_output() -> None:
         *send_everything(), "stage_nice=3", "infer_worker=process", "critical_slice_us=150"
     )
     with Pipeline(config, sink=sink, source_factory=noting) as pipeline:
+        _ = pipeline.backend  # choosing its threads reads a few frames here, un-niced
+        seen.clear()
+        slices.clear()
         pipeline.run(max_frames=10)
         child = pipeline.backend.describe().extra["process_pid"]
         assert _nice(child) == base

@@ -24,6 +24,12 @@ def _classifier() -> Path:
     return classifier_path()
 
 
+def _heavy_detector() -> Path:
+    from core.models.heavy_detector import heavy_detector_path  # noqa: PLC0415 - imports onnx
+
+    return heavy_detector_path()
+
+
 def _detector(name: str) -> Callable[[], Path]:
     def resolve() -> Path:
         from core.models.detector import detector_path  # noqa: PLC0415 - keeps import light
@@ -38,6 +44,7 @@ REFERENCE_MODELS: dict[str, Callable[[], Path]] = {
     "detector": _detector("detector-s"),
     "detector-s": _detector("detector-s"),
     "detector-m": _detector("detector-m"),
+    "yolov8-heavy": _heavy_detector,
 }
 """Name -> a function returning the model file's path (built or cached on first call)."""
 

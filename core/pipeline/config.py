@@ -104,13 +104,15 @@ class PreprocessConfig:
 class ModelConfig:
     """The model and how inference runs.
 
-    ``threads``: ONNX Runtime's intra-op threads; ``None`` lets the pipeline choose -- one
-    on the CPU provider, where the other core is busy rendering, gating and preprocessing
-    the next frames, so a second thread would fight for it
-    (docs/decisions/0015-several-inference-processes-opt-in.md). ``batch_size`` frames go to
-    one inference, taken across streams in arrival order; a partial batch goes
-    ``batch_timeout_ms`` after its first frame
-    (nvstreammux's ``batched-push-timeout``). ``score_floor`` and ``iou_threshold`` are the
+    ``threads``: ONNX Runtime's intra-op threads; ``None`` lets the pipeline measure (each
+    stage timed alone on a few frames) and give inference its share of the cores
+    (:mod:`core.pipeline.threads`): one thread for a light model beside a costly source,
+    whose other core renders, gates and preprocesses the next frames
+    (docs/decisions/0015-several-inference-processes-opt-in.md), one process a core for a
+    heavy model (docs/decisions/0027-inference-gets-its-share-of-the-cores.md).
+    ``batch_size`` frames go to one inference, taken across streams in arrival order; a
+    partial batch goes ``batch_timeout_ms`` after its first frame (nvstreammux's
+    ``batched-push-timeout``). ``score_floor`` and ``iou_threshold`` are the
     decoder's (what the filter sees at most); the filter's ``score_threshold`` decides what is
     sent. ``format`` is the model's output layout (:mod:`core.formats`: ``auto`` reads its
     metadata, then its output shapes, and refuses rather than guesses); ``labels`` names its

@@ -109,6 +109,9 @@ class PipelineReport:
     """The metrics registry's snapshot at the end of the run."""
     model: dict[str, Any] = field(default_factory=dict)
     """The model's format, classes and input (:meth:`core.formats.model.ModelChoice.summary`)."""
+    threads_why: str = ""
+    """Why inference has ``backend.threads`` intra-op threads (``model.threads``, or what
+    :mod:`core.pipeline.threads` measured)."""
 
     @property
     def fps(self) -> float:

@@ -31,6 +31,7 @@ then only after every worker was stopped and every ring closed.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import queue
@@ -77,6 +78,7 @@ from core.pipeline.streams import (
     ThreadSourceWorker,
 )
 from core.pipeline.telemetry import PipelineMetrics, StreamCounts
+from core.pipeline.threads import choose_threads
 from core.pipeline.workers import InferWorker, IngestWorker, OutputWorker, RunState
 from core.ring import FrameRing, RingConsumer
 from core.sinks import Sink, open_sink
@@ -88,7 +90,8 @@ INPUT_SLOTS = {"thread": 3, "process": 4}
 """Backend input slots by ``infer_worker``: one filling, one inferring, one being decoded; an
 inference process also keeps the next batch queued, so that it never waits for the parent."""
 DEFAULT_THREADS = 1
-"""ONNX Runtime intra-op threads when ``model.threads`` is None (see :class:`ModelConfig`)."""
+"""ONNX Runtime intra-op threads inference is measured with when ``model.threads`` is None,
+and keeps unless its share of the cores says more (:mod:`core.pipeline.threads`)."""
 STALL_GRACE_S = 1.0
 """A read running this long past its source's ``timeout_s`` counts as hung."""
 TICK_S = 0.02
@@ -130,41 +133,43 @@ class Pipeline:
         if not isinstance(config, PipelineConfig):
             raise TypeError(f"config must be a PipelineConfig, got {type(config).__name__}")
         self.config = config
+        self._configured = config
         self.registry = registry if registry is not None else MetricsRegistry()
         self.source_factory = source_factory
         self.wrap_stage_calls = wrap_stage_calls
         self._sink = sink
         self._backend: Backend | None = None
         self._model: ModelChoice | None = None
+        self.threads_why = ""
+        """Why inference has the threads it has (set when the model loads)."""
         self._infer_worker: str | None = None
         self._metrics = PipelineMetrics(self.registry)
 
     @property
     def backend(self) -> Backend:
-        """The loaded, warmed-up model (loaded on first use, kept until :meth:`close`)."""
+        """The loaded, warmed-up model (loaded on first use, kept until :meth:`close`).
+
+        With ``model.threads`` None and one inference worker on ONNX Runtime, inference gets
+        as many cores as its share of a frame's CPU says (:mod:`core.pipeline.threads`):
+        measured with one thread, reopened on more cores when it needs them (:meth:`
+        _more_cores`); :attr:`threads_why` says what was chosen and why. The configuration
+        then says the inference processes it runs (:attr:`config`)."""
         if self._backend is None:
             m = self.config.model
-            opener: Callable[..., Backend] = open_backend
-            workers = self.config.infer_workers
-            if self.infer_worker == "process":
-                opener = ProcessBackend if workers == 1 else partial(ProcessPool, workers=workers)
-                if self.wrap_stage_calls is not None:  # the child wraps its own calls
-                    opener = partial(opener, wrap_infer=partial(self.wrap_stage_calls, "infer"))
-            elif workers > 1:
-                raise ConfigError(
-                    f"infer_workers: {workers} inference processes need infer_worker: process "
-                    "(ONNX Runtime); inference runs in a thread here"
-                )
-            self._backend = opener(
-                m.model,
-                m.backend,
-                input_size=self.input_size,
-                threads=m.threads if m.threads is not None else DEFAULT_THREADS,
-                precision=m.precision,
-                batch_size=m.batch_size,
-                input_slots=self.input_slots,
-                spinning=False,  # a spinning pool thread would hold a core the stages need
-            )
+            backend = self._open(m.threads if m.threads is not None else DEFAULT_THREADS)
+            self.threads_why = "model.threads" if m.threads is not None else ""
+            if m.threads is None and self.config.infer_workers == 1:
+                if backend.describe().name == "onnxruntime":
+                    cores, self.threads_why = choose_threads(
+                        self.config, backend, self.source_factory
+                    )
+                    if cores > 1:
+                        backend.close()
+                        backend = self._more_cores(cores)
+                else:
+                    self.threads_why = f"{backend.describe().name} runs its own threads"
+            log.info("inference threads: %s (%s)", backend.describe().threads, self.threads_why)
+            self._backend = backend
             for pid in inference_pids(self._backend):  # its one thread runs the model
                 ask_short_slice(self.config.critical_slice_us, pid)
             info = self._backend.describe()
@@ -177,6 +182,42 @@ class Pipeline:
                 warmup_s=timings.first_inference_s + timings.warmup_s,
             )
         return self._backend
+
+    def _more_cores(self, cores: int) -> Backend:
+        """The model reopened to run on ``cores``: as that many inference processes of one
+        thread each where inference runs in a process (no thread of one waits at another's
+        barrier while a stage holds its core), else as that many intra-op threads."""
+        if self.infer_worker == "process":
+            self.config = dataclasses.replace(self.config, infer_workers=cores)
+            self.threads_why += f": {cores} inference processes of one thread"
+            return self._open(DEFAULT_THREADS)
+        self.threads_why += f": {cores} intra-op threads"
+        return self._open(cores)
+
+    def _open(self, threads: int) -> Backend:
+        """The configured model opened where ``infer_worker`` says, with ``threads``."""
+        m = self.config.model
+        opener: Callable[..., Backend] = open_backend
+        workers = self.config.infer_workers
+        if self.infer_worker == "process":
+            opener = ProcessBackend if workers == 1 else partial(ProcessPool, workers=workers)
+            if self.wrap_stage_calls is not None:  # the child wraps its own calls
+                opener = partial(opener, wrap_infer=partial(self.wrap_stage_calls, "infer"))
+        elif workers > 1:
+            raise ConfigError(
+                f"infer_workers: {workers} inference processes need infer_worker: process "
+                "(ONNX Runtime); inference runs in a thread here"
+            )
+        return opener(
+            m.model,
+            m.backend,
+            input_size=self.input_size,
+            threads=threads,
+            precision=m.precision,
+            batch_size=m.batch_size,
+            input_slots=self.input_slots,
+            spinning=False,  # a spinning pool thread would hold a core the stages need
+        )
 
     @property
     def input_size(self) -> tuple[int, int] | None:
@@ -259,9 +300,10 @@ class Pipeline:
         indices (a run's measured frames), where the source can seek (see
         :mod:`core.pipeline.costs`). A sink given to the pipeline is not measured: the null
         sink stands in for it."""
+        backend = self.backend  # first: loading may have given inference more cores
         return measure_stage_costs(
             self.config,
-            self.backend,
+            backend,
             self.source_factory,
             frames,
             span=span,
@@ -279,6 +321,7 @@ class Pipeline:
             self._backend.close()
             self._backend = None
             self._model = None
+            self.config = self._configured  # the next load measures afresh
 
     def __enter__(self) -> Pipeline:
         return self
@@ -378,7 +421,7 @@ class _Run:
 
     def execute(self) -> PipelineReport:
         backend = self.pipeline.backend
-        cfg = self.config
+        self.config = cfg = self.pipeline.config  # loading may have given inference more cores
         stages = build_stages(
             cfg,
             backend,
@@ -676,6 +719,7 @@ class _Run:
             backend=backend.describe(),
             timings=backend.timings,
             model=self.pipeline.model.summary(),
+            threads_why=self.pipeline.threads_why,
             streams=streams,
             batches=batches - self.batches_mark[0],
             partial_batches=partial - self.batches_mark[1],
