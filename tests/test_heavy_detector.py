@@ -46,7 +46,7 @@ def test_the_build_is_deterministic(tmp_path: Path, model_file: Path) -> None:
 
 
 def test_graph_size_and_metadata() -> None:
-    assert heavy_detector.COCO == COCO  # its copy of the names
+    assert heavy_detector.COCO is COCO  # the one list
     model = build_model()
     onnx.checker.check_model(model)
     assert (model.ir_version, model.opset_import[0].version) == (7, 13)

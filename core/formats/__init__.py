@@ -6,10 +6,11 @@
 ['edgeloop', 'yolov8', 'yolov5', 'yolox', 'end2end', 'ssd', 'classifier', 'raw']
 """
 
+from core.coco import COCO
 from core.formats.base import DecodeOptions, Decoder, ModelFacts, ModelFormat, OutputShape
 from core.formats.choose import FORMATS, choose_format, format_named
 from core.formats.facts import backend_facts, read_metadata
-from core.formats.labels import COCO, load_labels, names_from_metadata
+from core.formats.labels import load_labels, names_from_metadata
 
 __all__ = [
     "COCO",

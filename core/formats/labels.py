@@ -15,27 +15,13 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from core.coco import COCO
 from core.errors import ConfigError
 
 EDGELOOP_KEY = "edgeloop"
 """The ONNX metadata key edgeloop's own exports write (JSON with ``class_names``)."""
 ULTRALYTICS_NAMES = "names"
 """The key Ultralytics and YOLOv5 write: a Python dict literal ``{0: 'person', ...}``."""
-
-COCO = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat",
-    "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack",
-    "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball",
-    "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket",
-    "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair",
-    "couch", "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse",
-    "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
-    "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier",
-    "toothbrush",
-)  # fmt: skip
-"""COCO's 80 detection classes in the order Ultralytics, YOLOv5 and YOLOX number them."""
 
 BUILT_IN = {"coco": COCO}
 

@@ -50,22 +50,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from core.cache import atomic_write_bytes, cache_dir
-
-COCO = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat",
-    "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack",
-    "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball",
-    "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket",
-    "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair",
-    "couch", "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse",
-    "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
-    "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier",
-    "toothbrush",
-)  # fmt: skip
-"""COCO's 80 classes, as :data:`core.formats.labels.COCO` has them (a copy: ``core.formats``
-imports ``core.backends``, which imports this package; a test keeps the two equal)."""
+from core.coco import COCO
 
 NAME = "yolov8-heavy"
 VERSION = 1
