@@ -23,7 +23,6 @@ Encoding prints nothing: a caller that wants to show progress passes ``progress`
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from core.cache import atomic_write_bytes, cache_dir
+from core.cache import atomic_write_bytes, cache_dir, intact, write_built
 from core.errors import ConfigError, SourceError
 from core.synthetic import SceneConfig, SyntheticCamera
 
@@ -110,11 +109,10 @@ def synthetic_clip(
         "bitrate": bitrate,
     }
     facts_data = (json.dumps(facts, indent=2, sort_keys=True) + "\n").encode()
-    if not _intact(path):
+    if not intact(path):
         data = _encode(scene, frames, gop, bitrate, progress or _no_progress)
-        atomic_write_bytes(path, data)
         atomic_write_bytes(_json_path(path), facts_data)
-        atomic_write_bytes(_digest_path(path), hashlib.sha256(data).hexdigest().encode() + b"\n")
+        write_built(path, data)  # its digest last: a clip without one is encoded again
     elif _read(_json_path(path)) != facts_data:
         atomic_write_bytes(_json_path(path), facts_data)
     return path
@@ -162,10 +160,6 @@ def _no_progress(fraction: float, message: str) -> None:
     del fraction, message
 
 
-def _digest_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
 def _json_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
@@ -175,11 +169,3 @@ def _read(path: Path) -> bytes | None:
         return path.read_bytes()
     except OSError:
         return None
-
-
-def _intact(path: Path) -> bool:
-    """The clip exists and matches the SHA-256 recorded when it was encoded."""
-    recorded, data = _read(_digest_path(path)), _read(path)
-    if recorded is None or data is None:
-        return False
-    return recorded.decode(errors="replace").strip() == hashlib.sha256(data).hexdigest()

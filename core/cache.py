@@ -9,6 +9,7 @@ that a later run would trust.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -47,3 +48,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def digest_path(path: Path) -> Path:
+    """Where the SHA-256 of a built file is recorded: beside it, ``<name>.sha256``."""
+    return path.with_name(path.name + ".sha256")
+
+
+def write_built(path: Path, data: bytes) -> Path:
+    """Write a built file and then its SHA-256 (last: a file without it is not trusted)."""
+    atomic_write_bytes(path, data)
+    atomic_write_bytes(digest_path(path), hashlib.sha256(data).hexdigest().encode() + b"\n")
+    return path
+
+
+def intact(path: Path) -> bool:
+    """Whether a built file exists and matches the SHA-256 recorded when it was written: a
+    missing, truncated or altered file is built again."""
+    try:
+        recorded = digest_path(path).read_text(errors="replace").strip()
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return False
+    return recorded == actual

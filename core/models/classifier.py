@@ -24,14 +24,13 @@ beside it; a missing, truncated or altered file is rebuilt (about a second).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from core.cache import atomic_write_bytes, cache_dir
+from core.cache import cache_dir, intact, write_built
 
 NAME = "classifier"
 VERSION = 1
@@ -176,29 +175,12 @@ def build_model(seed: int = SEED) -> onnx.ModelProto:
 
 def build_classifier(path: Path) -> Path:
     """Build the classifier and write it to ``path`` atomically; returns ``path``."""
-    data = build_model().SerializeToString()
-    atomic_write_bytes(path, data)
-    atomic_write_bytes(_digest_path(path), hashlib.sha256(data).hexdigest().encode() + b"\n")
-    return path
-
-
-def _digest_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def _intact(path: Path) -> bool:
-    """The file exists and matches the SHA-256 recorded when it was built."""
-    try:
-        recorded = _digest_path(path).read_text().strip()
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return False
-    return recorded == actual
+    return write_built(path, build_model().SerializeToString())
 
 
 def classifier_path(folder: Path | None = None) -> Path:
     """Path of the cached classifier (``classifier-v1.onnx``), built or rebuilt when needed."""
     path = (folder or cache_dir("models")) / f"{NAME}-v{VERSION}.onnx"
-    if not _intact(path):
+    if not intact(path):
         build_classifier(path)
     return path

@@ -40,7 +40,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from core.cache import atomic_write_bytes, cache_dir
+from core.cache import cache_dir, intact, write_built
 from core.coco import COCO
 
 NAME = "yolov8-heavy"
@@ -298,29 +297,12 @@ def flops(model: onnx.ModelProto) -> int:
 
 def build_heavy_detector(path: Path) -> Path:
     """Build the detector and write it to ``path`` atomically; returns ``path``."""
-    data = build_model().SerializeToString()
-    atomic_write_bytes(path, data)
-    atomic_write_bytes(_digest_path(path), hashlib.sha256(data).hexdigest().encode() + b"\n")
-    return path
-
-
-def _digest_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def _intact(path: Path) -> bool:
-    """The file exists and matches the SHA-256 recorded when it was built."""
-    try:
-        recorded = _digest_path(path).read_text().strip()
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return False
-    return recorded == actual
+    return write_built(path, build_model().SerializeToString())
 
 
 def heavy_detector_path(folder: Path | None = None) -> Path:
     """Path of the cached detector (``yolov8-heavy-v1.onnx``), built or rebuilt when needed."""
     path = (folder or cache_dir("models")) / f"{NAME}-v{VERSION}.onnx"
-    if not _intact(path):
+    if not intact(path):
         build_heavy_detector(path)
     return path
