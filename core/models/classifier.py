@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from core.cache import cache_dir, intact, write_built
+from core.models.graph import GraphBuilder
 
 NAME = "classifier"
 VERSION = 1
@@ -50,28 +51,8 @@ STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 
 
-class _GraphBuilder:
+class _GraphBuilder(GraphBuilder):
     """Appends nodes and fixed-seed initialisers; names are sequential, so bytes are stable."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[TensorProto] = []
-        self.count = 0
-
-    def _name(self, kind: str) -> str:
-        self.count += 1
-        return f"{kind}_{self.count}"
-
-    def _uniform(self, shape: tuple[int, ...], std: float) -> np.ndarray:
-        """Uniform in [-a, a) with standard deviation ``std`` (a = std * sqrt(3)), float32."""
-        bound = std * np.sqrt(3.0)
-        values: np.ndarray = (self.rng.random(shape, dtype=np.float64) * 2.0 - 1.0) * bound
-        return values.astype(np.float32)
-
-    def constant(self, name: str, array: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(array, name))
-        return name
 
     def conv(
         self,
@@ -85,11 +66,11 @@ class _GraphBuilder:
         relu6: bool = True,
     ) -> str:
         """Conv (batch norm folded into the bias), then ReLU6 (Clip 0..6) unless linear."""
-        name = self._name("conv")
+        name = self.name("conv")
         fan_in = (c_in // groups) * kernel * kernel
         gain = 2.0 if relu6 else 1.0  # He for ReLU layers, LeCun for the linear projections
-        weight = self._uniform((c_out, c_in // groups, kernel, kernel), np.sqrt(gain / fan_in))
-        bias = self._uniform((c_out,), 0.05)
+        weight = self.uniform((c_out, c_in // groups, kernel, kernel), np.sqrt(gain / fan_in))
+        bias = self.uniform((c_out,), 0.05)
         self.constant(f"{name}.weight", weight)
         self.constant(f"{name}.bias", bias)
         pad = kernel // 2
@@ -120,7 +101,7 @@ class _GraphBuilder:
         y = self.conv(y, hidden, hidden, kernel=3, stride=stride, groups=hidden)
         y = self.conv(y, hidden, c_out, relu6=False)
         if stride == 1 and c_in == c_out:
-            out = self._name("add")
+            out = self.name("add")
             self.nodes.append(helper.make_node("Add", [x, y], [out], name=out))
             return out
         return y
@@ -140,7 +121,7 @@ def build_model(seed: int = SEED) -> onnx.ModelProto:
     x = g.conv(x, channels, HEAD_CHANNELS)
     g.nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"], name="pool"))
     g.nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], name="flatten", axis=1))
-    fc_weight = g._uniform((NUM_CLASSES, HEAD_CHANNELS), np.sqrt(1.0 / HEAD_CHANNELS))
+    fc_weight = g.uniform((NUM_CLASSES, HEAD_CHANNELS), np.sqrt(1.0 / HEAD_CHANNELS))
     g.constant("fc.weight", fc_weight)
     g.constant("fc.bias", np.zeros(NUM_CLASSES, np.float32))
     g.nodes.append(

@@ -46,10 +46,11 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from core.cache import cache_dir, intact, write_built
 from core.coco import COCO
+from core.models.graph import GraphBuilder
 
 NAME = "yolov8-heavy"
 VERSION = 1
@@ -88,28 +89,8 @@ LOGIT_OFFSET = 1.0
 DESCRIPTION = "edgeloop heavy detector (YOLOv8 layout, random weights)"
 
 
-class _GraphBuilder:
+class _GraphBuilder(GraphBuilder):
     """Appends nodes and fixed-seed initialisers; names are sequential, so bytes are stable."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[TensorProto] = []
-        self.count = 0
-
-    def name(self, kind: str) -> str:
-        self.count += 1
-        return f"{kind}_{self.count}"
-
-    def uniform(self, shape: tuple[int, ...], std: float) -> np.ndarray:
-        """Uniform in [-a, a) with standard deviation ``std`` (a = std * sqrt(3)), float32."""
-        bound = std * np.sqrt(3.0)
-        values: np.ndarray = (self.rng.random(shape, dtype=np.float64) * 2.0 - 1.0) * bound
-        return values.astype(np.float32)
-
-    def constant(self, name: str, array: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(array, name))
-        return name
 
     def node(self, op: str, inputs: list[str], **attributes: Any) -> str:
         out = self.name(op.lower())
