@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 ENV_VAR = "EDGELOOP_CACHE"
@@ -71,3 +72,11 @@ def intact(path: Path) -> bool:
     except OSError:
         return False
     return recorded == actual
+
+
+def built(path: Path, make: Callable[[], bytes]) -> Path:
+    """``path``, built with ``make`` and written (:func:`write_built`) unless it is
+    :func:`intact`."""
+    if not intact(path):
+        write_built(path, make())
+    return path

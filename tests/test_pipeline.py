@@ -26,7 +26,7 @@ from core.pipeline import (
     RunObserver,
     StageCallWrapper,
     Window,
-    runtime,
+    run,
 )
 from core.pipeline.costs import CHUNKS, WARMUP_FRAMES, _chunks
 from core.pipeline.priority import slice_us
@@ -294,6 +294,12 @@ def test_observers_see_the_warm_up_end_every_window_and_frame_then_the_end() -> 
     assert seen.asked and seen.asked[0] >= 0.4  # asked at the planned end, not before
 
 
+def test_a_run_that_ends_during_its_warm_up_still_starts_measuring_before_it_ends() -> None:
+    seen = _Recorder()
+    _run(max_frames=5, warmup_s=30.0, observers=[seen])
+    assert seen.calls == ["start", "end"]
+
+
 def test_a_run_measures_on_as_long_as_an_observer_asks() -> None:
     """At the planned end every observer is asked; the run goes on for the most seconds any
     asks, and is asked again at the new end, until none wants more."""
@@ -345,14 +351,14 @@ def test_the_heap_is_frozen_during_a_run_only(monkeypatch: pytest.MonkeyPatch) -
     collection would stop every thread for 15 ms), and handed back afterwards."""
 
     seen: list[int] = []
-    freeze = runtime.freeze_heap
+    freeze = run.freeze_heap
 
     def spy() -> int:
         count = freeze()
         seen.append(gc.get_freeze_count())
         return count
 
-    monkeypatch.setattr(runtime, "freeze_heap", spy)
+    monkeypatch.setattr(run, "freeze_heap", spy)
     _accounted(_run(max_frames=10))
     assert seen and seen[0] > 1000  # the modules, NumPy, the backend: thousands of objects
     assert gc.get_freeze_count() == 0

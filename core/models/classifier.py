@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from core.cache import cache_dir, intact, write_built
+from core.cache import built, cache_dir, write_built
 from core.models.graph import GraphBuilder
 
 NAME = "classifier"
@@ -162,6 +162,4 @@ def build_classifier(path: Path) -> Path:
 def classifier_path(folder: Path | None = None) -> Path:
     """Path of the cached classifier (``classifier-v1.onnx``), built or rebuilt when needed."""
     path = (folder or cache_dir("models")) / f"{NAME}-v{VERSION}.onnx"
-    if not intact(path):
-        build_classifier(path)
-    return path
+    return built(path, lambda: build_model().SerializeToString())

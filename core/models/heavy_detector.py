@@ -48,7 +48,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from core.cache import cache_dir, intact, write_built
+from core.cache import built, cache_dir, write_built
 from core.coco import COCO
 from core.models.graph import GraphBuilder
 
@@ -284,6 +284,4 @@ def build_heavy_detector(path: Path) -> Path:
 def heavy_detector_path(folder: Path | None = None) -> Path:
     """Path of the cached detector (``yolov8-heavy-v1.onnx``), built or rebuilt when needed."""
     path = (folder or cache_dir("models")) / f"{NAME}-v{VERSION}.onnx"
-    if not intact(path):
-        build_heavy_detector(path)
-    return path
+    return built(path, lambda: build_model().SerializeToString())

@@ -27,6 +27,7 @@ import os
 from collections.abc import Callable
 
 from core.backends import Backend
+from core.formats.model import ModelChoice
 from core.pipeline.config import PipelineConfig
 from core.pipeline.costs import measure_stage_costs
 from core.sources import Source, SourceConfig
@@ -82,16 +83,20 @@ def choose_threads(
     source_factory: Callable[[SourceConfig, int], Source],
     *,
     cores: int | None = None,
+    model: ModelChoice | None = None,
 ) -> tuple[int, str]:
-    """(threads, why) for the pipeline ``config`` runs with ``backend`` loaded on one thread;
-    1 with the reason where it cannot be measured (a live camera, a source that fails)."""
+    """(threads, why) for the pipeline ``config`` runs with ``backend`` loaded on one thread
+    (``model``: its settled format, when the caller has it); 1 with the reason where it
+    cannot be measured (a live camera, a source that fails)."""
     cores = cores if cores is not None else usable_cores()
     if cores < 2:
         return 1, "one core"
     if config.sources[0].kind in LIVE_KINDS:
         return 1, f"not measured on a live source ({config.sources[0].kind}): set model.threads"
     try:
-        costs = measure_stage_costs(config, backend, source_factory, PROBE_FRAMES, sink_given=True)
+        costs = measure_stage_costs(
+            config, backend, source_factory, PROBE_FRAMES, sink_given=True, model=model
+        )
     except Exception as exc:  # the run itself reports a source or model that fails
         log.debug("threads not measured: %s", exc)
         return 1, f"not measured ({type(exc).__name__}): one thread"
