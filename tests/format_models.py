@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -108,70 +109,30 @@ def _f32(values: np.ndarray) -> np.ndarray:
     return np.asarray(values, np.float32)[None]
 
 
-def yolov8_model(
+def one_output_model(
+    output: str,
     path: Path,
     rows: np.ndarray,
     *,
     size: tuple[int, int] = SIZE,
     metadata: Mapping[str, str] | None = None,
 ) -> Path:
-    """Ultralytics' ``(1, 4 + C, A)``: ``rows`` is one image's ``(4 + C, A)``."""
-    return fixed_output_model(path, [("output0", _f32(rows))], size=size, metadata=metadata)
+    """A model whose one output ``output`` is ``(1, *rows.shape)``: one image's ``rows``."""
+    return fixed_output_model(path, [(output, _f32(rows))], size=size, metadata=metadata)
 
 
-def yolov5_model(
-    path: Path,
-    rows: np.ndarray,
-    *,
-    size: tuple[int, int] = SIZE,
-    metadata: Mapping[str, str] | None = None,
-) -> Path:
-    """YOLOv5's ``(1, A, 5 + C)``: ``rows`` is one image's ``(A, 5 + C)``."""
-    return fixed_output_model(path, [("output0", _f32(rows))], size=size, metadata=metadata)
-
-
-def yolox_model(
-    path: Path,
-    rows: np.ndarray,
-    *,
-    size: tuple[int, int] = SIZE,
-    metadata: Mapping[str, str] | None = None,
-) -> Path:
-    """YOLOX's raw grid ``(1, A, 5 + C)``: ``rows`` is one image's ``(A, 5 + C)``."""
-    return fixed_output_model(path, [("output", _f32(rows))], size=size, metadata=metadata)
-
-
-def edgeloop_model(
-    path: Path,
-    rows: np.ndarray,
-    *,
-    size: tuple[int, int] = SIZE,
-    metadata: Mapping[str, str] | None = None,
-) -> Path:
-    """edgeloop's ``(1, A, 4 + C)`` (x1, y1, x2, y2, class scores)."""
-    return fixed_output_model(path, [("detections", _f32(rows))], size=size, metadata=metadata)
-
-
-def rows6_model(
-    path: Path,
-    rows: np.ndarray,
-    *,
-    size: tuple[int, int] = SIZE,
-    metadata: Mapping[str, str] | None = None,
-) -> Path:
-    """An end-to-end ``(1, K, 6)``: x1, y1, x2, y2, score, class per row."""
-    return fixed_output_model(path, [("output0", _f32(rows))], size=size, metadata=metadata)
-
-
-def queries_model(
-    path: Path,
-    rows: np.ndarray,
-    *,
-    size: tuple[int, int] = SIZE,
-    metadata: Mapping[str, str] | None = None,
-) -> Path:
-    """An RT-DETR-style ``(1, K, 4 + C)``: normalized cx, cy, w, h and class scores."""
-    return fixed_output_model(path, [("output0", _f32(rows))], size=size, metadata=metadata)
+yolov8_model = partial(one_output_model, "output0")
+"""Ultralytics' ``(1, 4 + C, A)``: ``rows`` is one image's ``(4 + C, A)``."""
+yolov5_model = partial(one_output_model, "output0")
+"""YOLOv5's ``(1, A, 5 + C)``: ``rows`` is one image's ``(A, 5 + C)``."""
+yolox_model = partial(one_output_model, "output")
+"""YOLOX's raw grid ``(1, A, 5 + C)``: ``rows`` is one image's ``(A, 5 + C)``."""
+edgeloop_model = partial(one_output_model, "detections")
+"""edgeloop's ``(1, A, 4 + C)`` (x1, y1, x2, y2, class scores)."""
+rows6_model = partial(one_output_model, "output0")
+"""An end-to-end ``(1, K, 6)``: x1, y1, x2, y2, score, class per row."""
+queries_model = partial(one_output_model, "output0")
+"""An RT-DETR-style ``(1, K, 4 + C)``: normalized cx, cy, w, h and class scores."""
 
 
 def four_model(
