@@ -160,8 +160,9 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     return keep
 
 
-NAIVE_LAYOUTS = ("edgeloop", "yolov8", "yolov5", "end2end", "classifier")
-"""The output formats the naive loop decodes, in NumPy as a user would (end2end: rows of 6)."""
+NAIVE_LAYOUTS = ("edgeloop", "yolov8", "yolov5", "end2end", "classifier", "raw")
+"""The output formats the naive loop decodes, in NumPy as a user would (end2end: rows of 6; raw:
+the first output's minimum, maximum and mean)."""
 
 
 class _Model:
@@ -198,7 +199,9 @@ class _Model:
         height, width = self.size
         if not self.detector:
             image = cv2.cvtColor(cv2.resize(frame, (width, height)), cv2.COLOR_BGR2RGB)
-            image = (image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+            image = image.astype(np.float32) / 255.0
+            if self.layout == "classifier":
+                image = (image - IMAGENET_MEAN) / IMAGENET_STD
             return np.ascontiguousarray(image.transpose(2, 0, 1)[None])
         h, w = frame.shape[:2]
         r = min(height / h, width / w)
@@ -248,9 +251,11 @@ class _Model:
                 f"{path.name}: the naive loop decodes {', '.join(NAIVE_LAYOUTS)} outputs, not "
                 f"{self.layout}: run without it (bench pipeline --no-naive)"
             )
-        self.detector = self.layout != "classifier"
+        self.detector = self.layout not in ("classifier", "raw")
 
     def postprocess(self, raw: np.ndarray) -> list[dict[str, Any]]:
+        if self.layout == "raw":
+            return [{"min": float(raw.min()), "max": float(raw.max()), "mean": float(raw.mean())}]
         if not self.detector:
             logits = raw[0] - raw[0].max()
             prob = np.exp(logits) / np.exp(logits).sum()

@@ -321,13 +321,21 @@ def _pipeline(config: Any) -> Any:
     return Pipeline(config, wrap_stage_calls=slowdown.from_env())
 
 
-def _accuracy_counter(config: Any) -> AccuracyCounter | None:
-    """An accuracy counter when a source has ground truth (the synthetic scene's classes)."""
+def _accuracy_counter(config: Any, model: Any) -> AccuracyCounter | None:
+    """An accuracy counter when a source has ground truth (the synthetic scene's classes) and
+    the model (:class:`core.formats.model.ModelChoice`) detects those classes: a classifier, a
+    raw model or another label set scored against them would give a wrong figure, not a low one.
+    """
     if not any(s.kind == "synthetic" for s in config.sources):
         return None
     from bench.observers import AccuracyCounter  # noqa: PLC0415
     from core.synthetic import CLASS_NAMES  # noqa: PLC0415 - ground truth is synthetic's
 
+    names = tuple(model.class_names)
+    if model.format.task != "detect" or len(names) != len(CLASS_NAMES):
+        return None
+    if model.names_from not in ("ids", "none") and names != tuple(CLASS_NAMES):
+        return None
     return AccuracyCounter(len(CLASS_NAMES))
 
 
@@ -368,7 +376,7 @@ def run(
         from bench.observers import Timelines  # noqa: PLC0415 - imports the runtime
 
         timelines = Timelines(duration_s, _extension(config, spec, duration_s))
-        accuracy = _accuracy_counter(config) if spec.accuracy else None
+        accuracy = _accuracy_counter(config, pipeline.model) if spec.accuracy else None
         report = pipeline.run(
             duration_s=duration_s,
             max_frames=spec.max_frames,

@@ -100,6 +100,49 @@ class GroundTruth(NamedTuple):
     occluded: npt.NDArray[np.float32]
 
 
+class OutputSummary(NamedTuple):
+    """Summary figures of one model output for one image: what a model the pipeline does not
+    decode (``model.format: raw``) sends instead of detections. ``min``, ``max`` and ``mean``
+    are over the finite values (None when there are none); ``nonfinite`` counts the rest."""
+
+    name: str
+    shape: tuple[int, ...]
+    min: float | None
+    max: float | None
+    mean: float | None
+    nonfinite: int
+
+    @classmethod
+    def of(cls, name: str, values: np.ndarray) -> OutputSummary:
+        """The figures of ``values`` (one image's row of the output ``name``)."""
+        finite = np.isfinite(values) if values.dtype.kind == "f" else None
+        kept = values if finite is None or finite.all() else values[finite]
+        nonfinite = 0 if finite is None else int(values.size - kept.size)
+        if not kept.size:
+            return cls(name, tuple(values.shape), None, None, None, nonfinite)
+        return cls(
+            name,
+            tuple(values.shape),
+            float(kept.min()),
+            float(kept.max()),
+            float(kept.mean(dtype=np.float64)),
+            nonfinite,
+        )
+
+    def to_dict(self, decimals: int = 6) -> dict[str, Any]:
+        def rounded(value: float | None) -> float | None:
+            return None if value is None else round(value, decimals)
+
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "min": rounded(self.min),
+            "max": rounded(self.max),
+            "mean": rounded(self.mean),
+            "nonfinite": self.nonfinite,
+        }
+
+
 @dataclass(frozen=True)
 class Detections:
     """Boxes (``(N, 4)`` float32 xyxy), scores (``(N,)`` float32) and classes (``(N,)`` int64).
@@ -107,6 +150,8 @@ class Detections:
     ``class_names`` (optional) names the class ids in :meth:`to_dict`; ``nonfinite`` counts the
     candidates a decoder dropped because the network gave NaN or infinity for them (a sign of a
     broken model or precision overflow that monitoring should see, not a reason to crash).
+    ``outputs`` summarises the outputs of a model that is not decoded into detections
+    (``model.format: raw``; none otherwise).
     """
 
     boxes: npt.NDArray[np.float32]
@@ -114,6 +159,7 @@ class Detections:
     classes: npt.NDArray[np.int64]
     class_names: tuple[str, ...] | None = field(default=None, compare=False)
     nonfinite: int = 0
+    outputs: tuple[OutputSummary, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.scores)
@@ -136,8 +182,8 @@ class Detections:
         return len(self.scores)
 
     def _like(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> Detections:
-        """New detections that keep this one's class names and non-finite count."""
-        return Detections(boxes, scores, classes, self.class_names, self.nonfinite)
+        """New detections that keep this one's class names, non-finite count and outputs."""
+        return Detections(boxes, scores, classes, self.class_names, self.nonfinite, self.outputs)
 
     def take(self, indices: npt.ArrayLike) -> Detections:
         """The detections at ``indices``, in that order."""
@@ -153,7 +199,9 @@ class Detections:
         """Plain Python (JSON-ready): one dict per detection, rounded to keep messages small.
 
         ``{"detections": [{"box": [x1, y1, x2, y2], "score": s, "class_id": c, "label": name},
-        ...], "nonfinite": n}``, best first where the detections came from NMS.
+        ...], "nonfinite": n}``, best first where the detections came from NMS; with
+        ``"outputs": [{"name", "shape", "min", "max", "mean", "nonfinite"}, ...]`` when the
+        model's outputs are summarised (:class:`OutputSummary`).
         """
         boxes = np.round(self.boxes.astype(np.float64), box_decimals).tolist()
         scores = np.round(self.scores.astype(np.float64), score_decimals).tolist()
@@ -163,7 +211,10 @@ class Detections:
                 boxes, scores, self.classes.tolist(), self.labels(), strict=True
             )
         ]
-        return {"detections": items, "nonfinite": self.nonfinite}
+        found: dict[str, Any] = {"detections": items, "nonfinite": self.nonfinite}
+        if self.outputs:
+            found["outputs"] = [summary.to_dict() for summary in self.outputs]
+        return found
 
     def nms(
         self,

@@ -24,6 +24,11 @@ and per detection what leaves the device:
 ``cooldown`` (only objects already sent: the information is delivered, not repeated) or
 ``sent``.
 
+A model whose outputs are not decoded into detections (``model.format: raw``) leaves steps 2
+and 3 out (``ResultFilter(..., detections=False)``): every inferred frame that passed the motion
+gate is sent with its outputs' summary figures, at ``metadata`` level where ``crops`` is set
+(there are no boxes to crop).
+
 >>> import numpy as np
 >>> from core.detections import Detections
 >>> names = ("person", "car")
@@ -209,9 +214,20 @@ class ResultFilter:
     for one stream must come in capture order from one thread at a time.
     """
 
-    def __init__(self, config: FilterConfig, class_names: Sequence[str]) -> None:
+    def __init__(
+        self, config: FilterConfig, class_names: Sequence[str], *, detections: bool = True
+    ) -> None:
         self.config = config
         self.class_names = tuple(class_names)
+        self.detections = detections
+        if not detections and config.classes:
+            raise ConfigError(
+                f"classes: {', '.join(map(repr, config.classes))}: the model gives no "
+                "detections (model.format: raw), so there are no classes to allow"
+            )
+        self.level: Level = (
+            "metadata" if not detections and config.transmission == "crops" else config.transmission
+        )
         unknown = [name for name in config.classes if name not in self.class_names]
         if unknown:
             raise ConfigError(
@@ -255,6 +271,8 @@ class ResultFilter:
         """The decision for one frame (``detections`` None: it was not inferred)."""
         if not motion_passed:
             return self._skip("no-motion")
+        if not self.detections and detections is not None:
+            return FilterDecision(True, self.level, detections, "sent")
         if detections is None or len(detections) == 0:
             return self._skip("no-detections")
         keep = self.relevant(detections)
@@ -264,7 +282,7 @@ class ResultFilter:
         new = self._not_in_cooldown(stream_id, capture_ns, kept)
         if not new.size:
             return self._skip("cooldown")
-        return FilterDecision(True, self.config.transmission, kept.take(new), "sent")
+        return FilterDecision(True, self.level, kept.take(new), "sent")
 
     def _not_in_cooldown(self, stream_id: int, now_ns: int, dets: Detections) -> np.ndarray:
         """Indices of ``dets`` not sent within the cooldown; records them as sent now."""
@@ -306,13 +324,13 @@ class ResultFilter:
         if decision.level == "frame":
             return (EncodedImage("frame", None, jpeg.encode(frame, quality=quality)),)
         height, width = frame.shape[:2]
-        images = []
+        images: dict[tuple[float, float, float, float], EncodedImage] = {}
         for box in decision.detections.boxes.tolist():
             grown = crop_box(box, self.config.crop_margin, width, height)
-            if grown is not None:
+            if grown is not None and grown not in images:  # a classifier's classes share one
                 data = jpeg.encode_crop(frame, grown, quality=quality)
-                images.append(EncodedImage("crop", grown, data))
-        return tuple(images)
+                images[grown] = EncodedImage("crop", grown, data)
+        return tuple(images.values())
 
 
 def crop_box(

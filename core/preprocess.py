@@ -20,11 +20,14 @@ array([[ 0.,  0., 30., 10.]])
 
 Accuracy: every implementation is within 1/255 (one grey level) of an exact float64 resize,
 in the pixel domain, before the mean and standard deviation are applied; float16 output adds
-its own rounding on top (``tests/test_preprocess.py`` checks both).
+its own rounding on top (``tests/test_preprocess.py`` checks both). A ``uint8`` input (a model
+that takes pixels as they are, as the TF Object Detection API's exports do) is resampled into
+a float32 scratch image and rounded to whole levels.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -46,7 +49,7 @@ AUTO_AREA_FACTOR = 2.0
 Mode = Literal["resize", "letterbox"]
 Interpolation = Literal["bilinear", "area", "auto"]
 ChannelOrder = Literal["BGR", "RGB"]
-DType = Literal["float32", "float16"]
+DType = Literal["float32", "float16", "uint8"]
 Triple = tuple[float, float, float]
 Region = tuple[int, int, int, int]
 
@@ -177,7 +180,7 @@ class PreprocessSpec:
             "interpolation": ("bilinear", "area", "auto"),
             "input_order": ("BGR", "RGB"),
             "output_order": ("RGB", "BGR"),
-            "dtype": ("float32", "float16"),
+            "dtype": ("float32", "float16", "uint8"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -186,6 +189,11 @@ class PreprocessSpec:
         pad = _triple("pad_value", self.pad_value)
         if not np.isfinite(self.scale) or self.scale == 0 or 0.0 in std:
             raise ConfigError("scale and every std must be finite and non-zero")
+        if self.dtype == "uint8" and (self.scale != 1 or mean != (0.0,) * 3 or std != (1.0,) * 3):
+            raise ConfigError(
+                "a uint8 input takes pixels as they are (0..255): scale 1, mean 0 and std 1, "
+                f"got scale {self.scale:g}, mean {mean}, std {std} (model.preprocess sets them)"
+            )
         object.__setattr__(self, "size", (int(height), int(width)))
         for name, value in (("mean", mean), ("std", std), ("pad_value", pad)):
             object.__setattr__(self, name, value)
@@ -210,7 +218,7 @@ class PreprocessSpec:
         return cls(_square(size), **options)
 
     @property
-    def numpy_dtype(self) -> np.dtype[np.floating]:
+    def numpy_dtype(self) -> np.dtype[Any]:
         """``dtype`` as a NumPy dtype."""
         return np.dtype(self.dtype)
 
@@ -325,10 +333,26 @@ def preprocess_into(
     _check_out(out, spec)
     region, transform, interpolation = spec._layout(frame.shape[0], frame.shape[1])
     swap_rb = spec.input_order != spec.output_order
+    target = _float_scratch(out.shape) if spec.dtype == "uint8" else out
     kernel("preprocess_into", impl)(
-        frame, out, region, spec._scale, spec._bias, spec._pad, swap_rb, interpolation
+        frame, target, region, spec._scale, spec._bias, spec._pad, swap_rb, interpolation
     )
+    if target is not out:  # uint8: pixels rounded back to whole levels
+        np.rint(target, out=target)
+        np.copyto(out, np.clip(target, 0, 255, out=target), casting="unsafe")
     return transform
+
+
+_scratch = threading.local()
+
+
+def _float_scratch(shape: tuple[int, ...]) -> np.ndarray:
+    """This thread's float32 image of ``shape``: where a uint8 input is resampled first (the
+    kernels write float32 or float16), kept between frames."""
+    buffer: np.ndarray | None = getattr(_scratch, "image", None)
+    if buffer is None or buffer.shape != shape:
+        buffer = _scratch.image = np.empty(shape, np.float32)
+    return buffer
 
 
 def preprocess_batch(

@@ -64,11 +64,13 @@ def fixed_output_model(
     *,
     size: tuple[int, int] = SIZE,
     metadata: Mapping[str, str] | None = None,
+    input_type: int = TensorProto.FLOAT,
 ) -> Path:
     """A model giving each ``(name, tensor)`` of ``outputs`` (whole, batch axis included) for
-    any input ``(1, 3, *size)``. Tensors are float32 or int32."""
+    any input ``(1, 3, *size)`` of ``input_type``. Tensors are float32 or int32."""
     nodes = [
-        helper.make_node("ReduceMean", ["images"], ["mean"], axes=[0, 1, 2, 3], keepdims=0),
+        helper.make_node("Cast", ["images"], ["pixels"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["pixels"], ["mean"], axes=[0, 1, 2, 3], keepdims=0),
         helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
         helper.make_node("Cast", ["nothing"], ["nothing_int"], to=TensorProto.INT32),
     ]
@@ -91,7 +93,7 @@ def fixed_output_model(
     graph = helper.make_graph(
         nodes,
         "fixed_outputs",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, *size])],
+        [helper.make_tensor_value_info("images", input_type, [1, 3, *size])],
         infos,
         [numpy_helper.from_array(np.array(0.0, np.float32), "zero")],
     )
@@ -165,17 +167,30 @@ def ssd_model(
     *,
     size: tuple[int, int] = SIZE,
     metadata: Mapping[str, str] | None = None,
+    input_type: int = TensorProto.FLOAT,
+    tf2: bool = False,
 ) -> Path:
     """The TF Object Detection API's four outputs: ``detection_boxes (1, K, 4)`` normalized
     y1, x1, y2, x2, ``detection_scores (1, K)``, ``detection_classes (1, K)`` (1-based, float),
-    ``num_detections (1,)`` (float)."""
+    ``num_detections (1,)`` (float); ``input_type`` ``TensorProto.UINT8`` as tf2onnx exports
+    them (with ``--inputs-as-nchw``). ``tf2``: with a TF2 export's four other outputs, all eight
+    in its (alphabetical) order."""
+    k = len(scores)
     outputs = [
         ("detection_boxes", _f32(boxes)),
         ("detection_scores", _f32(scores)),
         ("detection_classes", _f32(classes)),
         ("num_detections", np.array([count], np.float32)),
     ]
-    return fixed_output_model(path, outputs, size=size, metadata=metadata)
+    if tf2:
+        outputs += [
+            ("detection_anchor_indices", _f32(np.arange(k))),
+            ("detection_multiclass_scores", _f32(np.zeros((k, 4)))),
+            ("raw_detection_boxes", _f32(np.zeros((20, 4)))),
+            ("raw_detection_scores", _f32(np.zeros((20, 4)))),
+        ]
+        outputs.sort()
+    return fixed_output_model(path, outputs, size=size, metadata=metadata, input_type=input_type)
 
 
 def classifier_model(

@@ -403,9 +403,25 @@ def test_outputs_must_lead_with_the_batch(tmp_path: Path) -> None:
         cpu_backend(path)
 
 
-def test_integer_inputs_are_refused(tmp_path: Path) -> None:
+def test_integer_inputs_other_than_uint8_pixels_are_refused(tmp_path: Path) -> None:
     path = identity_model(
-        tmp_path / "u8.onnx", [("raw", (1, 3, 8, 8))], elem_type=TensorProto.UINT8
+        tmp_path / "i32.onnx", [("raw", (1, 3, 8, 8))], elem_type=TensorProto.INT32
     )
-    with pytest.raises(ModelError, match=r"'raw' \[1, 3, 8, 8\] takes uint8"):
+    with pytest.raises(ModelError, match=r"'raw' \[1, 3, 8, 8\] takes int32"):
         cpu_backend(path)
+
+
+def test_a_uint8_input_takes_pixels_as_they_are(tmp_path: Path) -> None:
+    path = identity_model(
+        tmp_path / "u8.onnx", [("pixels", (1, 3, 8, 8))], elem_type=TensorProto.UINT8
+    )
+    with cpu_backend(path) as backend:
+        assert backend.input_buffer().dtype == np.uint8
+        spec = backend.preprocess_spec(PreprocessSpec(8, scale=1.0))
+        assert spec.dtype == "uint8"
+        frame = np.full((16, 16, 3), 200, np.uint8)
+        preprocess_into(frame, backend.input_buffer()[0], spec)
+        (out,) = backend.infer()
+        assert out.dtype == np.uint8 and (out == 200).all()
+        with pytest.raises(ConfigError, match="a uint8 input takes pixels as they are"):
+            backend.preprocess_spec(PreprocessSpec(8))  # 0..1 cannot be uint8

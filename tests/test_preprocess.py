@@ -72,7 +72,8 @@ def check(out: np.ndarray, frame: np.ndarray, spec: PreprocessSpec) -> None:
 
 
 def run(frame: np.ndarray, spec: PreprocessSpec, impl: str) -> np.ndarray:
-    out = np.full(spec.batch_shape(1)[1:], np.nan, dtype=spec.numpy_dtype)
+    fill = np.nan if spec.numpy_dtype.kind == "f" else 7  # what the kernel must overwrite
+    out = np.full(spec.batch_shape(1)[1:], fill, dtype=spec.numpy_dtype)
     preprocess_into(frame, out, spec, impl=impl)
     return out
 
@@ -318,3 +319,24 @@ def test_kernel_rechecks_region(impl: str, region: tuple[int, ...], shape: tuple
         kernels.get("preprocess_into", impl)(
             GOOD_FRAME, np.zeros(shape, np.float32), region, one, one, one, False, 0
         )
+
+
+@each_impl
+@pytest.mark.parametrize("case", ["down-odd", "up", "letterbox-tall"])
+def test_uint8_is_the_float_result_rounded_to_whole_levels(impl: str, case: str) -> None:
+    """A uint8 input (TF exports) gets the pixels the float32 path computes, rounded; its
+    padding keeps its value."""
+    (height, width), options = RESIZE_CASES[case]
+    frame = scene_image(max(height, 8), max(width, 8), seed=3)[:height, :width]
+    as_float = run(frame, PreprocessSpec(scale=1.0, **options), impl)  # type: ignore[arg-type]
+    spec = PreprocessSpec(scale=1.0, dtype="uint8", **options)  # type: ignore[arg-type]
+    out = run(frame, spec, impl)
+    assert out.dtype == np.uint8
+    assert np.array_equal(out, np.clip(np.rint(as_float), 0, 255).astype(np.uint8))
+
+
+def test_uint8_refuses_normalisation() -> None:
+    with pytest.raises(ConfigError, match=r"a uint8 input takes pixels as they are.*scale 0.0039"):
+        PreprocessSpec(8, dtype="uint8")
+    with pytest.raises(ConfigError, match="mean"):
+        PreprocessSpec.imagenet(8, scale=1.0, dtype="uint8")

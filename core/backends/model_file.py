@@ -7,7 +7,7 @@ log); the user needs to know *which* of these it is:
 * it is not ONNX at all (an image, a TensorRT engine, a text file...);
 * it is ONNX but truncated (an interrupted copy or download);
 * it loads, but its input is not one the pipeline can feed: ``(N, 3, H, W)`` float32 or
-  float16 -- the message names the input and its declared shape.
+  float16 or uint8 -- the message names the input and its declared shape.
 
 Telling "not ONNX" from "truncated" costs a walk over the top-level protobuf fields of the
 ``ModelProto`` (a handful of seeks, not a parse): the first field must be one a ``ModelProto``
@@ -26,7 +26,7 @@ from core.backends.tensor_spec import TensorSpec
 from core.errors import ModelError, ModelNotFoundError
 
 IMAGE_CHANNELS = 3
-IMAGE_DTYPES = ("float32", "float16")
+IMAGE_DTYPES = ("float32", "float16", "uint8")
 DEFAULT_DYNAMIC_SIZE = 640
 """Height and width given to a model whose input declares them dynamic (YOLO's default)."""
 
@@ -169,7 +169,8 @@ def image_input(inputs: Sequence[TensorSpec], path: Path) -> TensorSpec:
     channels = spec.shape[1]
     if isinstance(channels, int) and channels != IMAGE_CHANNELS:
         hint = (
-            "; it looks channels-last (N, H, W, 3): export the model channels-first"
+            "; it looks channels-last (N, H, W, 3): export the model channels-first (tf2onnx: "
+            f"--inputs-as-nchw {spec.name.split(':')[0]})"
             if spec.shape[3] == IMAGE_CHANNELS
             else ""
         )

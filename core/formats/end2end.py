@@ -44,6 +44,15 @@ MAX_QUERIES = 1000
 """More rows than this in a one-output end-to-end layout are candidates, not detections."""
 Layout = Literal["rows6", "queries", "rtdetr6", "four"]
 SSD_NAMES = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+SSD_EXTRA_NAMES = frozenset(
+    {
+        "detection_anchor_indices",
+        "detection_multiclass_scores",
+        "raw_detection_boxes",
+        "raw_detection_scores",
+    }
+)
+"""The other outputs of a TF2 Object Detection API export: not read, allowed beside the four."""
 """The TF Object Detection API's output names (tf2onnx keeps them, with a ``:0`` suffix)."""
 
 
@@ -190,10 +199,12 @@ class End2end(ModelFormat):
 
 
 def _is_ssd(facts: ModelFacts) -> bool:
-    """Whether four outputs are the TF Object Detection API's: its names, its count ``(N,)``."""
+    """Whether the outputs are the TF Object Detection API's: its four names (and none but its
+    TF2 extras beside them), its count ``(N,)``."""
     names = {o.name.split(":")[0] for o in facts.outputs}
     counts = [o for o in facts.outputs if o.name.split(":")[0] == "num_detections"]
-    return names == set(SSD_NAMES) and bool(counts) and len(counts[0].shape) == 1
+    known = set(SSD_NAMES) <= names <= set(SSD_NAMES) | SSD_EXTRA_NAMES
+    return known and bool(counts) and len(counts[0].shape) == 1
 
 
 class Ssd(ModelFormat):

@@ -53,7 +53,7 @@ from core.pipeline.stages import (
     STAGES,
     StageCallWrapper,
     build_stages,
-    settle_detector,
+    settle_backend,
     stage_workers,
 )
 from core.sinks import NullSink, Sink, open_sink
@@ -133,7 +133,7 @@ def measure_stage_costs(
     with tempfile.TemporaryDirectory(prefix="edgeloop-costs-") as folder:
         measured = _measured_sink(config, sink_given, Path(folder))
         if model is None:
-            model = settle_detector(backend, config.model.format, config.model.labels)
+            model = settle_backend(backend, config.model.format, config.model.labels)
         stages = build_stages(config, backend, measured, model, wrap)
         pre, post, filt, compress = (
             stages.preprocess(),

@@ -124,8 +124,10 @@ class Run:
         progress: Callable[[PipelineProgress], None] | None,
         *,
         observers: tuple[RunObserver, ...],
+        stop: threading.Event | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.stop = stop
         self.config = pipeline.config
         self.duration_s = duration_s
         self.observers = observers
@@ -317,7 +319,7 @@ class Run:
         window_ns = int(self.window_s * 1e9)
         next_window_ns = window_ns  # on a grid from the mark: windows end on time, no drift
         while True:
-            if state.crash_event.wait(TICK_S):
+            if state.crash_event.wait(TICK_S) or (self.stop is not None and self.stop.is_set()):
                 return
             now = time.monotonic_ns()
             if not marked and now - start_ns >= self.warmup_s * 1e9:

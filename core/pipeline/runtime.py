@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from functools import partial
 from types import TracebackType
@@ -52,10 +53,7 @@ from core.pipeline.observe import RunObserver
 from core.pipeline.priority import ask_short_slice
 from core.pipeline.report import PipelineProgress, PipelineReport, StageCost
 from core.pipeline.run import Run
-from core.pipeline.stages import (
-    StageCallWrapper,
-    settle_detector,
-)
+from core.pipeline.stages import StageCallWrapper, filter_changes, settle_backend
 from core.pipeline.telemetry import PipelineMetrics
 from core.pipeline.threads import choose_threads
 from core.sinks import Sink, open_sink
@@ -145,10 +143,11 @@ class Pipeline:
 
     def _settle(self, backend: Backend) -> ModelChoice:
         """The format and class names of the model ``backend`` runs, once per load: a model
-        the pipeline cannot decode is refused here (:func:`~core.pipeline.stages.
-        settle_detector`), before anything measures it."""
+        whose format cannot be told is refused here (:func:`~core.pipeline.stages.
+        settle_backend`), before anything measures it; what the filter does otherwise for it
+        is logged as warnings."""
         m = self.config.model
-        model = settle_detector(backend, m.format, m.labels)
+        model = settle_backend(backend, m.format, m.labels)
         log.info(
             "model %s: format %s, %d classes (names from %s)",
             backend.model_path.name,
@@ -156,6 +155,8 @@ class Pipeline:
             len(model.class_names),
             model.names_from,
         )
+        for change in filter_changes(model, self.config.filter):
+            log.warning("model %s is %s: %s", backend.model_path.name, model.format.name, change)
         return model
 
     def _choose_threads(self, backend: Backend) -> Backend:
@@ -265,10 +266,12 @@ class Pipeline:
         warmup_s: float = 0.0,
         progress: Callable[[PipelineProgress], None] | None = None,
         observers: Sequence[RunObserver] = (),
+        stop: threading.Event | None = None,
     ) -> PipelineReport:
         """Run until ``duration_s`` of measurement (after ``warmup_s``), ``max_frames`` read
-        in all (split evenly over the streams), or every source ended -- whichever comes
-        first; then stop every worker and return the report (see the module docstring).
+        in all (split evenly over the streams), every source ended, or ``stop`` is set (a
+        device app's SIGTERM) -- whichever comes first; then stop every worker, draining the
+        frames in flight to the sink, and return the report (see the module docstring).
         ``observers`` are shown the run as it goes (:mod:`core.pipeline.observe`); at
         ``duration_s`` the run measures on for as many seconds as the most any of them asks
         (:meth:`~core.pipeline.observe.RunObserver.more_seconds`)."""
@@ -278,7 +281,9 @@ class Pipeline:
             raise ValueError(f"max_frames must be >= 1, got {max_frames}")
         if warmup_s < 0:
             raise ValueError(f"warmup_s must be >= 0, got {warmup_s}")
-        run = Run(self, duration_s, max_frames, warmup_s, progress, observers=tuple(observers))
+        run = Run(
+            self, duration_s, max_frames, warmup_s, progress, observers=tuple(observers), stop=stop
+        )
         return run.execute()
 
     def stage_costs(

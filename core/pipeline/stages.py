@@ -6,7 +6,7 @@ stage    what it does for a frame                                          runs 
 source   reads into a ring slot (:mod:`core.pipeline.streams`)             source worker
 preprocess  motion gate, then letterbox straight into the backend's input  ingest worker
 infer    one backend call per batch (input slot ``s``: ``infer(n, s)``)    inference worker
-postprocess decodes the slot's output rows into detections (NMS)           output worker
+postprocess decodes the slot's output rows (the model's format: detections)  output worker
 filter   score, allow-list, cooldown, transmission level                   output worker
 compress JPEG crops / frame from the ring slot's view (only what is sent)  output worker
 sink     the :class:`~core.sinks.ResultRecord` to the sink                 output worker
@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 import numpy as np
 
 from core.backends import Backend, Outputs
-from core.errors import FrameError, ModelError
-from core.filter import FilterDecision, MotionGate, ResultFilter
+from core.errors import FrameError
+from core.filter import FilterConfig, FilterDecision, MotionGate, ResultFilter
 from core.formats import DecodeOptions, Decoder, backend_facts
 from core.formats.model import ModelChoice, settle_model
 from core.pipeline.batcher import Batch, WorkItem
@@ -264,10 +264,12 @@ def build_stages(
     wrap: StageCallWrapper | None = None,
 ) -> StageSet:
     """The stages for ``config`` around a loaded ``backend`` whose format and class names
-    ``model`` settled (:func:`settle_detector`), sinking into ``sink``; each work call wrapped
+    ``model`` settled (:func:`settle_backend`), sinking into ``sink``; each work call wrapped
     by ``wrap`` (see :data:`StageCallWrapper`)."""
     m = config.model
-    result_filter = ResultFilter(config.filter, model.class_names)
+    result_filter = ResultFilter(
+        config.filter, model.class_names, detections=model.format.task != "raw"
+    )
     options = DecodeOptions(score_floor=m.score_floor, iou_threshold=m.iou_threshold)
     return StageSet(
         config=config,
@@ -283,20 +285,25 @@ def build_stages(
     )
 
 
-def settle_detector(
+def settle_backend(
     backend: Backend, wanted: str = "auto", labels: str | None = None
 ) -> ModelChoice:
-    """The format and class names of the model ``backend`` runs (:mod:`core.formats`), for
-    the pipeline: which decodes detections, so a model of another task is refused
-    (:class:`~core.errors.ModelError` naming its format)."""
-    choice = settle_model(backend_facts(backend), wanted, labels)
-    if choice.format.task != "detect":
-        raise ModelError(
-            f"{backend.model_path.name} is a {choice.format.name} model "
-            f"({choice.format.summary}); the pipeline runs detectors: set model.format to a "
-            "detection format if it is one"
-        )
-    return choice
+    """The format and class names of the model ``backend`` runs (:mod:`core.formats`)."""
+    return settle_model(backend_facts(backend), wanted, labels)
+
+
+def filter_changes(model: ModelChoice, config: FilterConfig) -> list[str]:
+    """What the filter does otherwise for ``model`` than ``config`` says, one phrase each (the
+    pipeline logs them as warnings at start): a ``raw`` model has no scores, classes or boxes."""
+    if model.format.task != "raw":
+        return []
+    changes = [
+        "score_threshold and cooldown are off: every inferred frame that passed the motion "
+        "gate is sent with its outputs' summary figures"
+    ]
+    if config.transmission == "crops":
+        changes.append("transmission crops sends metadata: there are no boxes to crop")
+    return changes
 
 
 StageT = TypeVar("StageT", bound=Stage[Any, Any])
