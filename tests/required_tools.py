@@ -1,6 +1,6 @@
 """The programs and Python modules the tests use for real, which the set-up installs (the
-Makefile's ``DEB_PACKAGES`` and the extras in its ``EXTRAS``): a test that needs one fails
-where it is missing, never skips, since a skipped check of the broker, the exporter or a
+Makefile's ``BASE_DEBS`` and ``TEST_DEBS``, the extras in its ``EXTRAS``): a test that needs one
+fails where it is missing, never skips, since a skipped check of the broker, the exporter or a
 decoder reads as a passed one in a CI summary. Tests skip only for missing hardware (GPU,
 Jetson) or an OS fact.
 
@@ -25,7 +25,7 @@ PACKAGES = {
     "prometheus-pushgateway": "prometheus-pushgateway",
     "tjbench": "libjpeg-turbo-progs",
 }
-"""Program -> the Debian package that provides it (each one of the Makefile's DEB_PACKAGES)."""
+"""Program -> the Debian package that provides it (in the Makefile's BASE_DEBS or TEST_DEBS)."""
 
 SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 """Searched after ``PATH``: Debian puts mosquitto in /usr/sbin, which a user's PATH may lack."""

@@ -25,9 +25,14 @@ PYPROJECT = ROOT / "pyproject.toml"
 
 
 def _deb_packages() -> set[str]:
-    found = re.search(r"^DEB_PACKAGES\s*:=\s*(.+)$", MAKEFILE.read_text(), re.MULTILINE)
-    assert found, "Makefile: no DEB_PACKAGES line"
-    return set(found.group(1).split())
+    """The Makefile's BASE_DEBS and TEST_DEBS (``make test`` installs both)."""
+    text = MAKEFILE.read_text()
+    packages: set[str] = set()
+    for name in ("BASE_DEBS", "TEST_DEBS"):
+        found = re.search(rf"^{name}\s*:=\s*(.+)$", text, re.MULTILINE)
+        assert found, f"Makefile: no {name} line"
+        packages |= set(found.group(1).split())
+    return packages
 
 
 def test_every_required_program_comes_from_a_package_the_makefile_installs() -> None:

@@ -18,7 +18,15 @@ from core.config import from_mapping
 from core.detections import Detections
 from core.errors import ConfigError, SinkError
 from core.sample_media import scene_image
-from core.sinks import EncodedImage, FileSink, NullSink, ResultRecord, SinkConfig, open_sink
+from core.sinks import (
+    EncodedImage,
+    FileSink,
+    NullSink,
+    ResultRecord,
+    SinkConfig,
+    TeeSink,
+    open_sink,
+)
 
 NAMES = ("person", "car")
 
@@ -150,3 +158,18 @@ def test_config() -> None:
     assert config.sink == SinkConfig("file", Path("results"))
     with pytest.raises(ConfigError, match=r"^sink\.kind: must be one of 'null', 'file'"):
         from_mapping(_Pipeline, {"sink": {"kind": "mqtt"}})
+
+
+def test_a_tee_feeds_every_sink_and_raises_the_first_failure_after_all() -> None:
+    class Failing(NullSink):
+        name = "failing"
+
+        def emit(self, record: ResultRecord) -> None:
+            raise SinkError("failing: disk full")
+
+    first, second = NullSink(), NullSink()
+    tee = TeeSink([first, Failing(), second])
+    assert tee.name == "null+failing+null"
+    with tee, pytest.raises(SinkError, match="disk full"):
+        tee.emit(_record())
+    assert first.records == second.records == 1  # the failure kept the record from neither

@@ -8,7 +8,8 @@ allow-list and cooldown work on a classifier as on a detector.
 
 ``raw``: anything no other format fits (a segmentation map, a text-detection probability map,
 embeddings). Its outputs are kept as tensors: the result carries no detections, only each
-output's summary figures (:class:`~core.detections.OutputSummary`).
+output's summary figures (:class:`~core.detections.OutputSummary`)
+(docs/decisions/0028-classifier-and-raw-results.md).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Sinks: where the pipeline's results go. :class:`NullSink` (nowhere: for measuring),
-:class:`FileSink` (JSON Lines and JPEG files), and the :class:`Sink` interface the outbox/MQTT
-sink implements (the rules in :mod:`core.sinks.base`)."""
+:class:`FileSink` (JSON Lines and JPEG files), :class:`TeeSink` (several at once), and the
+:class:`Sink` interface the outbox/MQTT sink implements (the rules in :mod:`core.sinks.base`)."""
 
 from __future__ import annotations
 
 from core.sinks.base import EncodedImage, NullSink, ResultRecord, Sink, SinkConfig
 from core.sinks.file import FileSink
+from core.sinks.tee import TeeSink
 
 __all__ = [
     "EncodedImage",
@@ -14,6 +15,7 @@ __all__ = [
     "ResultRecord",
     "Sink",
     "SinkConfig",
+    "TeeSink",
     "open_sink",
 ]
 

@@ -1,0 +1,134 @@
+"""``python -m core`` (the console script ``edgeloop``): run the device app, or check its config.
+
+``run --config FILE [--set key=value ...] [--duration S] [--json]``
+    the whole edge loop (:mod:`core.app.app`) until SIGTERM / SIGINT (a second one exits at
+    once) or ``--duration``; logs on stderr; ``--json``: a summary on stdout at the end.
+``check --config FILE [--set ...] [--json]``
+    the resolved config (YAML, or JSON), nothing started.
+
+Exit status: 0 a clean stop (or a valid config), 1 a runtime failure, 2 a config error (also a
+model or a source that cannot be opened), each failure in one line on stderr naming the key,
+the path or the cause.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import yaml
+
+from core.errors import ConfigError, ModelError, SourceError
+
+__all__ = ["main"]
+
+PROG = "edgeloop"
+CONFIG_ERRORS = (ConfigError, ModelError, SourceError)
+"""What exits 2: the config, or a model or source it names, is at fault."""
+log = logging.getLogger("edgeloop.app")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="the edgeloop device application")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("run", "run the edge loop until SIGTERM or --duration"),
+        ("check", "print the resolved config and exit"),
+    ):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("--config", type=Path, required=True, help="the device YAML file")
+        sub.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override one key (key.path=value, YAML value); repeatable",
+        )
+        sub.add_argument("--json", action="store_true", help="JSON on stdout")
+        if name == "run":
+            sub.add_argument(
+                "--duration", type=float, help="stop as on SIGTERM after this many seconds"
+            )
+    return parser
+
+
+def _fail(exc: BaseException) -> int:
+    print(f"{PROG}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return 2 if isinstance(exc, CONFIG_ERRORS) else 1
+
+
+def _check(args: argparse.Namespace) -> int:
+    from core.app.config import load_device_config, resolved  # noqa: PLC0415
+    from core.app.state_dir import check_state_dir  # noqa: PLC0415
+
+    config = load_device_config(args.config, args.overrides)
+    check_state_dir(config.state_dir)
+    data = resolved(config)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(yaml.safe_dump(data, sort_keys=False), end="")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from core.app.app import DeviceApp  # noqa: PLC0415
+    from core.app.config import load_device_config  # noqa: PLC0415
+    from core.app.logs import setup_logging  # noqa: PLC0415
+    from core.app.state_dir import check_state_dir  # noqa: PLC0415
+
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigError(f"--duration: must be > 0, got {args.duration}")
+    config = load_device_config(args.config, args.overrides)
+    check_state_dir(config.state_dir)  # before anything starts, as check does
+    setup_logging(config.logging)
+    app = DeviceApp(config)
+    _handle_signals(app)
+    try:
+        report = app.run(args.duration)
+    except CONFIG_ERRORS:
+        raise
+    except Exception:
+        log.exception("the edge loop failed")
+        raise
+    outbox = app.outbox
+    summary: dict[str, Any] = {
+        "frames": report.frames,
+        "errors": dict(report.errors),
+        "spool_left": outbox.stats()["records"] if outbox is not None else None,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    log.info("stopped cleanly: %s", json.dumps(summary))
+    return 0
+
+
+def _handle_signals(app: Any) -> None:
+    """SIGTERM and SIGINT stop cleanly; a second one exits at once (status 1)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del frame
+        if app.stop_requested.is_set():
+            os.write(2, f"{PROG}: second {signal.Signals(signum).name}: exiting now\n".encode())
+            os._exit(1)
+        app.request_stop(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _check(args) if args.command == "check" else _run(args)
+    except Exception as exc:
+        return _fail(exc)
