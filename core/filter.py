@@ -206,6 +206,19 @@ class _Sent:
         self.sent_ns = np.concatenate([self.sent_ns, when])[-MAX_TRACKED:]
 
 
+def without_detections(config: FilterConfig) -> tuple[Level, list[str]]:
+    """The level a model without detections (``raw``) sends at, and what the filter does
+    otherwise for it than ``config`` says, one phrase each (logged as warnings at start)."""
+    changes = [
+        "score_threshold and cooldown are off: every inferred frame that passed the motion "
+        "gate is sent with its outputs' summary figures"
+    ]
+    if config.transmission == "crops":
+        changes.append("transmission crops sends metadata: there are no boxes to crop")
+        return "metadata", changes
+    return config.transmission, changes
+
+
 class ResultFilter:
     """Steps 2 to 4 of the module docstring, for any number of streams.
 
@@ -225,9 +238,7 @@ class ResultFilter:
                 f"classes: {', '.join(map(repr, config.classes))}: the model gives no "
                 "detections (model.format: raw), so there are no classes to allow"
             )
-        self.level: Level = (
-            "metadata" if not detections and config.transmission == "crops" else config.transmission
-        )
+        self.level: Level = config.transmission if detections else without_detections(config)[0]
         unknown = [name for name in config.classes if name not in self.class_names]
         if unknown:
             raise ConfigError(

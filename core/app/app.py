@@ -47,6 +47,7 @@ class DeviceApp:
         self.registry = MetricsRegistry()
         self.stop_requested = threading.Event()
         self._stop_at: float | None = None
+        self._why = "its sources ended"
         self.outbox: Outbox | None = None
         self.publishers: list[Any] = []
         self.metrics_url: str | None = None
@@ -93,7 +94,7 @@ class DeviceApp:
             self.report = report = pipeline.run(stop=self.stop_requested)
             log.info(
                 "pipeline stopped (%s): %d frames, %d records in the spool",
-                getattr(self, "_why", "its sources ended"),
+                self._why,
                 report.frames,
                 outbox.depth(),
             )

@@ -38,8 +38,7 @@ def decode_classes(
     kept = top.scores >= options.score_floor
     height, width = transform.src_size
     boxes = np.tile(np.array([0, 0, width, height], np.float32), (int(kept.sum()), 1))
-    names = tuple(class_names) if class_names else None
-    return Detections(boxes, top.scores[kept], top.class_ids[kept], names, top.nonfinite)
+    return Detections(boxes, top.scores[kept], top.class_ids[kept], top.class_names, top.nonfinite)
 
 
 class Classifier(ModelFormat):
@@ -65,9 +64,10 @@ class Classifier(ModelFormat):
         self, facts: ModelFacts, class_names: Sequence[str] | None, options: DecodeOptions
     ) -> Decoder:
         del facts
+        names = tuple(class_names) if class_names else None  # once, not per frame
 
         def decode(outputs: Sequence[np.ndarray], transform: LetterboxTransform) -> Detections:
-            return decode_classes(outputs[0], transform, class_names, options)
+            return decode_classes(outputs[0], transform, names, options)
 
         return decode
 

@@ -37,7 +37,13 @@ import numpy as np
 
 from core.backends import Backend, Outputs
 from core.errors import FrameError
-from core.filter import FilterConfig, FilterDecision, MotionGate, ResultFilter
+from core.filter import (
+    FilterConfig,
+    FilterDecision,
+    MotionGate,
+    ResultFilter,
+    without_detections,
+)
 from core.formats import DecodeOptions, Decoder, backend_facts
 from core.formats.model import ModelChoice, settle_model
 from core.pipeline.batcher import Batch, WorkItem
@@ -293,17 +299,9 @@ def settle_backend(
 
 
 def filter_changes(model: ModelChoice, config: FilterConfig) -> list[str]:
-    """What the filter does otherwise for ``model`` than ``config`` says, one phrase each (the
-    pipeline logs them as warnings at start): a ``raw`` model has no scores, classes or boxes."""
-    if model.format.task != "raw":
-        return []
-    changes = [
-        "score_threshold and cooldown are off: every inferred frame that passed the motion "
-        "gate is sent with its outputs' summary figures"
-    ]
-    if config.transmission == "crops":
-        changes.append("transmission crops sends metadata: there are no boxes to crop")
-    return changes
+    """What the filter does otherwise for ``model`` than ``config`` says (the pipeline logs
+    them as warnings at start): a ``raw`` model has no scores, classes or boxes."""
+    return without_detections(config)[1] if model.format.task == "raw" else []
 
 
 StageT = TypeVar("StageT", bound=Stage[Any, Any])
