@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,bench,numba,video,cloud
+EXTRAS ?= dev,bench,numba,video,cloud,greengrass
 # Debian packages. BASE_DEBS: what building and benchmarking need -- venv, headers and a C
 # compiler for the native extensions, libturbojpeg (JPEG), tjbench (the JPEG reference in bench);
 # checked before the venv is made. TEST_DEBS: the servers the tests start on free ports of their

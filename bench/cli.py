@@ -219,6 +219,26 @@ def run_scenario(args: argparse.Namespace) -> Mapping[str, Any]:
     return out
 
 
+def run_app(args: argparse.Namespace) -> Mapping[str, Any]:
+    from bench import app  # noqa: PLC0415 - starts the device app
+
+    soak = bool(args.soak)
+    options = app.AppBenchOptions(
+        duration_s=args.duration if args.duration is not None else (600.0 if soak else 15.0),
+        rounds=args.rounds,
+        streams=args.streams if args.streams is not None else (3 if soak else 1),
+        model=args.model or "detector",
+        rate=args.rate,
+        soak=soak,
+        sample_s=args.sample_s,
+    )
+    bar = _bar(args, [("soak" if soak else "app vs bare", 1.0)])
+    result = app.run_app_bench(options, progress=lambda fraction, message: bar.message(message))
+    bar.finish()
+    print(app.render(result))
+    return result
+
+
 def run_compare(args: argparse.Namespace) -> Mapping[str, Any]:
     for option in ("max_regression", "max_latency_regression"):
         if getattr(args, option) < 0:
@@ -441,6 +461,26 @@ def build_parser() -> argparse.ArgumentParser:
     scen.add_argument("--user-conf", type=Path, metavar="FILE", help="LoadGen user.conf")
     scen.add_argument("--log-dir", type=Path, metavar="DIR", help="keep LoadGen's logs here")
 
+    app = sub.add_parser(
+        "app",
+        help="the whole device app against the bare pipeline, or a soak (--soak)",
+        description="The device app (outbox, MQTT to a local mosquitto, metrics, health) "
+        "against the bare pipeline on the same unpaced streams, rounds interleaved; or, with "
+        "--soak, the app as its own process for minutes: RSS and file descriptors over time.",
+    )
+    _common(app)
+    app.add_argument("--model", metavar="PATH|NAME", help="default: detector")
+    app.add_argument("--streams", type=POSITIVE_INT, metavar="N", help="1 (soak: 3)")
+    app.add_argument("--duration", type=POSITIVE, metavar="S", help="each run 15 s (soak: 600)")
+    app.add_argument("--rounds", type=POSITIVE_INT, default=3, metavar="N", help="default 3")
+    app.add_argument("--soak", action="store_true", help="one long paced run, sampled")
+    app.add_argument(
+        "--rate", type=POSITIVE, default=15.0, metavar="FPS", help="soak: per stream (15)"
+    )
+    app.add_argument(
+        "--sample-s", type=POSITIVE, default=10.0, metavar="S", help="soak: sampling (10 s)"
+    )
+
     comp = sub.add_parser(
         "compare",
         help="compare two report.json files (or two folders of runs)",
@@ -475,6 +515,7 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], Mapping[str, Any]]] = 
     "micro": run_micro,
     "pipeline": run_pipeline,
     "scenario": run_scenario,
+    "app": run_app,
     "compare": run_compare,
 }
 

@@ -48,7 +48,7 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -206,6 +206,17 @@ class _Sent:
         self.sent_ns = np.concatenate([self.sent_ns, when])[-MAX_TRACKED:]
 
 
+class _Rules(NamedTuple):
+    """What a :class:`ResultFilter` decides by, swapped as one (its ``reconfigure``)."""
+
+    config: FilterConfig
+    level: Level
+    allowed: np.ndarray | None
+    """The allow-list's class ids (None: every class)."""
+    window_ns: int
+    """The cooldown in ns."""
+
+
 def without_detections(config: FilterConfig) -> tuple[Level, list[str]]:
     """The level a model without detections (``raw``) sends at, and what the filter does
     otherwise for it than ``config`` says, one phrase each (logged as warnings at start)."""
@@ -230,27 +241,9 @@ class ResultFilter:
     def __init__(
         self, config: FilterConfig, class_names: Sequence[str], *, detections: bool = True
     ) -> None:
-        self.config = config
         self.class_names = tuple(class_names)
         self.detections = detections
-        if not detections and config.classes:
-            raise ConfigError(
-                f"classes: {', '.join(map(repr, config.classes))}: the model gives no "
-                "detections (model.format: raw), so there are no classes to allow"
-            )
-        self.level: Level = config.transmission if detections else without_detections(config)[0]
-        unknown = [name for name in config.classes if name not in self.class_names]
-        if unknown:
-            raise ConfigError(
-                f"classes: {', '.join(map(repr, unknown))} not among the model's classes "
-                f"({', '.join(self.class_names)})"
-            )
-        self._allowed = (
-            np.array(sorted({self.class_names.index(n) for n in config.classes}), np.int64)
-            if config.classes
-            else None
-        )
-        self._window_ns = round(config.cooldown_s * 1e9)
+        self._rules = self._checked(config)
         self._sent: dict[int, _Sent] = {}
         self._lock = threading.Lock()
         self._empty = Detections(
@@ -260,16 +253,53 @@ class ResultFilter:
             self.class_names or None,
         )
 
+    def _checked(self, config: FilterConfig) -> _Rules:
+        if not self.detections and config.classes:
+            raise ConfigError(
+                f"classes: {', '.join(map(repr, config.classes))}: the model gives no "
+                "detections (model.format: raw), so there are no classes to allow"
+            )
+        unknown = [name for name in config.classes if name not in self.class_names]
+        if unknown:
+            raise ConfigError(
+                f"classes: {', '.join(map(repr, unknown))} not among the model's classes "
+                f"({', '.join(self.class_names)})"
+            )
+        allowed = (
+            np.array(sorted({self.class_names.index(n) for n in config.classes}), np.int64)
+            if config.classes
+            else None
+        )
+        level = config.transmission if self.detections else without_detections(config)[0]
+        return _Rules(config, level, allowed, round(config.cooldown_s * 1e9))
+
+    @property
+    def config(self) -> FilterConfig:
+        return self._rules.config
+
+    @property
+    def level(self) -> Level:
+        return self._rules.level
+
+    def reconfigure(self, config: FilterConfig) -> None:
+        """Decide by ``config`` from the next frame on (a live change: thresholds, allow-list,
+        cooldown, transmission level, JPEG quality, crop margin). Checked like a new filter's
+        (:class:`~core.errors.ConfigError`, and nothing changes); what was sent stays
+        remembered for the cooldown. The rules are swapped as one object, so a decision sees
+        either the old ones or the new, never a mix."""
+        self._rules = self._checked(config)
+
     def _skip(self, reason: str) -> FilterDecision:
         return FilterDecision(False, "none", self._empty, reason)
 
     def relevant(self, detections: Detections) -> np.ndarray:
         """Mask of the detections that pass the score threshold and the allow-list (a NaN or
         infinite score or box never does)."""
-        keep = np.isfinite(detections.scores) & (detections.scores >= self.config.score_threshold)
+        rules = self._rules
+        keep = np.isfinite(detections.scores) & (detections.scores >= rules.config.score_threshold)
         keep &= np.isfinite(detections.boxes).all(axis=1)
-        if self._allowed is not None:
-            keep &= np.isin(detections.classes, self._allowed)
+        if rules.allowed is not None:
+            keep &= np.isin(detections.classes, rules.allowed)
         return keep
 
     def decide(
@@ -282,35 +312,38 @@ class ResultFilter:
         """The decision for one frame (``detections`` None: it was not inferred)."""
         if not motion_passed:
             return self._skip("no-motion")
+        rules = self._rules
         if not self.detections and detections is not None:
-            return FilterDecision(True, self.level, detections, "sent")
+            return FilterDecision(True, rules.level, detections, "sent")
         if detections is None or len(detections) == 0:
             return self._skip("no-detections")
         keep = self.relevant(detections)
         if not keep.any():
             return self._skip("filtered")
         kept = detections.take(np.flatnonzero(keep))
-        new = self._not_in_cooldown(stream_id, capture_ns, kept)
+        new = self._not_in_cooldown(stream_id, capture_ns, kept, rules)
         if not new.size:
             return self._skip("cooldown")
-        return FilterDecision(True, self.level, kept.take(new), "sent")
+        return FilterDecision(True, rules.level, kept.take(new), "sent")
 
-    def _not_in_cooldown(self, stream_id: int, now_ns: int, dets: Detections) -> np.ndarray:
+    def _not_in_cooldown(
+        self, stream_id: int, now_ns: int, dets: Detections, rules: _Rules
+    ) -> np.ndarray:
         """Indices of ``dets`` not sent within the cooldown; records them as sent now."""
-        if self._window_ns <= 0:
+        if rules.window_ns <= 0:
             return np.arange(len(dets))
         sent = self._sent.get(stream_id)
         if sent is None:
             with self._lock:
                 sent = self._sent.setdefault(stream_id, _Sent())
-        sent.forget_before(now_ns - self._window_ns)
+        sent.forget_before(now_ns - rules.window_ns)
         new = np.ones(len(dets), bool)
         if len(sent.classes):
             iou = box_iou(dets.boxes, sent.boxes)
             iou[dets.classes[:, None] != sent.classes[None, :]] = -1.0
             for i in np.argsort(-dets.scores, kind="stable"):  # best first claims its match
                 j = int(np.argmax(iou[i]))
-                if iou[i, j] >= self.config.cooldown_iou:
+                if iou[i, j] >= rules.config.cooldown_iou:
                     new[i] = False
                     sent.boxes[j] = dets.boxes[i]  # follow the object; its sent time stays
                     iou[:, j] = -1.0
@@ -329,7 +362,8 @@ class ResultFilter:
     def encode(self, frame: np.ndarray, decision: FilterDecision) -> tuple[EncodedImage, ...]:
         """The JPEGs the decision's level sends: one crop per detection (``crops``), the whole
         frame (``frame``), none otherwise. Crops are encoded from views of ``frame`` (no copy)."""
-        quality = self.config.jpeg_quality
+        config = self._rules.config
+        quality = config.jpeg_quality
         if not decision.send or decision.level == "metadata":
             return ()
         if decision.level == "frame":
@@ -337,7 +371,7 @@ class ResultFilter:
         height, width = frame.shape[:2]
         images: dict[tuple[float, float, float, float], EncodedImage] = {}
         for box in decision.detections.boxes.tolist():
-            grown = crop_box(box, self.config.crop_margin, width, height)
+            grown = crop_box(box, config.crop_margin, width, height)
             if grown is not None and grown not in images:  # a classifier's classes share one
                 data = jpeg.encode_crop(frame, grown, quality=quality)
                 images[grown] = EncodedImage("crop", grown, data)

@@ -1,12 +1,12 @@
 """The device application (``python -m core``, the ``edgeloop`` console script): its one config,
 ``check``, and ``run`` as a subprocess against a real mosquitto -- every acknowledged record
 received exactly once and an empty spool after SIGTERM, a broker that comes up late, and bad
-configs refused with status 2 and one line naming the key or the path."""
+configs refused with status 2 and one line naming the key or the path, and ``kill -9`` then a
+restart losing nothing."""
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import signal
 import subprocess
@@ -16,16 +16,18 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
+import psutil
 import pytest
 import yaml
 
 from core.app.cli import main
 from core.app.config import load_device_config
 from core.errors import ConfigError
-from tests.mqtt_broker import Mosquitto, Recorder
+from tests.app_runner import LOCAL, ROOT, AppProcess, file_records, spool_status
+from tests.mqtt_broker import Mosquitto, MotoServer, Recorder, check_order
+from tests.test_cloud_sync import BUCKET, TABLE, _items, create_store
 
-ROOT = Path(__file__).resolve().parents[1]
-LOCAL = ROOT / "examples" / "device-local.yaml"
 AWS = ROOT / "examples" / "device-aws.yaml"
 SHUTDOWN_TIMEOUT_S = 10.0
 
@@ -34,58 +36,6 @@ SHUTDOWN_TIMEOUT_S = 10.0
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     with Mosquitto(tmp_path / "broker") as running:
         yield running
-
-
-def _local(tmp_path: Path, port: int, *extra: str) -> list[str]:
-    """``--set`` overrides that point the local example at this test's broker and folders."""
-    sets = [
-        f"mqtt.port={port}",
-        f"state_dir={tmp_path / 'state'}",
-        f"pipeline.sink.path={tmp_path / 'results'}",
-        "metrics.port=0",
-        *extra,
-    ]
-    return [item for value in sets for item in ("--set", value)]
-
-
-def _app(
-    tmp_path: Path, port: int, *extra: str, duration: float | None = None
-) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "core", "run", "--config", str(LOCAL), "--json"]
-    command += _local(tmp_path, port, *extra)
-    if duration is not None:
-        command += ["--duration", str(duration)]
-    return subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def _file_records(folder: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for path in sorted(folder.glob("*.jsonl")) for line in path.open()]
-
-
-def _spool_status(spool: Path) -> dict[str, object]:
-    out = subprocess.run(
-        [sys.executable, "-m", "core.outbox", "status", "--spool", str(spool), "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    status: dict[str, object] = json.loads(out.stdout)
-    return status
-
-
-def _wait_for_line(proc: subprocess.Popen[str], pattern: str, timeout: float = 60.0) -> str:
-    """Read the app's stderr until a line matches ``pattern``; the lines read are kept."""
-    assert proc.stderr is not None
-    deadline = time.monotonic() + timeout
-    for line in proc.stderr:
-        if re.search(pattern, line):
-            return line
-        if time.monotonic() > deadline:
-            break
-    raise AssertionError(f"no log line matching {pattern!r} (exit status {proc.poll()})")
 
 
 # -- the config ---------------------------------------------------------------------------------
@@ -189,29 +139,26 @@ def test_every_acknowledged_record_arrives_once_and_sigterm_stops_cleanly(
     the metrics endpoint answers while it runs, and SIGTERM exits 0 in time with the spool
     empty (the file sink beside the outbox saw the same records)."""
     recorder = Recorder(broker.plain)
-    proc = _app(tmp_path, broker.plain)
+    app = AppProcess(tmp_path, broker.plain)
     try:
-        url = _wait_for_line(proc, r"metrics at (\S+)").split("metrics at ")[1].strip()
-        _wait_for_line(proc, r"running: thing edgeloop-local")
+        url = app.base_url() + "/metrics"
+        app.wait_for_log(r"running: thing edgeloop-local")
         time.sleep(20)
         with urllib.request.urlopen(url, timeout=10) as response:
             exposed = response.read()
         assert b"edgeloop_broker_connected" in exposed and b"edgeloop_spool_depth" in exposed
-        proc.send_signal(signal.SIGTERM)
+        app.signal(signal.SIGTERM)
         signalled = time.monotonic()
-        out, err = proc.communicate(timeout=SHUTDOWN_TIMEOUT_S + 20)
+        status = app.wait(SHUTDOWN_TIMEOUT_S + 20)
         took = time.monotonic() - signalled
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+        app.kill()
+    assert status == 0, app.log()[-3000:]
     assert took < SHUTDOWN_TIMEOUT_S + 5, took  # the app's deadline, plus its process exit
-    summary = json.loads(out)
+    summary = json.loads(app.out)
     assert summary["frames"] > 100 and summary["spool_left"] == 0
-    status = _spool_status(tmp_path / "state" / "outbox.db")
-    assert status["records"] == 0, status
-    written = _file_records(tmp_path / "results")
+    assert spool_status(tmp_path / "state" / "outbox.db")["records"] == 0
+    written = file_records(tmp_path / "results")
     assert written, "the filter sent nothing in 20 s"
     deadline = time.monotonic() + 10
     while len(recorder.records) < len(written) and time.monotonic() < deadline:
@@ -230,25 +177,89 @@ def test_a_broker_that_comes_up_late_gets_the_spool(tmp_path: Path) -> None:
     broker.start()
     Recorder(broker.plain).close()  # its persistent session keeps what comes while it is away
     broker.stop()
-    proc = _app(tmp_path, broker.plain, "mqtt.backoff.max_s=1", duration=25)
+    app = AppProcess(tmp_path, broker.plain, "mqtt.backoff.max_s=1", duration=25)
     try:
-        _wait_for_line(proc, r"running: thing edgeloop-local")
+        app.wait_for_log(r"running: thing edgeloop-local")
         time.sleep(10)
-        spooled = _spool_status(tmp_path / "state" / "outbox.db")["records"]
+        spooled = spool_status(tmp_path / "state" / "outbox.db")["records"]
         broker.start()
         recorder = Recorder(broker.plain)
-        out, err = proc.communicate(timeout=60)
+        status = app.wait(60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        app.kill()
         broker.stop()
-    assert proc.returncode == 0, err
+    assert status == 0, app.log()[-3000:]
     assert isinstance(spooled, int) and spooled > 0  # results waited in the spool
-    assert json.loads(out)["spool_left"] == 0
-    written = _file_records(tmp_path / "results")
+    assert json.loads(app.out)["spool_left"] == 0
+    written = file_records(tmp_path / "results")
     deadline = time.monotonic() + 10
     while len(recorder.ids()) < len(written) and time.monotonic() < deadline:
         time.sleep(0.05)
     recorder.close()
     assert len(recorder.ids()) == len(written)
+
+
+def test_kill_9_loses_nothing_acknowledged_and_a_repeat_keeps_its_id(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """``kill -9`` mid-run, then a restart on the same state dir: every record the spool
+    stored reaches the subscriber (the spool ends empty, and first arrivals are gap-free per
+    stream across both runs: the sequence goes on after a restart), a record sent twice
+    carries the same message id, and the dead app's children did not outlive it."""
+    recorder = Recorder(broker.plain)
+    first = AppProcess(tmp_path, broker.plain, log_name="first.log")
+    try:
+        first.wait_for_log(r"health: running")
+        children = psutil.Process(first.proc.pid).children(recursive=True)
+        time.sleep(6)
+        first.proc.kill()  # SIGKILL: no handler runs, nothing is flushed
+        first.proc.wait()
+    finally:
+        first.kill()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"children outlived the app: {[c.name() for c in alive]}"
+    before = len(recorder.ids())
+    second = AppProcess(tmp_path, broker.plain, duration=8, log_name="second.log")
+    try:
+        status = second.wait(60)
+    finally:
+        second.kill()
+    assert status == 0, second.log()[-3000:]
+    assert json.loads(second.out)["spool_left"] == 0
+    assert spool_status(tmp_path / "state" / "outbox.db")["records"] == 0
+    written = file_records(tmp_path / "results")  # what both runs stored, less a torn tail
+    deadline = time.monotonic() + 10
+    while len(recorder.ids()) < len(written) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    recorder.close()
+    assert before > 0 and len(recorder.ids()) >= len(written)
+    check_order(recorder.records)  # the second run's seq goes on: a lost record is a gap
+
+
+def test_results_reach_s3_and_dynamodb_beside_mqtt(
+    broker: Mosquitto, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """The ``cloud`` section beside ``mqtt``, against moto's server: after the run every result
+    the file sink saw is one DynamoDB event item and a results object in S3 (crops under
+    ``images/``), and the spool is empty on both channels."""
+    create_store(moto_server.url)
+    cloud = [
+        f"cloud.bucket={BUCKET}",
+        f"cloud.table={TABLE}",
+        f"cloud.endpoint_url={moto_server.url}",
+        "cloud.poll_s=0.05",
+    ]
+    app = AppProcess(tmp_path, broker.plain, *cloud, duration=8)
+    try:
+        status = app.wait(90)
+    finally:
+        app.kill()
+    assert status == 0, app.log()[-3000:]
+    assert json.loads(app.out)["spool_left"] == 0
+    written = file_records(tmp_path / "results")
+    events = [i for i in _items(moto_server.url) if i["sk"]["S"].startswith("event#")]  # type: ignore[index]
+    assert written and len(events) == len(written)
+    s3 = boto3.client("s3", endpoint_url=moto_server.url)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert any(k.startswith("results/edgeloop-local/") for k in keys)
+    assert any(k.startswith("images/edgeloop-local/") for k in keys)

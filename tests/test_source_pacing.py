@@ -177,3 +177,37 @@ def test_a_stopped_clock_neither_waits_nor_publishes() -> None:
     stop.set()
     assert not clock.wait_to_read(stop)  # the next read is ten seconds off: not waited for
     assert clock.wait(stop) is None
+
+
+def test_a_rate_asked_while_running_paces_from_the_next_frame(ring: FrameRing) -> None:
+    """``StreamBlock.ask_rate`` (a live config change) reaches a running loop: frames read
+    after it are paced and stamped on their ticks, those before keep the source's time."""
+    block = StreamBlock(f"{ring.name}.meta", ring.slots, create=True)
+
+    class _AskingAtThird(_Frames):
+        def read_into(self, out: np.ndarray) -> SourceFrame | None:
+            if self.reads == 2:
+                block.ask_rate(1000.0)
+            return super().read_into(out)
+
+    source = _AskingAtThird()
+    source.open()
+    consumer = ring.consumer("test")
+    captures: list[int] = []
+
+    def take() -> None:
+        for frame in consumer:
+            with frame:
+                captures.append(frame.meta.capture_ns)
+
+    taker = threading.Thread(target=take)
+    taker.start()
+    try:
+        settings = SourceLoopSettings(0, rate=None, quota=7, error_limit=1)
+        source_loop(source, ring.producer(), block, settings, threading.Event())
+        taker.join(10.0)
+        assert captures[:3] == [OLD_NS] * 3 and OLD_NS not in captures[3:]
+        assert len(captures) == 7 and np.all(np.diff(captures[3:]) % PERIOD_1KHZ == 0)
+    finally:
+        consumer.close()
+        block.close()

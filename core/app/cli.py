@@ -2,13 +2,14 @@
 
 ``run --config FILE [--set key=value ...] [--duration S] [--json]``
     the whole edge loop (:mod:`core.app.app`) until SIGTERM / SIGINT (a second one exits at
-    once) or ``--duration``; logs on stderr; ``--json``: a summary on stdout at the end.
+    once) or ``--duration``; SIGHUP reads the config file again and applies its live keys
+    (:mod:`core.app.live`); logs on stderr; ``--json``: a summary on stdout at the end.
 ``check --config FILE [--set ...] [--json]``
     the resolved config (YAML, or JSON), nothing started.
 
-Exit status: 0 a clean stop (or a valid config), 1 a runtime failure, 2 a config error (also a
-model or a source that cannot be opened), each failure in one line on stderr naming the key,
-the path or the cause.
+Exit status: 0 a clean stop (or a valid config), 1 a runtime failure (a crash, a stall with
+``health.exit_on_stall``), 2 a config error (also a model or a source that cannot be opened),
+each failure in one line on stderr naming the key, the path or the cause.
 """
 
 from __future__ import annotations
@@ -91,29 +92,33 @@ def _run(args: argparse.Namespace) -> int:
     config = load_device_config(args.config, args.overrides)
     check_state_dir(config.state_dir)  # before anything starts, as check does
     setup_logging(config.logging)
-    app = DeviceApp(config)
+    app = DeviceApp(
+        config,
+        reload=lambda: load_device_config(args.config, args.overrides),
+        overrides=args.overrides,
+        watchdog=True,
+    )
     _handle_signals(app)
-    try:
-        report = app.run(args.duration)
-    except CONFIG_ERRORS:
-        raise
-    except Exception:
-        log.exception("the edge loop failed")
-        raise
+    report = app.run(args.duration)  # a crash is logged with its stack there
     outbox = app.outbox
     summary: dict[str, Any] = {
         "frames": report.frames,
         "errors": dict(report.errors),
         "spool_left": outbox.stats()["records"] if outbox is not None else None,
+        "failure": app.failure,
     }
     if args.json:
         print(json.dumps(summary))
+    if app.failure is not None:
+        print(f"{PROG}: error: {app.failure}", file=sys.stderr)
+        return 1
     log.info("stopped cleanly: %s", json.dumps(summary))
     return 0
 
 
 def _handle_signals(app: Any) -> None:
-    """SIGTERM and SIGINT stop cleanly; a second one exits at once (status 1)."""
+    """SIGTERM and SIGINT stop cleanly, a second one exits at once (status 1); SIGHUP asks
+    for the config file to be read again."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         del frame
@@ -124,6 +129,7 @@ def _handle_signals(app: Any) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, handler)
+    signal.signal(signal.SIGHUP, lambda signum, frame: app.supervisor.ask(app.reread))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ A complete file (every key optional but what a destination needs)::
     mqtt: {host: localhost, port: 1883, transport: tcp}   # core.mqtt.MqttConfig; absent: none
     cloud: {bucket: edgeloop-results, table: edgeloop-index}  # core.cloud.CloudSyncConfig
     metrics: {port: 9464}         # core.metrics.config.MetricsConfig; data_path: state_dir
+    health: {interval_s: 60, stall_s: 30, exit_on_stall: false}
     logging: {level: INFO, format: plain}   # plain | json (one JSON object a line)
     shutdown_timeout_s: 10        # SIGTERM to exit, draining the spool while the broker takes it
 
@@ -44,7 +45,14 @@ from core.mqtt.config import MqttConfig
 from core.outbox.config import OutboxConfig
 from core.pipeline.config import PipelineConfig
 
-__all__ = ["DeviceConfig", "LoggingConfig", "default_state_dir", "load_device_config"]
+__all__ = [
+    "DeviceConfig",
+    "HealthConfig",
+    "LoggingConfig",
+    "default_state_dir",
+    "device_config_from",
+    "load_device_config",
+]
 
 SYSTEM_STATE_DIR = Path("/var/lib/edgeloop")
 OUTBOX_FILE = "outbox.db"
@@ -69,6 +77,18 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class HealthConfig:
+    """Health records on ``edgeloop/{thing}/health`` every ``interval_s`` (and at each change
+    of state); a stream with no frame, or a worker stuck in one piece of work, for ``stall_s``
+    makes the app ``stalled`` (``/healthz`` and ``/readyz`` 503); with ``exit_on_stall`` it
+    then exits 1, for its supervisor (Greengrass, systemd) to restart it."""
+
+    interval_s: float = checked(60.0, positive)
+    stall_s: float = checked(30.0, positive)
+    exit_on_stall: bool = False
+
+
+@dataclass(frozen=True)
 class DeviceConfig:
     """The whole device (the YAML form is in the module docstring)."""
 
@@ -79,6 +99,7 @@ class DeviceConfig:
     mqtt: MqttConfig | None = None
     cloud: CloudSyncConfig | None = None
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     shutdown_timeout_s: float = checked(10.0, positive)
 
@@ -132,8 +153,13 @@ def load_device_config(
 ) -> DeviceConfig:
     """Defaults, then the YAML file ``path``, then ``key.path=value`` overrides; validated into
     a :class:`DeviceConfig`, or :class:`~core.errors.ConfigError` naming the key at fault."""
-    data = read_yaml(Path(path)) if path is not None else {}
-    data = apply_overrides(data, overrides)
+    return device_config_from(read_yaml(Path(path)) if path is not None else {}, overrides)
+
+
+def device_config_from(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> DeviceConfig:
+    """:func:`load_device_config` from data already read (a Greengrass component's
+    configuration, say)."""
+    data = apply_overrides(dict(data), overrides)
     _thing_once(data)
     _under_state_dir(data)
     config = from_mapping(DeviceConfig, data)
@@ -143,8 +169,18 @@ def load_device_config(
 
 def check_files(config: DeviceConfig) -> None:
     """Every file the config names for reading is there (the TLS files: a device that cannot
-    read them would only fail when it first connects)."""
+    read them would only fail when it first connects); ``greengrass-ipc`` only where a nucleus
+    started the process."""
     if config.mqtt is None:
+        return
+    if config.mqtt.transport == "greengrass-ipc":
+        from core.greengrass.ipc import SOCKET_ENV, TOKEN_ENV, under_greengrass  # noqa: PLC0415
+
+        if not under_greengrass():
+            raise ConfigError(
+                f"mqtt.transport: greengrass-ipc publishes through a Greengrass nucleus, but "
+                f"{SOCKET_ENV} and {TOKEN_ENV} are not set (run it as a component, or use tls)"
+            )
         return
     for name in ("ca_file", "cert_file", "key_file"):
         path = getattr(config.mqtt.tls, name)

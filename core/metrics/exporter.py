@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from weakref import WeakKeyDictionary
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -218,11 +218,30 @@ class _QuietHandler(WSGIRequestHandler):
         """No access log on stderr: one line per scrape would flood a device's journal."""
 
 
-def _app(registry: MetricsRegistry) -> Callable[..., list[bytes]]:
+Route = Callable[[], tuple[int, bytes]]
+"""Another page beside ``/metrics`` (the device app's ``/healthz``, ``/readyz``): called per
+request, from the server's thread; returns the HTTP status and a JSON body."""
+_REASONS = {200: "OK", 503: "Service Unavailable", 500: "Internal Server Error"}
+
+
+def _app(registry: MetricsRegistry, routes: Mapping[str, Route]) -> Callable[..., list[bytes]]:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        if environ.get("PATH_INFO", "/") not in ("/", "/metrics"):
+        path = environ.get("PATH_INFO", "/")
+        route = routes.get(path)
+        if route is not None:
+            try:
+                code, page = route()
+            except Exception as exc:  # a broken check is an unhealthy answer, not a hang
+                code, page = 500, f'{{"error": "{type(exc).__name__}"}}\n'.encode()
+            start_response(
+                f"{code} {_REASONS.get(code, 'Status')}",
+                [("Content-Type", "application/json"), ("Content-Length", str(len(page)))],
+            )
+            return [page]
+        if path not in ("/", "/metrics"):
             start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"only /metrics is served here\n"]
+            served = ", ".join(["/metrics", *routes])
+            return [f"served here: {served}\n".encode()]
         body = exposition(registry)
         start_response(
             "200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))]
@@ -235,7 +254,13 @@ def _app(registry: MetricsRegistry) -> Callable[..., list[bytes]]:
 class MetricsServer:
     """``/metrics`` over HTTP on a daemon thread; :meth:`close` (or ``with``) stops it."""
 
-    def __init__(self, registry: MetricsRegistry, address: str = "127.0.0.1", port: int = 9464):
+    def __init__(
+        self,
+        registry: MetricsRegistry,
+        address: str = "127.0.0.1",
+        port: int = 9464,
+        routes: Mapping[str, Route] | None = None,
+    ):
         self.address = address
 
         class Server(ThreadingWSGIServer):
@@ -243,7 +268,11 @@ class MetricsServer:
 
         try:
             self._server = make_server(
-                address, port, _app(registry), Server, handler_class=_QuietHandler
+                address,
+                port,
+                _app(registry, dict(routes or {})),
+                Server,
+                handler_class=_QuietHandler,
             )
         except OSError as exc:
             raise MetricsExportError(

@@ -19,19 +19,20 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
 from core.metrics.collect import Collector, Sampler
 from core.metrics.config import MetricsConfig
-from core.metrics.exporter import MetricsServer
+from core.metrics.exporter import MetricsServer, Route
 from core.metrics.gpu import GpuCollector
 from core.metrics.hardware import HardwareCollector
 from core.metrics.jetson import TegrastatsCollector
 from core.metrics.network import NetworkCollector
 from core.metrics.registry import MetricsRegistry
 
-__all__ = ["MetricsService", "build_collectors", "git_commit", "record_info"]
+__all__ = ["MetricsService", "build_collectors", "edgeloop_version", "git_commit", "record_info"]
 
 COMMIT_ENV = "EDGELOOP_GIT_COMMIT"
 """Set by the wheel build or the Greengrass recipe, where no checkout is there to ask."""
@@ -57,7 +58,8 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
-def _version() -> str:
+def edgeloop_version() -> str:
+    """The installed edgeloop wheel's version (``unknown`` when run from a bare checkout)."""
     try:
         return metadata.version("edgeloop")
     except metadata.PackageNotFoundError:
@@ -67,7 +69,7 @@ def _version() -> str:
 def record_info(registry: MetricsRegistry, config: MetricsConfig) -> None:
     """Build info and the config's targets (a target left unset stays absent)."""
     registry.gauge("edgeloop_build_info", "Always 1: the build", ("version", "commit")).labels(
-        version=_version(), commit=git_commit()
+        version=edgeloop_version(), commit=git_commit()
     ).set(1)
     if config.targets.fps is not None:
         registry.gauge("edgeloop_target_fps", "Frames per second each stream must keep").set(
@@ -99,7 +101,8 @@ def build_collectors(config: MetricsConfig, registry: MetricsRegistry) -> list[C
 
 
 class MetricsService:
-    """Collectors, sampler and (``serve=True``) the HTTP endpoint on one registry."""
+    """Collectors, sampler and (``serve=True``) the HTTP endpoint on one registry, with
+    ``routes``' pages beside ``/metrics``."""
 
     def __init__(
         self,
@@ -107,6 +110,7 @@ class MetricsService:
         registry: MetricsRegistry | None = None,
         *,
         serve: bool = True,
+        routes: Mapping[str, Route] | None = None,
     ) -> None:
         self.config = config if config is not None else MetricsConfig()
         self.registry = registry if registry is not None else MetricsRegistry()
@@ -117,7 +121,9 @@ class MetricsService:
         self.server: MetricsServer | None = None
         if serve:
             try:
-                self.server = MetricsServer(self.registry, self.config.address, self.config.port)
+                self.server = MetricsServer(
+                    self.registry, self.config.address, self.config.port, routes
+                )
             except Exception:
                 self.sampler.stop()
                 raise

@@ -21,21 +21,30 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Sequence
-from typing import Any
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from core.errors import MqttLimitError
+from core.metrics.messaging import BrokerMetrics
+from core.mqtt.config import BatchConfig, MqttConfig
 from core.mqtt.limits import MAX_PAYLOAD_BYTES
-from core.outbox.store import OutboxRecord
+from core.outbox.store import Outbox, OutboxRecord
 
 __all__ = [
     "BATCH_SCHEMA",
+    "Batch",
+    "SpoolBatches",
     "decode_batch",
     "encode_batch",
     "entry_bytes",
+    "next_batch",
     "record_json",
     "take_batch",
 ]
+
+log = logging.getLogger("core.mqtt")
 
 BATCH_SCHEMA = "edgeloop.batch/1"
 _OVERHEAD = 80  # the batch envelope, bytes
@@ -98,3 +107,94 @@ def decode_batch(payload: bytes) -> dict[str, Any]:
     if data.get("schema") != BATCH_SCHEMA:
         raise ValueError(f"not an edgeloop batch (schema {data.get('schema')!r})")
     return data
+
+
+class Batch(NamedTuple):
+    """The next batch to publish: its records (in spool order), payload and QoS."""
+
+    records: list[OutboxRecord]
+    payload: bytes
+    qos: int
+
+
+def next_batch(
+    outbox: Outbox,
+    channel: str,
+    *,
+    after: int,
+    thing: str,
+    config: BatchConfig,
+    qos_of: Callable[[OutboxRecord], int],
+    too_large: Callable[[OutboxRecord, MqttLimitError], None],
+) -> Batch | None:
+    """The next batch of ``channel``'s records after row ``after``, for any publisher (MQTT,
+    Greengrass IPC): records of one QoS in a row (so per-stream order holds across levels),
+    cut at ``max_records`` and ``max_bytes``; None when nothing waits, or when a partial batch
+    may still wait for more (less than ``max_delay_s`` old). A single record over 128 KB even
+    alone goes to ``too_large`` (the caller counts and acks it: it can never be sent)."""
+    while True:
+        records = outbox.pending(channel, config.max_records, after)
+        if not records:
+            return None
+        qos = qos_of(records[0])
+        run = 1
+        while run < len(records) and qos_of(records[run]) == qos:
+            run += 1
+        n = take_batch(records[:run], config.max_records, config.max_bytes)
+        waited_s = (time.time_ns() - records[0].created_ns) / 1e9
+        if n == len(records) < config.max_records and waited_s < config.max_delay_s:
+            return None  # a partial batch: wait for more or for max_delay_s
+        batch = records[:n]
+        try:
+            return Batch(batch, encode_batch(thing, batch), qos)
+        except MqttLimitError as exc:
+            if n > 1:  # rare: JSON that barely compresses; send half
+                batch = batch[: n // 2]
+                return Batch(batch, encode_batch(thing, batch), qos)
+            too_large(batch[0], exc)
+
+
+class SpoolBatches:
+    """The outbox's ``channel`` as a publisher reads it, batch after batch: what both the
+    direct publisher and the Greengrass one share. :meth:`peek` the next batch, publish it,
+    then :meth:`advance` past it (a batch held back by the rate cap is peeked again);
+    :meth:`rewind` after a lost connection replays from the oldest record not acknowledged."""
+
+    def __init__(
+        self, outbox: Outbox, channel: str, config: MqttConfig, metrics: BrokerMetrics
+    ) -> None:
+        self.outbox = outbox
+        self.channel = channel
+        self.config = config
+        self.metrics = metrics
+        self.cursor = 0
+        """The row id of the last record published on this connection."""
+
+    def qos(self, record: OutboxRecord) -> int:
+        """The record's QoS (its transmission level's, :mod:`core.outbox.levels`), else the
+        configured ``qos`` (records stored without one)."""
+        return self.config.qos if record.qos is None else record.qos
+
+    def peek(self) -> Batch | None:
+        return next_batch(
+            self.outbox,
+            self.channel,
+            after=self.cursor,
+            thing=self.config.thing,
+            config=self.config.batch,
+            qos_of=self.qos,
+            too_large=self._drop,
+        )
+
+    def advance(self, batch: Batch) -> list[int]:
+        """Past ``batch`` (published); returns its row ids, for the ack."""
+        self.cursor = batch.records[-1].rowid
+        return [r.rowid for r in batch.records]
+
+    def rewind(self) -> None:
+        self.cursor = 0
+
+    def _drop(self, record: OutboxRecord, exc: MqttLimitError) -> None:
+        log.error("dropping record %s: %s", record.msg_id, exc)
+        self.metrics.publish_failed("too-large")
+        self.outbox.ack([record.rowid])

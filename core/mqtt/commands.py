@@ -9,7 +9,7 @@ network thread: they should hand work off (a queue, an event), not do it.
 Built in here are the schemas; the handlers come from the process (a model-update handler in
 the model manager's issue):
 
-* ``config``: ``{"overrides": ["filter.score_threshold=0.6", ...]}`` -- the
+* ``config``: ``{"overrides": ["pipeline.filter.score_threshold=0.6", ...]}`` -- the
   ``key.path=value`` form of :func:`core.config.apply_overrides`;
 * ``model-update``: ``{"name", "version", "uri", "sha256"}``.
 

@@ -6,7 +6,7 @@ As YAML (AWS IoT Core; for a local mosquitto without TLS: ``transport: tcp``, ``
       thing: gate-cam-01                 # the AWS IoT thing name: topics edgeloop/{thing}/...
       host: abc123-ats.iot.eu-west-1.amazonaws.com
       port: 8883
-      transport: tls                     # tls (mutual TLS) | tcp (plain, only when set)
+      transport: tls                     # tls (mutual TLS) | tcp (plain) | greengrass-ipc
       tls:
         ca_file: /greengrass/v2/AmazonRootCA1.pem
         cert_file: /greengrass/v2/thingCert.crt
@@ -74,7 +74,10 @@ class MqttConfig:
     thing: str = "edgeloop-dev"
     host: str = "localhost"
     port: int = checked(8883, in_range(1, 65535))
-    transport: Literal["tls", "tcp"] = "tls"
+    transport: Literal["tls", "tcp", "greengrass-ipc"] = "tls"
+    """``tls`` (mutual TLS), ``tcp`` (a plain local broker) or ``greengrass-ipc`` (the
+    Greengrass nucleus publishes for the component, with its own connection and certificate:
+    ``host``, ``port``, ``tls`` and ``protocol`` are not used)."""
     tls: TlsConfig = field(default_factory=TlsConfig)
     client_id: str | None = None
     """Default: the thing name (AWS IoT policies usually require it)."""

@@ -35,7 +35,9 @@ import logging
 import random
 import ssl
 import time
-from typing import Any
+from collections import deque
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -43,21 +45,24 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from core.background import BackgroundLoop
-from core.errors import MqttConnectionError, MqttLimitError
+from core.errors import MqttConnectionError
 from core.metrics.messaging import BrokerMetrics
 from core.metrics.registry import MetricsRegistry
-from core.mqtt.batch import encode_batch, take_batch
+from core.mqtt.batch import SpoolBatches
 from core.mqtt.commands import CommandDispatcher
 from core.mqtt.config import BackoffConfig, MqttConfig
 from core.mqtt.limits import validate_publish
 from core.outbox.rate import RateLimiter
-from core.outbox.store import Outbox, OutboxRecord
+from core.outbox.store import Outbox
 
 __all__ = ["CHANNEL", "MqttPublisher", "backoff_delay", "tls_context"]
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "mqtt"
+ASIDE_MAX = 64
+"""Messages sent outside the outbox (:meth:`MqttPublisher.send`) held while disconnected: the
+oldest go first when more come (health records: the latest state matters)."""
 _UNSUPPORTED_PROTOCOL = (1, 132)  # CONNACK: 3.1.1 "unacceptable protocol", 5 "unsupported"
 
 
@@ -93,11 +98,17 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
     return context
 
 
+class _Aside(NamedTuple):
+    topic: str
+    payload: bytes
+    on_sent: Callable[[], None] | None
+
+
 class MqttPublisher(BackgroundLoop):
     """Drains ``outbox`` to the broker in ``config`` (see the module docstring).
 
-    ``start()`` runs it on its own thread, ``stop()`` ends it; :meth:`publish` sends one
-    validated message outside the outbox (health, replies).
+    ``start()`` runs it on its own thread, ``stop()`` ends it; :meth:`send` (any thread) and
+    :meth:`publish` (its thread) send a message outside the outbox (health records, replies).
     """
 
     thread_name = "edgeloop-mqtt"
@@ -130,11 +141,13 @@ class MqttPublisher(BackgroundLoop):
         self._inflight: dict[int, tuple[list[int], float, int]] = {}
         """mid -> (row ids, monotonic time sent, QoS)."""
         self._early: set[int] = set()
-        self._cursor = 0
+        self._aside: deque[_Aside] = deque(maxlen=ASIDE_MAX)
+        self._aside_inflight: dict[int, _Aside] = {}
         super().__init__()
         self.last_error: str | None = None
         registry = registry if registry is not None else MetricsRegistry()
         self.metrics = BrokerMetrics(registry, f"{config.host}:{config.port}")
+        self._batches = SpoolBatches(outbox, CHANNEL, config, self.metrics)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -163,6 +176,7 @@ class MqttPublisher(BackgroundLoop):
                 if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not self._connected:
                     self._lost(f"network loop: {mqtt.error_string(rc)}")
                     continue
+                self._send_aside(client)
                 self._fill(client)
         finally:
             self._close_client()
@@ -258,8 +272,9 @@ class MqttPublisher(BackgroundLoop):
         self._ever_connected = True
         self._attempt = 0
         self._inflight.clear()
+        self._requeue_aside()
         self._early.clear()
-        self._cursor = 0  # replay from the oldest unacknowledged record
+        self._batches.rewind()  # replay from the oldest unacknowledged record
         if self.dispatcher is not None:
             client.subscribe(self.dispatcher.topic, qos=1)
         log.info("mqtt connected to %s:%s", self.config.host, self.config.port)
@@ -279,6 +294,7 @@ class MqttPublisher(BackgroundLoop):
         self.last_error = f"mqtt connection lost ({why})"
         log.warning("%s; %d batches unacknowledged will be sent again", why, len(self._inflight))
         self._inflight.clear()
+        self._requeue_aside()
         self._retry_later(self.last_error)
 
     def _close_client(self) -> None:
@@ -307,47 +323,21 @@ class MqttPublisher(BackgroundLoop):
         props.UserProperty = [("content-encoding", "gzip")]
         return props
 
-    def _qos(self, record: OutboxRecord) -> int:
-        """The record's QoS (its transmission level's, :mod:`core.outbox.levels`), else the
-        configured ``qos`` (records stored without one)."""
-        return self.config.qos if record.qos is None else record.qos
-
     def _fill(self, client: mqtt.Client) -> None:
-        batch_cfg = self.config.batch
         while len(self._inflight) < self.config.max_inflight and not self.stopping.is_set():
-            records = self.outbox.pending(CHANNEL, batch_cfg.max_records, self._cursor)
-            if not records:
+            batch = self._batches.peek()
+            if batch is None or self._limiter.delay(len(batch.payload)) > 0:
                 return
-            qos = self._qos(records[0])
-            run = 1
-            while run < len(records) and self._qos(records[run]) == qos:
-                run += 1
-            n = take_batch(records[:run], batch_cfg.max_records, batch_cfg.max_bytes)
-            waited_s = (time.time_ns() - records[0].created_ns) / 1e9
-            if n == len(records) < batch_cfg.max_records and waited_s < batch_cfg.max_delay_s:
-                return  # a partial batch: wait for more or for max_delay_s
-            batch = records[:n]
-            try:
-                payload = encode_batch(self.config.thing, batch)
-            except MqttLimitError as exc:
-                if n > 1:  # rare: JSON that barely compresses; send half
-                    batch = batch[: n // 2]
-                    payload = encode_batch(self.config.thing, batch)
-                else:
-                    log.error("dropping record %s: %s", batch[0].msg_id, exc)
-                    self.metrics.publish_failed("too-large")
-                    self.outbox.ack([batch[0].rowid])
-                    continue
-            if self._limiter.delay(len(payload)) > 0:
-                return
-            info = client.publish(self.topic, payload, qos=qos, properties=self._properties())
+            info = client.publish(
+                self.topic, batch.payload, qos=batch.qos, properties=self._properties()
+            )
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 self.metrics.publish_failed("not-connected")
                 return
-            self._limiter.take(len(payload))
-            self.metrics.transferred(sent=len(self._topic_bytes) + len(payload))
-            self._cursor = batch[-1].rowid
-            self._inflight[info.mid] = ([r.rowid for r in batch], time.monotonic(), qos)
+            self._limiter.take(len(batch.payload))
+            self.metrics.transferred(sent=len(self._topic_bytes) + len(batch.payload))
+            rowids = self._batches.advance(batch)
+            self._inflight[info.mid] = (rowids, time.monotonic(), batch.qos)
             if info.mid in self._early:
                 self._early.discard(info.mid)
                 self._acked(info.mid)
@@ -356,6 +346,11 @@ class MqttPublisher(BackgroundLoop):
         self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, properties: Any
     ) -> None:
         if client is not self._client:
+            return
+        aside = self._aside_inflight.pop(mid, None)
+        if aside is not None:
+            if aside.on_sent is not None and not getattr(reason_code, "is_failure", False):
+                aside.on_sent()
             return
         if mid not in self._inflight:
             self._early.add(mid)  # QoS 0 can complete inside publish(), before we saw its mid
@@ -379,6 +374,36 @@ class MqttPublisher(BackgroundLoop):
         self.metrics.transferred(received=len(message.topic) + len(message.payload))
         if self.dispatcher is not None:
             self.dispatcher.dispatch(message.topic, bytes(message.payload))
+
+    def send(self, topic: str, payload: bytes, on_sent: Callable[[], None] | None = None) -> None:
+        """Queue one QoS 1 message outside the outbox, from any thread: sent when connected, ahead
+        of result batches, sent again after a reconnect until the broker acknowledged it;
+        ``on_sent`` runs (on the publisher's thread) when it did. Held in memory only, at most
+        :data:`ASIDE_MAX` (the oldest dropped): for health records, not for results. Limits
+        are checked now (:class:`MqttLimitError`)."""
+        validate_publish(topic, payload, 1)
+        self._aside.append(_Aside(topic, payload, on_sent))
+
+    @property
+    def aside_pending(self) -> int:
+        """Messages given to :meth:`send` not acknowledged yet."""
+        return len(self._aside) + len(self._aside_inflight)
+
+    def _send_aside(self, client: mqtt.Client) -> None:
+        while self._aside and not self.stopping.is_set():
+            message = self._aside.popleft()
+            info = client.publish(message.topic, message.payload, qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._aside.appendleft(message)
+                return
+            self.metrics.transferred(sent=len(message.topic.encode()) + len(message.payload))
+            self._aside_inflight[info.mid] = message  # QoS 1: its PUBACK comes in a later loop
+
+    def _requeue_aside(self) -> None:
+        """What was sent aside on a connection that ended goes again, first."""
+        if self._aside_inflight:
+            self._aside.extendleft(reversed(list(self._aside_inflight.values())))
+            self._aside_inflight.clear()
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> int:
         """Send one message now, outside the outbox (not retried); returns its mid. Limits are

@@ -82,6 +82,8 @@ class OutboxSink(Sink):
         self._buffer: list[Entry] = []
         self.records = 0
         self.refused = 0
+        self.last_error: str | None = None
+        """Why the last flush failed (None: it stored everything)."""
 
     def open(self) -> None:
         if self.outbox is None:
@@ -111,15 +113,19 @@ class OutboxSink(Sink):
         if self.outbox is None:
             raise OutboxFullError("outbox sink: flush before open() or after close()")
         entries, self._buffer = self._buffer, []
-        result = self.outbox.put_many(entries)
+        try:
+            result = self.outbox.put_many(entries)
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise
         if result.refused:
             self.refused += result.refused
-            raise OutboxFullError(
-                0,
+            self.last_error = (
                 f"outbox full ({self.outbox.config.full_policy}): {result.refused} of "
-                f"{len(entries)} entries refused",
-                str(self.outbox.path),
+                f"{len(entries)} entries refused"
             )
+            raise OutboxFullError(0, self.last_error, str(self.outbox.path))
+        self.last_error = None
 
     def close(self) -> None:
         if self.outbox is None:

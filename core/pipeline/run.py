@@ -11,6 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any, NamedTuple, Protocol
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from core.backends import Backend
 from core.errors import PipelineError
+from core.filter import FilterConfig
 from core.formats.model import ModelChoice
 from core.ledger import BandwidthLedger
 from core.metrics import MetricsRegistry
@@ -28,10 +30,12 @@ from core.pipeline.report import PipelineProgress, PipelineReport, StreamReport
 from core.pipeline.stages import (
     STAGES,
     StageCallWrapper,
+    StageSet,
     build_stages,
     source_policy,
     stage_workers,
 )
+from core.pipeline.status import RunStatus, StreamStatus
 from core.pipeline.streams import (
     FAILED,
     RUNNING,
@@ -53,6 +57,7 @@ log = logging.getLogger("edgeloop.pipeline")
 STALL_GRACE_S = 1.0
 """A read running this long past its source's ``timeout_s`` counts as hung."""
 TICK_S = 0.02
+DRAIN_RESERVE_S = 1.0
 METRICS_EVERY_S = 0.25
 PROGRESS_EVERY_S = 0.5
 
@@ -148,6 +153,11 @@ class Run:
         """The last window's end (None until the warm-up ended)."""
         self.window_fps = 0.0
         """Frames per second in the last closed window (for progress)."""
+        self.state: RunState  # made when the run starts (execute)
+        self.stages: StageSet | None = None
+        self.ticked_ns = 0
+        """When the monitoring loop last went round (``time.monotonic_ns``)."""
+        self.monitoring = False
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -177,7 +187,7 @@ class Run:
     def execute(self) -> PipelineReport:
         backend = self.pipeline.backend
         self.config = cfg = self.pipeline.config  # loading may have given inference more cores
-        stages = build_stages(
+        self.stages = stages = build_stages(
             cfg,
             backend,
             self.pipeline.make_sink(),
@@ -193,7 +203,7 @@ class Run:
             self._close()
             raise
         raw_bytes = [int(np.prod(w.shape)) * 3 for w in self.sources]
-        state = self.state = RunState(
+        self.state = state = RunState(
             len(self.sources),
             BandwidthLedger(),
             raw_bytes,
@@ -312,6 +322,13 @@ class Run:
         return done
 
     def _monitor(self) -> None:
+        self.monitoring = True
+        try:
+            self._watch()
+        finally:
+            self.monitoring = False
+
+    def _watch(self) -> None:
         state = self.state
         start_ns = self.start_ns
         marked = self.warmup_s <= 0
@@ -321,7 +338,7 @@ class Run:
         while True:
             if state.crash_event.wait(TICK_S) or (self.stop is not None and self.stop.is_set()):
                 return
-            now = time.monotonic_ns()
+            self.ticked_ns = now = time.monotonic_ns()
             if not marked and now - start_ns >= self.warmup_s * 1e9:
                 self._mark(now)
                 marked = True
@@ -397,20 +414,67 @@ class Run:
             len(self.sources), self.config.compress_workers, self.config.infer_workers
         )
 
+    # -- live -------------------------------------------------------------------------------
+
+    def status(self) -> RunStatus | None:
+        """Each stream's state and each worker's time in its current work (None before the
+        workers start)."""
+        if not self.ticked_ns:
+            return None
+        state = self.state
+        now = time.monotonic_ns()
+        perf_now = time.perf_counter_ns()
+        busy = {
+            name: (perf_now - since) / 1e9 if since else 0.0
+            for name, since in state.busy_since.copy().items()
+        }
+        if self.monitoring:
+            busy["monitor"] = (now - self.ticked_ns) / 1e9
+        streams = []
+        for i, (worker, block) in enumerate(zip(self.sources, self.blocks, strict=True)):
+            busy[f"source-{i}"] = block.reading_for_s(now)
+            last = block.last_frame_ns or self.start_ns
+            running = block.state == RUNNING
+            error = self.stuck.get(i) or (None if running else block.message or None)
+            streams.append(
+                StreamStatus(
+                    i,
+                    worker.name,
+                    STATE_NAMES.get(block.state, "unknown"),
+                    block.produced,
+                    state.delivered[i],
+                    (now - last) / 1e9,
+                    error if error != "stopped" else None,
+                )
+            )
+        return RunStatus(tuple(streams), busy)
+
+    def retune(self, filter_config: FilterConfig, rate: float | None) -> None:
+        """Live changes: the filter's rules from the next frame, each stream's pace from its
+        next read (:meth:`core.pipeline.Pipeline.retune`)."""
+        if self.stages is not None:
+            self.stages.result_filter.reconfigure(filter_config)
+        for block in self.blocks:
+            block.ask_rate(rate)
+        self.config = replace(self.config, filter=filter_config, rate=rate)
+
     # -- stopping ---------------------------------------------------------------------------
 
     def _stop(self) -> None:
         """Stop the sources, let what is in flight drain, stop the rest: all within
-        ``stop_timeout_s``; a worker that does not stop is abandoned (and reported)."""
+        ``stop_timeout_s``; a worker that does not stop is abandoned (and reported). The
+        sources get all but a quarter of it (at most :data:`DRAIN_RESERVE_S`), so that a hung
+        source does not leave the frames already in flight no time to drain."""
         deadline = time.monotonic() + self.config.stop_timeout_s
+        reserve = min(DRAIN_RESERVE_S, self.config.stop_timeout_s / 4)
 
-        def left() -> float:
-            return max(0.0, deadline - time.monotonic())
+        def left(keep: float = 0.0) -> float:
+            return max(0.0, deadline - keep - time.monotonic())
 
         for worker in self.sources:
             worker.stop()
         for i, worker in enumerate(self.sources):
-            if not worker.join(left()):
+            if not worker.join(left(reserve)):
                 what = worker.abandon()
                 self.stuck.setdefault(i, "the source did not stop")
                 self.stuck[i] += f"; {what}"

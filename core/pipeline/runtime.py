@@ -44,6 +44,7 @@ from core.backends.pool import ProcessPool, inference_pids
 from core.backends.process import ProcessBackend
 from core.device import choose_backend, probe
 from core.errors import ConfigError
+from core.filter import FilterConfig, ResultFilter
 from core.formats import read_metadata
 from core.formats.model import ModelChoice, aligned_size, stride_of
 from core.metrics import MetricsRegistry
@@ -54,6 +55,7 @@ from core.pipeline.priority import ask_short_slice
 from core.pipeline.report import PipelineProgress, PipelineReport, StageCost
 from core.pipeline.run import Run
 from core.pipeline.stages import StageCallWrapper, filter_changes, settle_backend
+from core.pipeline.status import RunStatus
 from core.pipeline.telemetry import PipelineMetrics
 from core.pipeline.threads import choose_threads
 from core.sinks import Sink, open_sink
@@ -102,6 +104,7 @@ class Pipeline:
         self._sink = sink
         self._backend: Backend | None = None
         self._model: ModelChoice | None = None
+        self._run: Run | None = None
         self.threads_why = ""
         """Why inference has the threads it has (set when the model loads)."""
         self._infer_worker: str | None = None
@@ -284,7 +287,33 @@ class Pipeline:
         run = Run(
             self, duration_s, max_frames, warmup_s, progress, observers=tuple(observers), stop=stop
         )
-        return run.execute()
+        self._run = run
+        try:
+            return run.execute()
+        finally:
+            self._run = None
+
+    def status(self) -> RunStatus | None:
+        """The running run's streams and workers (:mod:`core.pipeline.status`); None while
+        none runs. Safe from any thread."""
+        run = self._run
+        return run.status() if run is not None else None
+
+    def retune(self, filter_config: FilterConfig, rate: float | None) -> None:
+        """Change what can change while running: the filter's rules (checked against the
+        model's classes first: :class:`~core.errors.ConfigError`, nothing changed) and the
+        sources' pace (``rate``), in the running run and for later ones."""
+        run = self._run
+        if run is not None:
+            run.retune(filter_config, rate)
+        elif self._model is not None:  # check the rules as a run would
+            ResultFilter(
+                filter_config,
+                self._model.class_names,
+                detections=self._model.format.task != "raw",
+            )
+        self.config = dataclasses.replace(self.config, filter=filter_config, rate=rate)
+        self._configured = dataclasses.replace(self._configured, filter=filter_config, rate=rate)
 
     def stage_costs(
         self, frames: int = 50, *, span: tuple[int, int] | None = None

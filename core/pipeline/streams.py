@@ -68,10 +68,20 @@ TRUTH_MAX = 64
 
 RUNNING, ENDED, FAILED, STOPPED = range(4)
 STATE_NAMES = {RUNNING: "running", ENDED: "ended", FAILED: "failed", STOPPED: "stopped"}
-(_STATE, _PRODUCED, _ERRORS, _STALLS, _READING_SINCE, _LAST_FRAME, _CONCEALED, _MISSED_TICKS) = (
-    range(8)
-)
-_STATUS_FIELDS = 8
+(
+    _STATE,
+    _PRODUCED,
+    _ERRORS,
+    _STALLS,
+    _READING_SINCE,
+    _LAST_FRAME,
+    _CONCEALED,
+    _MISSED_TICKS,
+    _PERIOD_ASKED,
+) = range(9)
+_STATUS_FIELDS = 9
+UNPACED = -1
+"""In the block's asked period: run unpaced (0 there: nothing asked, keep the settings')."""
 _MESSAGE_BYTES = 256
 LEAD_SLACK_NS = 200_000
 """Added to 1.5 times the mean read for when a paced read starts before its tick."""
@@ -80,10 +90,34 @@ OPEN_TIMEOUT_S = 60.0
 
 
 class StopFlag(Protocol):
-    """``threading.Event`` or ``multiprocessing.Event``."""
+    """``threading.Event``, or :class:`PipeStopFlag` in a source process."""
 
     def is_set(self) -> bool: ...
     def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class PipeStopFlag:
+    """A source process's stop flag: set when the parent writes to (or closes) its pipe.
+
+    Why not ``multiprocessing.Event``: its ``set()`` waits for every process sleeping in
+    ``wait()`` to wake and acknowledge, so a source process that hangs -- stopped by a signal,
+    stuck in a driver -- would hang the parent's stop forever. A byte down a pipe never waits
+    for the reader."""
+
+    def __init__(self, reader: Connection) -> None:
+        self._reader = reader
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self.wait(0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._set:
+            try:
+                self._set = self._reader.poll(timeout)
+            except (EOFError, OSError):  # the parent is gone: stop
+                self._set = True
+        return self._set
 
 
 def _layout(slots: int) -> list[tuple[str, np.dtype[Any], tuple[int, ...]]]:
@@ -199,6 +233,16 @@ class StreamBlock:
         """Ticks of a paced stream that passed without a frame (:attr:`FrameClock.missed`)."""
         return int(self.status[_MISSED_TICKS])
 
+    @property
+    def last_frame_ns(self) -> int:
+        """When the last frame was published (``time.monotonic_ns``; 0 before the first)."""
+        return int(self.status[_LAST_FRAME])
+
+    def ask_rate(self, rate: float | None) -> None:
+        """Pace the running stream at ``rate`` frames/s from its next frame (None: unpaced):
+        a live change, read by the source loop in whichever process it runs."""
+        self.status[_PERIOD_ASKED] = int(1e9 / rate) if rate else UNPACED
+
     def reading_for_s(self, now_ns: int) -> float:
         """How long the current read has been going on (0.0 when not reading)."""
         since = int(self.status[_READING_SINCE])
@@ -299,6 +343,11 @@ def source_loop(
     stage = f"source {source.name}"
     try:
         while not stop.is_set():
+            asked = int(status[_PERIOD_ASKED])
+            if asked and asked != (period_ns or UNPACED):
+                period_ns = max(0, asked)
+                missed, tick = tick.missed, FrameClock(period_ns)  # the new pace starts now
+                tick.missed = missed
             if settings.quota is not None and produced >= settings.quota:
                 final, message = ENDED, f"read the {settings.quota} frames asked for"
                 break
@@ -464,10 +513,11 @@ def _source_process(
     config: SourceConfig,
     stream_id: int,
     conn: Connection,
-    stop: StopFlag,
+    stop_reader: Connection,
     make_source: Callable[[SourceConfig, int], Source],
 ) -> None:
     """A source process: open the source, say its size, attach the ring, run the loop."""
+    stop = PipeStopFlag(stop_reader)
     name_this_thread(f"source-{stream_id}")
     _child_logging()
     try:
@@ -511,16 +561,17 @@ class ProcessSourceWorker(SourceWorker):
         self.config = config
         self.stream_id = stream_id
         ctx = multiprocessing.get_context("spawn")
-        self._stop = ctx.Event()
+        stop_reader, self._stop = ctx.Pipe(duplex=False)
         self._conn, child = ctx.Pipe()
         self._process = ctx.Process(
             target=_source_process,
-            args=(config, stream_id, child, self._stop, make_source),
+            args=(config, stream_id, child, stop_reader, make_source),
             name=f"edgeloop-source-{stream_id}",
             daemon=True,
         )
         self._process.start()
         child.close()
+        stop_reader.close()
         reply = self._receive(OPEN_TIMEOUT_S, "open its source")
         if reply[0] == "error":
             self._process.join(5.0)
@@ -550,7 +601,9 @@ class ProcessSourceWorker(SourceWorker):
         self._receive(OPEN_TIMEOUT_S, "attach its ring")
 
     def stop(self) -> None:
-        self._stop.set()
+        """Ask the process to stop; never waits for it (:class:`PipeStopFlag`)."""
+        with contextlib.suppress(OSError):
+            self._stop.send_bytes(b"s")
 
     def join(self, timeout: float) -> bool:
         self._process.join(timeout)
@@ -571,3 +624,4 @@ class ProcessSourceWorker(SourceWorker):
 
     def close(self) -> None:
         self._conn.close()
+        self._stop.close()

@@ -82,6 +82,9 @@ class RunState:
         self.frame_observers = frame_observers
         self.crash: BaseException | None = None
         self.crash_event = threading.Event()
+        self.busy_since: dict[str, int] = {}
+        """Worker name -> when its current piece of work began (``perf_counter_ns``), 0 while
+        it waits for work: a worker busy for long is stuck (the device app's stall check)."""
 
     def group(self, name: str) -> StageGroup:
         group = self.groups.get(name)
@@ -158,9 +161,11 @@ class IngestWorker:
             self.stats,
         )
         clock = time.perf_counter_ns
+        busy, name = state.busy_since, self.thread.name
         stage.on_start()
         try:
             while True:
+                busy[name] = 0
                 try:
                     frame = consumer.acquire(timeout=POLL_S)
                 except RingTimeoutError:
@@ -169,6 +174,7 @@ class IngestWorker:
                     continue
                 except RingClosedError:
                     return  # the source ended and everything it published was taken
+                busy[name] = clock()
                 meta = frame.meta
                 item = WorkItem(
                     frame,
@@ -257,12 +263,15 @@ class InferWorker:
             self.stats,
         )
         clock = time.perf_counter_ns
+        busy = state.busy_since
         stage.on_start()
         try:
             while True:
+                busy["infer"] = 0
                 batch = batcher.next_batch()
                 if batch is None:
                     return
+                busy["infer"] = clock()
                 outputs = None
                 if batch.rows:
                     cpu_start = time.thread_time_ns()
@@ -282,12 +291,15 @@ class InferWorker:
     def _submit(self) -> None:
         remote, batcher, out = self.remote, self.batcher, self.out
         assert remote is not None
+        busy = self.state.busy_since
         self.stage.on_start()
         try:
             while True:
+                busy["infer"] = 0
                 batch = batcher.next_batch()
                 if batch is None:
                     return
+                busy["infer"] = time.perf_counter_ns()
                 if batch.rows:
                     remote.submit(batch.rows, batch.slot)
                 out.put((batch, PENDING if batch.rows else None))
@@ -367,13 +379,16 @@ class OutputWorker:
         state = self.state
         post, filt, sink = self.post, self.filter, self.sink
         filter_stats = self.filter_stats
+        busy = state.busy_since
         for stage in (post, filt, self.compress):  # the sink was opened before the run
             stage.on_start()
         try:
             while True:
+                busy["output"] = 0
                 got = self.inbox.get()
                 if got is None:
                     return
+                busy["output"] = clock()
                 batch, outputs = got
                 self._decode(batch, outputs)
                 for item in batch.items:
@@ -545,18 +560,23 @@ class CompressPool:
         self.threads = []
         for i in range(workers):
             stats = state.group("compress").add(StageStats("compress"))
-            self.threads.append(_thread(f"compress-{i}", state, self._worker(stats)))
+            name = f"compress-{i}"
+            self.threads.append(_thread(name, state, self._worker(name, stats)))
 
     def submit(self, item: WorkItem) -> None:
         self._inbox.put((self._submitted, item))
         self._submitted += 1
 
-    def _worker(self, stats: StageStats) -> Callable[[], None]:
+    def _worker(self, name: str, stats: StageStats) -> Callable[[], None]:
+        busy = self.state.busy_since
+
         def run() -> None:
             while True:
+                busy[name] = 0
                 got = self._inbox.get()
                 if got is None:
                     return
+                busy[name] = time.perf_counter_ns()
                 order, item = got
                 start = time.perf_counter_ns()
                 try:
