@@ -600,6 +600,7 @@ def flat_out_block(measured: Measured, cores: float) -> schema.PipelineBlock:
         "threads": report.backend.threads,
         "threads_why": report.threads_why,
     }
+    block["source"] = source_block(report)
     # A run paced with --rate keeps its latency samples once, in pipeline.paced.samples (where
     # compare judges them): kept here too, they were a third of the report's bytes.
     block["samples"] = (
@@ -608,6 +609,22 @@ def flat_out_block(measured: Measured, cores: float) -> schema.PipelineBlock:
     if paced:
         block["paced"] = paced_block(measured)
     return block
+
+
+def source_block(report: Any) -> schema.SourceBlock:
+    """``pipeline.source``: the first stream's source facts, the workers, the loops in all."""
+    first = report.streams[0].source if report.streams else {}
+    return {
+        "kind": first.get("kind", "unknown"),
+        "codec": first.get("codec"),
+        "width": first.get("width"),
+        "height": first.get("height"),
+        "decoder": first.get("decoder"),
+        "decode_threads": first.get("threads"),
+        "workers": first.get("workers", "unknown"),
+        "streams": len(report.streams),
+        "loops": sum(stream.loops for stream in report.streams),
+    }
 
 
 def measures_capacity(config: Any) -> bool:

@@ -325,11 +325,38 @@ def rate_lines(report: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def source_lines(report: Mapping[str, Any]) -> list[str]:
+    """What the run read, and how (``pipeline.source``), in one line.
+
+    >>> source_lines({"pipeline": {"source": {"kind": "file", "codec": "h264", "width": 1280,
+    ...     "height": 720, "decoder": "pyav", "decode_threads": 0, "workers": "thread",
+    ...     "streams": 3, "loops": 2}}})
+    ['source: 3 x file 1280x720 h264, decoded by pyav (threads: its own choice) in threads;
+      2 loop points']
+    """
+    source = lookup(report, "pipeline.source")
+    if not isinstance(source, Mapping):
+        return []
+    what = f"{source.get('kind')} {source.get('width')}x{source.get('height')}"
+    if source.get("codec"):
+        what += f" {source['codec']}"
+    if source.get("decoder"):
+        threads = source.get("decode_threads")
+        shown = "its own choice" if threads == 0 else threads
+        what += f", decoded by {source['decoder']}"
+        what += f" (threads: {shown})" if threads is not None else ""
+    line = f"source: {source.get('streams')} x {what} in {source.get('workers')}s"
+    if source.get("loops"):
+        line += f"; {source['loops']} loop points"
+    return [line]
+
+
 def pipeline_sections(report: Mapping[str, Any]) -> Iterable[tuple[str, list[str]]]:
     """(title, lines) of the pipeline summary and stage tables, when the report has them."""
     if "pipeline" not in report:
         return
     notes = [
+        *source_lines(report),
         *rate_lines(report),
         *stall_lines(report),
         *extension_lines(report),

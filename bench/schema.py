@@ -287,6 +287,21 @@ class QuietRun(RunBlock, total=False):
     accuracy: Annotated[Accuracy | None, Doc("", "relevant recall of the filter")]
 
 
+class SourceBlock(TypedDict):
+    """What the run read and how (the first stream's source; the others are alike in a
+    standard run)."""
+
+    kind: Annotated[str, Doc("", "`synthetic`, `file`, `rtsp`, `http`, `v4l2`, `images`")]
+    codec: Annotated[str | None, Doc("", "the decoder's codec (`h264`, `hevc`, ...; null: none)")]
+    width: Annotated[int | None, Doc("px", "frame width")]
+    height: Annotated[int | None, Doc("px", "frame height")]
+    decoder: Annotated[str | None, Doc("", "`pyav` or `opencv` (null: nothing decodes)")]
+    decode_threads: Annotated[int | None, Doc("", "the decoder's threads (0: its own choice)")]
+    workers: Annotated[str, Doc("", "`thread` or `process`: where the sources ran")]
+    streams: Annotated[int, Doc("", "streams read")]
+    loops: Annotated[int, Doc("", "times the streams went back to their start, in all")]
+
+
 class PipelineBlock(RunBlock, total=False):
     """The flat-out run (`pipeline`), and the other runs under it."""
 
@@ -301,6 +316,7 @@ class PipelineBlock(RunBlock, total=False):
     model_load: Annotated[ModelLoad, Doc("", "model load, apart from the steady state")]
     model: Annotated[ModelBlock, Doc("", "how the model was read: format, classes, input")]
     backend: Annotated[BackendBlock, Doc("", "what ran the model")]
+    source: Annotated[SourceBlock, Doc("", "what the run read, and how")]
     samples: Annotated[Samples, Doc("", "raw samples for compare")]
     paced: Annotated[PacedRun, Doc("", "the paced run")]
     quiet: Annotated[QuietRun, Doc("", "the quiet scene")]

@@ -263,3 +263,28 @@ def test_the_pipeline_counts_concealed_frames_and_loses_none(
     assert 0 < stream.concealed < stream.produced
     (counted,) = report.metrics["edgeloop_frames_concealed_total"]["samples"]
     assert counted["labels"] == {"stream": "0"} and counted["value"] == stream.concealed
+
+
+@pytest.mark.parametrize("workers", ["thread", "process"])
+def test_the_report_says_what_was_read_and_counts_the_loops(
+    videos: dict[str, Path], decoder: str, workers: str
+) -> None:
+    """A looping 30-frame clip read 75 frames: two loop points counted (from a source process
+    too, through the stream's shared block), and the stream's report names the kind, size,
+    codec, decoder and workers."""
+    path = videos["h264"]
+    config = load_pipeline_config(
+        overrides=[
+            f"sources=[{{kind: file, uri: '{path}', decoder: {decoder}, loop: true}}]",
+            f"source_workers={workers}",
+            "model.backend=onnxruntime",
+        ]
+    )
+    with Pipeline(config) as pipeline:
+        report = pipeline.run(max_frames=75)
+    stream = report.streams[0]
+    assert stream.produced == 75 and stream.loops == 2
+    facts = stream.source
+    assert (facts["kind"], facts["width"], facts["height"]) == ("file", WIDTH, HEIGHT)
+    assert facts["decoder"] == decoder and facts["workers"] == workers
+    assert facts["codec"] == "h264", facts

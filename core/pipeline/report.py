@@ -73,6 +73,10 @@ class StreamReport:
     produced_total: int = 0
     """Frames the source put into the ring over the whole run, warm-up included: the measured
     frames are the last ``produced`` of them (``Pipeline.stage_costs(span=...)`` samples those)."""
+    loops: int = 0
+    """Times the source went back to its start (a looping file), over the whole run."""
+    source: dict[str, Any] = field(default_factory=dict)
+    """What it read and how (:meth:`core.sources.Source.facts`) and the ``workers`` kind."""
     missed_ticks: int = 0
     """Ticks of a paced stream that passed without a frame: the source was still reading, or
     waited for a free slot while the stages were behind (back-pressure). Never produced, so

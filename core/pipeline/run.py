@@ -575,6 +575,8 @@ class Run:
             occupancy_end=ring.occupancy(),
             concealed=block.concealed,
             produced_total=block.produced,
+            loops=block.loops,
+            source={**worker.facts, "workers": self.config.source_workers},
             missed_ticks=block.missed_ticks - self.missed_mark[i],
         )
 

@@ -78,8 +78,9 @@ STATE_NAMES = {RUNNING: "running", ENDED: "ended", FAILED: "failed", STOPPED: "s
     _CONCEALED,
     _MISSED_TICKS,
     _PERIOD_ASKED,
-) = range(9)
-_STATUS_FIELDS = 9
+    _LOOPS,
+) = range(10)
+_STATUS_FIELDS = 10
 UNPACED = -1
 """In the block's asked period: run unpaced (0 there: nothing asked, keep the settings')."""
 _MESSAGE_BYTES = 256
@@ -232,6 +233,11 @@ class StreamBlock:
     def missed_ticks(self) -> int:
         """Ticks of a paced stream that passed without a frame (:attr:`FrameClock.missed`)."""
         return int(self.status[_MISSED_TICKS])
+
+    @property
+    def loops(self) -> int:
+        """Times the source went back to its start (a looping file)."""
+        return int(self.status[_LOOPS])
 
     @property
     def last_frame_ns(self) -> int:
@@ -411,6 +417,7 @@ def source_loop(
             stats.record(start, end)
             produced += 1
             status[_PRODUCED] = produced
+            status[_LOOPS] = source.loops
             status[_LAST_FRAME] = published_ns
     finally:
         block.set_state(final, message)
@@ -428,6 +435,8 @@ class SourceWorker:
     shape: tuple[int, int]
     has_truth: bool
     config: SourceConfig
+    facts: dict[str, Any]
+    """What the source reads and how (:meth:`core.sources.Source.facts`), once opened."""
 
     def start(self, ring: FrameRing, block: StreamBlock, settings: SourceLoopSettings) -> None:
         raise NotImplementedError
@@ -462,6 +471,7 @@ class ThreadSourceWorker(SourceWorker):
         self.name = source.name
         self.shape = source.open()
         self.has_truth = source.has_ground_truth()
+        self.facts = source.facts()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -527,7 +537,7 @@ def _source_process(
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     try:
-        conn.send(("opened", shape, source.has_ground_truth(), source.name))
+        conn.send(("opened", shape, source.has_ground_truth(), source.name, source.facts()))
         if not conn.poll(OPEN_TIMEOUT_S):
             return
         message = conn.recv()
@@ -576,7 +586,7 @@ class ProcessSourceWorker(SourceWorker):
         if reply[0] == "error":
             self._process.join(5.0)
             raise PipelineError(f"source {stream_id} ({config.kind}): {reply[1]}")
-        _, shape, self.has_truth, self.name = reply
+        _, shape, self.has_truth, self.name, self.facts = reply
         self.shape = (int(shape[0]), int(shape[1]))
 
     def _receive(self, timeout: float, what: str) -> tuple[Any, ...]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -111,6 +111,12 @@ class SourceFrame:
     delivered as decoded, counted by the pipeline (``StreamReport.concealed``)."""
 
 
+class DecoderFacts(Protocol):
+    """What :meth:`Source.facts` asks of a decoder (:class:`core.sources.decoders.Decoder`)."""
+
+    def facts(self) -> dict[str, Any]: ...
+
+
 class Source(abc.ABC):
     """A stream of HxWx3 uint8 BGR frames; see the module docstring for the rules."""
 
@@ -118,6 +124,8 @@ class Source(abc.ABC):
     """Whether frames come from the world as it happens (a camera, RTSP) rather than being
     replayed (the synthetic camera, a file, a folder): a replayed frame paced by the pipeline
     is stamped captured when the pacing publishes it (:mod:`core.pipeline.streams`)."""
+    loops = 0
+    """Times a looping source went back to its start (``loop``); the pipeline counts them."""
 
     def __init__(self, config: SourceConfig, stream_id: int) -> None:
         self.config = config
@@ -153,6 +161,28 @@ class Source(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - most sources have something to release, not all
         """Release files, devices, connections and threads (idempotent)."""
+
+    def facts(self) -> dict[str, Any]:
+        """What it reads and how, for reports (after :meth:`open`): ``kind``, ``width``,
+        ``height``, and ``decoder``, ``codec``, ``threads`` where a decoder runs
+        (:meth:`core.sources.decoders.Decoder.facts`; None otherwise)."""
+        height, width = self._shape if self._shape is not None else (None, None)
+        facts: dict[str, Any] = {
+            "kind": self.config.kind,
+            "width": width,
+            "height": height,
+            "decoder": None,
+            "codec": None,
+            "threads": None,
+        }
+        decoder = self.active_decoder()
+        if decoder is not None:
+            facts.update(decoder.facts())
+        return facts
+
+    def active_decoder(self) -> DecoderFacts | None:
+        """The decoder reading the stream now, where one does (files, network, V4L2)."""
+        return None
 
     def has_ground_truth(self) -> bool:
         """Whether frames carry :attr:`SourceFrame.truth` (the synthetic camera's do)."""

@@ -46,6 +46,17 @@ __all__ = [
 ]
 
 OpenCvApi = Literal["ffmpeg", "v4l2"]
+FOURCC_CODECS = {
+    "avc1": "h264",
+    "h264": "h264",
+    "x264": "h264",
+    "hev1": "hevc",
+    "hvc1": "hevc",
+    "hevc": "hevc",
+    "h265": "hevc",
+    "mjpg": "mjpeg",
+}
+"""OpenCV reports a FourCC: the FFmpeg codec names PyAV reports, for the same report key."""
 
 _INSTALL = "pip install 'edgeloop[video]'"
 
@@ -93,6 +104,12 @@ class Decoder(abc.ABC):
     @abc.abstractmethod
     def seek(self, index: int) -> None:
         """Make frame ``index`` (0: the first) the next one read."""
+
+    def facts(self) -> dict[str, Any]:
+        """What decodes it: ``decoder`` (the library), ``codec`` (FFmpeg's decoder name, or
+        the FourCC where only that is known; None when unknown) and ``threads`` (0: the
+        library chooses), for the bench report."""
+        return {"decoder": self.library, "codec": None, "threads": None}
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -218,6 +235,10 @@ class PyAvDecoder(Decoder):
             return None
         index: int = round((frame.pts - self._start) * self._stream.time_base * self._rate)
         return index
+
+    def facts(self) -> dict[str, Any]:
+        context = self._stream.codec_context
+        return {"decoder": self.library, "codec": context.name, "threads": context.thread_count}
 
     def seek(self, index: int) -> None:
         """Seek by timestamp to the key frame at or before ``index``, then decode up to it.
@@ -363,6 +384,15 @@ class OpenCvDecoder(Decoder):
         self._check(image)
         result: np.ndarray = image
         return result
+
+    def facts(self) -> dict[str, Any]:
+        fourcc = int(self._cap.get(self._cv2.CAP_PROP_FOURCC))
+        tag = fourcc.to_bytes(4, "little").decode("ascii", "replace").strip("\x00 ").lower()
+        return {
+            "decoder": self.library,
+            "codec": FOURCC_CODECS.get(tag, tag or None),
+            "threads": None,
+        }
 
     def seek(self, index: int) -> None:
         if not self._cap.set(self._cv2.CAP_PROP_POS_FRAMES, index):

@@ -64,9 +64,13 @@ class FileSource(Source):
             if not self.config.loop or self._next_index == self.config.start_index:
                 return None  # the end (or a file with no frame to loop over)
             self.decoder.seek(0)
+            self.loops += 1
             if not self.decoder.read_into(out):
                 return None
         return self._delivered(concealed=self.decoder.concealed)
+
+    def active_decoder(self) -> Decoder | None:
+        return self.decoder
 
     def close(self) -> None:
         if self.decoder is not None:

@@ -127,6 +127,10 @@ class LiveSource(Source):
 
     live = True
 
+    def active_decoder(self) -> Decoder | None:
+        reader = self._reader
+        return reader.decoder if reader is not None else None
+
     def __init__(self, config: SourceConfig, stream_id: int) -> None:
         super().__init__(config, stream_id)
         self._reader: _Reader | None = None
