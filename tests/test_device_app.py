@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -30,12 +29,6 @@ from tests.test_cloud_sync import BUCKET, TABLE, _items, create_store
 
 AWS = ROOT / "examples" / "device-aws.yaml"
 SHUTDOWN_TIMEOUT_S = 10.0
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    with Mosquitto(tmp_path / "broker") as running:
-        yield running
 
 
 # -- the config ---------------------------------------------------------------------------------
@@ -133,13 +126,13 @@ def test_thing_is_declared_once() -> None:
 
 
 def test_every_acknowledged_record_arrives_once_and_sigterm_stops_cleanly(
-    broker: Mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     """20 s on the synthetic camera: what the spool stored reaches a subscriber exactly once,
     the metrics endpoint answers while it runs, and SIGTERM exits 0 in time with the spool
     empty (the file sink beside the outbox saw the same records)."""
-    recorder = Recorder(broker.plain)
-    app = AppProcess(tmp_path, broker.plain)
+    recorder = Recorder(mosquitto.plain)
+    app = AppProcess(tmp_path, mosquitto.plain)
     try:
         url = app.base_url() + "/metrics"
         app.wait_for_log(r"running: thing edgeloop-local")
@@ -200,14 +193,14 @@ def test_a_broker_that_comes_up_late_gets_the_spool(tmp_path: Path) -> None:
 
 
 def test_kill_9_loses_nothing_acknowledged_and_a_repeat_keeps_its_id(
-    broker: Mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     """``kill -9`` mid-run, then a restart on the same state dir: every record the spool
     stored reaches the subscriber (the spool ends empty, and first arrivals are gap-free per
     stream across both runs: the sequence goes on after a restart), a record sent twice
     carries the same message id, and the dead app's children did not outlive it."""
-    recorder = Recorder(broker.plain)
-    first = AppProcess(tmp_path, broker.plain, log_name="first.log")
+    recorder = Recorder(mosquitto.plain)
+    first = AppProcess(tmp_path, mosquitto.plain, log_name="first.log")
     try:
         first.wait_for_log(r"health: running")
         children = psutil.Process(first.proc.pid).children(recursive=True)
@@ -219,7 +212,7 @@ def test_kill_9_loses_nothing_acknowledged_and_a_repeat_keeps_its_id(
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"children outlived the app: {[c.name() for c in alive]}"
     before = len(recorder.ids())
-    second = AppProcess(tmp_path, broker.plain, duration=8, log_name="second.log")
+    second = AppProcess(tmp_path, mosquitto.plain, duration=8, log_name="second.log")
     try:
         status = second.wait(60)
     finally:
@@ -237,7 +230,7 @@ def test_kill_9_loses_nothing_acknowledged_and_a_repeat_keeps_its_id(
 
 
 def test_results_reach_s3_and_dynamodb_beside_mqtt(
-    broker: Mosquitto, moto_server: MotoServer, tmp_path: Path
+    mosquitto: Mosquitto, moto_server: MotoServer, tmp_path: Path
 ) -> None:
     """The ``cloud`` section beside ``mqtt``, against moto's server: after the run every result
     the file sink saw is one DynamoDB event item and a results object in S3 (crops under
@@ -249,7 +242,7 @@ def test_results_reach_s3_and_dynamodb_beside_mqtt(
         f"cloud.endpoint_url={moto_server.url}",
         "cloud.poll_s=0.05",
     ]
-    app = AppProcess(tmp_path, broker.plain, *cloud, duration=8)
+    app = AppProcess(tmp_path, mosquitto.plain, *cloud, duration=8)
     try:
         status = app.wait(90)
     finally:

@@ -28,15 +28,9 @@ CMD = "edgeloop/edgeloop-local/cmd/"
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    with Mosquitto(tmp_path / "broker") as running:
-        yield running
-
-
-@pytest.fixture
-def health(broker: Mosquitto) -> Iterator[Recorder]:
+def health(mosquitto: Mosquitto) -> Iterator[Recorder]:
     """A subscriber to every thing's health topic (persistent session)."""
-    recorder = Recorder(broker.plain, topic=HEALTH, client_id="health")
+    recorder = Recorder(mosquitto.plain, topic=HEALTH, client_id="health")
     yield recorder
     recorder.close()
 
@@ -71,14 +65,14 @@ def _command(port: int, name: str, body: dict[str, Any]) -> None:
 
 
 def test_health_records_probes_and_live_changes(
-    broker: Mosquitto, health: Recorder, tmp_path: Path
+    mosquitto: Mosquitto, health: Recorder, tmp_path: Path
 ) -> None:
     """Records at start, on change and every interval; the probe pages; a live key changed by
     the config command and by SIGHUP (its effect seen in the results and the frame count);
     a key that is not live, and a model update, refused with the reason; ``stopped`` last."""
     config = tmp_path / "device.yaml"
     config.write_text(LOCAL.read_text())
-    app = AppProcess(tmp_path, broker.plain, "health.interval_s=1", config=config)
+    app = AppProcess(tmp_path, mosquitto.plain, "health.interval_s=1", config=config)
     try:
         app.wait_for_log(r"health: running")
         assert app.page("/healthz") == (200, {"state": "running", "ok": True, "problems": []})
@@ -91,15 +85,17 @@ def test_health_records_probes_and_live_changes(
         assert running["streams"][0]["state"] == "running" and "records" in running["spool"]
         _wait_record(health, lambda r: r["uptime_s"] > running["uptime_s"] + 0.9)  # interval
 
-        _command(broker.plain, "config", {"overrides": ["pipeline.filter.transmission=metadata"]})
+        _command(
+            mosquitto.plain, "config", {"overrides": ["pipeline.filter.transmission=metadata"]}
+        )
         applied = _wait_record(health, _event("config", origin="command", result="applied"))
         assert applied["event"]["keys"] == ["pipeline.filter.transmission"]
         sent_at = len(file_records(tmp_path / "results"))
-        _command(broker.plain, "config", {"overrides": ["pipeline.model.batch_size=2"]})
+        _command(mosquitto.plain, "config", {"overrides": ["pipeline.model.batch_size=2"]})
         refused = _wait_record(health, _event("config", result="refused"))["event"]
         assert "pipeline.model.batch_size: not live" in refused["reason"]
         update = {"name": "detector", "version": "2", "uri": "s3://m/d.onnx", "sha256": "a" * 64}
-        _command(broker.plain, "model-update", update)
+        _command(mosquitto.plain, "model-update", update)
         answer = _wait_record(health, _event("model-update"))["event"]
         assert answer["result"] == "not-supported" and answer["version"] == "2"
 
@@ -126,13 +122,13 @@ def test_health_records_probes_and_live_changes(
 
 
 def test_a_stalled_source_turns_readyz_false_and_exit_on_stall_exits_1(
-    broker: Mosquitto, health: Recorder, tmp_path: Path
+    mosquitto: Mosquitto, health: Recorder, tmp_path: Path
 ) -> None:
     """The source's process stopped (SIGSTOP): ``/readyz`` and ``/healthz`` 503 and a
     ``stalled`` record; continued, the app is ready again. With ``exit_on_stall`` the same
     stall stops the app with status 1 and the reason in one line."""
     common = ("pipeline.source_workers=process", "health.stall_s=2", "health.interval_s=1")
-    app = AppProcess(tmp_path, broker.plain, *common, log_name="first.log")
+    app = AppProcess(tmp_path, mosquitto.plain, *common, log_name="first.log")
     try:
         app.wait_for_log(r"health: running")
         source = app.child("source-0")
@@ -153,7 +149,7 @@ def test_a_stalled_source_turns_readyz_false_and_exit_on_stall_exits_1(
         app.kill()
 
     second = AppProcess(
-        tmp_path, broker.plain, *common, "health.exit_on_stall=true", log_name="second.log"
+        tmp_path, mosquitto.plain, *common, "health.exit_on_stall=true", log_name="second.log"
     )
     try:
         second.wait_for_log(r"health: running")
@@ -167,13 +163,13 @@ def test_a_stalled_source_turns_readyz_false_and_exit_on_stall_exits_1(
 
 
 def test_a_crash_in_a_thread_exits_1_and_is_reported_once_on_the_next_start(
-    broker: Mosquitto, health: Recorder, tmp_path: Path
+    mosquitto: Mosquitto, health: Recorder, tmp_path: Path
 ) -> None:
     """An uncaught exception in the MQTT publisher's thread: logged with its stack, the app
     stops with status 1, the crash file names it; the next start sends its summary once on
     the health topic and keeps the file as sent."""
     crashing = [sys.executable, str(Path(__file__).with_name("crashing_app.py"))]
-    app = AppProcess(tmp_path, broker.plain, command=crashing, log_name="crash.log")
+    app = AppProcess(tmp_path, mosquitto.plain, command=crashing, log_name="crash.log")
     try:
         status = app.wait(60)
     finally:
@@ -185,7 +181,7 @@ def test_a_crash_in_a_thread_exits_1_and_is_reported_once_on_the_next_start(
     crash_file = tmp_path / "state" / "last-crash.json"
     assert json.loads(crash_file.read_text())["where"] == "thread edgeloop-mqtt"
 
-    again = AppProcess(tmp_path, broker.plain, duration=4, log_name="again.log")
+    again = AppProcess(tmp_path, mosquitto.plain, duration=4, log_name="again.log")
     try:
         assert again.wait(60) == 0, again.log()[-3000:]
     finally:

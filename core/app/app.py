@@ -101,6 +101,7 @@ class DeviceApp:
         self._stop_at: float | None = None
         self._why = "its sources ended"
         self._started = time.monotonic()
+        self._version = edgeloop_version()
         self.outbox: Outbox | None = None
         self.spool_sink: OutboxSink | None = None
         self.pipeline: Pipeline | None = None
@@ -400,16 +401,13 @@ class DeviceApp:
     def record_facts(self) -> dict[str, Any]:
         outbox = self.outbox
         errors = [p.last_error for p in self.publishers if p.last_error]
+        spool = outbox.stats() if outbox is not None else {}
         return {
             "thing": self.config.thing,
-            "version": edgeloop_version(),
+            "version": self._version,
             "model": self.model_facts,
             "uptime_s": time.monotonic() - self._started,
-            "spool": (
-                {"records": outbox.depth(), "bytes": int(outbox.stats()["bytes"])}
-                if outbox is not None
-                else {}
-            ),
+            "spool": {key: int(spool[key]) for key in ("records", "bytes") if key in spool},
             "last_error": self.failure or (errors[-1] if errors else None),
         }
 

@@ -31,6 +31,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from core.cache import atomic_write_bytes
 from core.metrics.registry import MetricsRegistry
 
 __all__ = ["CRASH_FILE", "FAULT_FILE", "CrashLog"]
@@ -75,10 +76,8 @@ class CrashLog:
         return summary
 
     def _write(self, summary: dict[str, Any]) -> None:
-        temporary = self.path.with_suffix(".tmp")
         try:
-            temporary.write_text(json.dumps(summary, indent=1))
-            os.replace(temporary, self.path)
+            atomic_write_bytes(self.path, json.dumps(summary, indent=1).encode())
         except OSError as exc:
             log.error("cannot write the crash summary to %s: %s", self.path, exc)
 

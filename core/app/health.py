@@ -35,7 +35,6 @@ from core.pipeline.status import RunStatus
 __all__ = ["SCHEMA", "Health", "assess", "health_record", "probe_page"]
 
 SCHEMA = "edgeloop.health/1"
-LIVE_STATES = frozenset({"starting", "running", "degraded", "stopping"})
 
 
 @dataclass(frozen=True)
