@@ -141,7 +141,7 @@ def run_micro(args: argparse.Namespace) -> Mapping[str, Any]:
     return result
 
 
-def _suite_options(args: argparse.Namespace, **parts: bool) -> standard.SuiteOptions:
+def _suite_options(args: argparse.Namespace, **parts: Any) -> standard.SuiteOptions:
     options = standard.SuiteOptions(
         config_file=args.config,
         model=args.model,
@@ -181,7 +181,15 @@ def run_standard(args: argparse.Namespace) -> Mapping[str, Any]:
 
 
 def run_pipeline(args: argparse.Namespace) -> Mapping[str, Any]:
-    options = _suite_options(args, micro=False, paced=False, quiet=False, naive=not args.no_naive)
+    options = _suite_options(
+        args,
+        micro=False,
+        paced=False,
+        quiet=False,
+        naive=not args.no_naive,
+        multistream=0,
+        default_source=None,
+    )
     return _run_suite(args, options, args.out)
 
 
@@ -340,14 +348,17 @@ def _strict(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
     )
 
 
-def _pipeline_options(parser: argparse.ArgumentParser, *, rate: bool) -> None:
+def _pipeline_options(parser: argparse.ArgumentParser, *, rate: bool, source: str) -> None:
     parser.add_argument(
         "--model", metavar="PATH|NAME", help="ONNX file or reference model (classifier, detector)"
     )
     parser.add_argument(
         "--source",
         metavar="SRC",
-        help="synthetic (default), a video file, a folder, /dev/videoN, a URL",
+        help=f"{source} (default), "
+        + ", ".join(n for n in ("clip1080p", "clip720p", "synthetic") if n != source)
+        + ", a video file (NAME.truth.json beside it: its ground truth), a folder, "
+        "/dev/videoN, a URL",
     )
     parser.add_argument(
         "--streams", type=POSITIVE_INT, metavar="N", help="streams of the source (default 1)"
@@ -396,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parser)
     _publish(parser)
     _strict(parser, top=True)
-    _pipeline_options(parser, rate=False)
+    _pipeline_options(parser, rate=False, source=standard.MAIN_SOURCE)
     parser.add_argument(
         "--out",
         type=Path,
@@ -430,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(pipe)
     _publish(pipe)
     _strict(pipe)
-    _pipeline_options(pipe, rate=True)
+    _pipeline_options(pipe, rate=True, source="synthetic")
     pipe.add_argument("--out", type=Path, metavar="DIR", help="also write a report folder")
     pipe.add_argument("--no-naive", action="store_true", help="skip the naive loop")
 

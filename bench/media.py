@@ -9,10 +9,11 @@ average bitrate ``bitrate``, a keyframe every ``gop`` frames and no others: scen
 is off). The file lives under ``<cache>/clips/`` by a name that spells out every parameter and
 :data:`VERSION`, with its SHA-256 beside it (``.sha256``, written last: a clip without it is
 unfinished) and a JSON file of the scene (``.json``: :class:`core.synthetic.SceneConfig`'s
-fields, frame count, codec settings), from which the ground truth of every frame can be
-rebuilt (``SyntheticCamera(SceneConfig(**scene)).frame(i)``). A present, intact clip is reused;
-a missing, truncated or altered one is encoded again. Files are written atomically, so two
-processes making the same clip never leave half a file.
+fields, frame count, codec settings) and the ground truth of every frame in a sidecar
+(``.truth.json``, :mod:`core.sources.truth`: what a file source reads to measure accuracy on
+the clip as on the synthetic camera). A present, intact clip is reused (its sidecar made again
+when missing or unreadable); a missing, truncated or altered one is encoded again. Files are
+written atomically, so two processes making the same clip never leave half a file.
 
 Encoding prints nothing: a caller that wants to show progress passes ``progress``.
 
@@ -31,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from core.cache import atomic_write_bytes, cache_dir, intact, write_built
+from core.detections import GroundTruth
 from core.errors import ConfigError, SourceError
-from core.synthetic import SceneConfig, SyntheticCamera
+from core.sources.truth import TruthTrack, truth_path_for, write_truth
+from core.synthetic import CLASS_NAMES, SceneConfig, SyntheticCamera
 
 VERSION = 1
 """Bump when the encoding or the scene changes: the file name carries it."""
@@ -41,6 +44,14 @@ PIX_FMT = "yuv420p"
 PRESET = "veryfast"
 """x264's preset: a file the size and structure a camera sends, made in seconds."""
 CLIPS: dict[str, dict[str, Any]] = {
+    "clip1080p": {
+        "width": 1920,
+        "height": 1080,
+        "fps": 30,
+        "seconds": 10,
+        "gop": 30,
+        "bitrate": 6_000_000,
+    },
     "clip720p": {
         "width": 1280,
         "height": 720,
@@ -50,7 +61,9 @@ CLIPS: dict[str, dict[str, Any]] = {
         "bitrate": 4_000_000,
     },
 }
-"""Clips ``--source`` knows by name -> :func:`synthetic_clip`'s arguments."""
+"""Clips ``--source`` knows by name -> :func:`synthetic_clip`'s arguments. ``clip1080p`` is
+what a camera sends (1080p30, a key frame a second, 6 Mbit/s) and the standard suite's main
+stream; ten seconds keep its first encoding to seconds, and a file source loops it."""
 Progress = Callable[[float, str], None]
 
 
@@ -109,12 +122,19 @@ def synthetic_clip(
         "bitrate": bitrate,
     }
     facts_data = (json.dumps(facts, indent=2, sort_keys=True) + "\n").encode()
+    truth = truth_path_for(path)
     if not intact(path):
-        data = _encode(scene, frames, gop, bitrate, progress or _no_progress)
+        data, truths = _encode(scene, frames, gop, bitrate, progress or _no_progress)
         atomic_write_bytes(_json_path(path), facts_data)
+        write_truth(truth, CLASS_NAMES, (width, height), truths)
         write_built(path, data)  # its digest last: a clip without one is encoded again
-    elif _read(_json_path(path)) != facts_data:
+        return path
+    if _read(_json_path(path)) != facts_data:
         atomic_write_bytes(_json_path(path), facts_data)
+    if not _truth_fits(truth, frames):
+        camera = SyntheticCamera(scene)
+        truths = [camera.frame(i)[1] for i in range(frames)]
+        write_truth(truth, CLASS_NAMES, (width, height), truths)
     return path
 
 
@@ -123,7 +143,16 @@ def named_clip(name: str, *, progress: Progress | None = None) -> Path:
     return synthetic_clip(**CLIPS[name], progress=progress)
 
 
-def _encode(scene: SceneConfig, frames: int, gop: int, bitrate: int, progress: Progress) -> bytes:
+def _truth_fits(path: Path, frames: int) -> bool:
+    try:
+        return TruthTrack.load(path).frames == frames
+    except SourceError:
+        return False
+
+
+def _encode(
+    scene: SceneConfig, frames: int, gop: int, bitrate: int, progress: Progress
+) -> tuple[bytes, list[GroundTruth]]:
     try:
         import av  # noqa: PLC0415 - optional (the video extra), heavy
 
@@ -134,6 +163,7 @@ def _encode(scene: SceneConfig, frames: int, gop: int, bitrate: int, progress: P
             "pip install 'edgeloop[video]' (PyAV's wheels bundle it)"
         ) from exc
     camera = SyntheticCamera(scene)
+    truths: list[GroundTruth] = []
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as container:
         stream = container.add_stream(
@@ -145,7 +175,8 @@ def _encode(scene: SceneConfig, frames: int, gop: int, bitrate: int, progress: P
         stream.codec_context.gop_size = gop
         stream.codec_context.bit_rate = bitrate
         for index in range(frames):
-            image = camera.frame(index)[0]
+            image, truth = camera.frame(index)
+            truths.append(truth)
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
                 container.mux(packet)
             if index % 30 == 29:
@@ -153,7 +184,7 @@ def _encode(scene: SceneConfig, frames: int, gop: int, bitrate: int, progress: P
         for packet in stream.encode():
             container.mux(packet)
     progress(1.0, f"encoding clip: {frames} frames")
-    return buffer.getvalue()
+    return buffer.getvalue(), truths
 
 
 def _no_progress(fraction: float, message: str) -> None:

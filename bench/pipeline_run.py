@@ -27,7 +27,15 @@ averaged (:func:`bracket`)::
 -- the slowest stage's throughput with its workers, capped by the CPU all stages together
 need per frame on the cores this process may use (affinity, cgroup quota). ``efficiency`` is
 ``fps / bound_fps``: how much of that the running pipeline achieves (overlap, hand-offs,
-scheduling).
+scheduling). The second term alone is ``bound.cpu_fps`` (``cores / sum of cpu_s``, decoding
+included), and ``cpu_efficiency = fps / bound.cpu_fps`` says how much of the machine's CPU
+the running pipeline turns into frames: the figure that stays honest when a stage's own bound
+hides what the stages cost together (a decoder's threads, two streams sharing two cores).
+
+A fourth run, ``multistream`` (:func:`multistream_block`), reads several streams of the main
+source at once, flat out (per-stream fps and their ``fairness``, min over max) and paced past
+capacity (:func:`multistream_paced_block`: how the loss is shared between the streams, and
+how long a frame waits).
 
 Measuring follows :mod:`bench.verdict`: a warm-up bounded by time and count (at least
 ``warmup_s`` and long enough for :data:`WARMUP_FRAMES` frames at the bound's rate), a
@@ -88,17 +96,21 @@ def _no_progress(fraction: float, message: str) -> None:
 
 def source_config(text: str, **fields: Any) -> Any:
     """``--source`` as a :class:`core.sources.SourceConfig`: ``synthetic``, a benchmark clip by
-    name (``clip720p``: :data:`bench.media.CLIPS`, encoded on first use), a stream URL
-    (``rtsp://...``, ``http://...``), a V4L2 device (``/dev/video0``), a folder of images or a
-    video file (looped: a benchmark must not run out of frames)."""
+    name (``clip1080p``, ``clip720p``: :data:`bench.media.CLIPS`, encoded on first use), a
+    stream URL (``rtsp://...``, ``http://...``), a V4L2 device (``/dev/video0``), a folder of
+    images or a video file (looped: a benchmark must not run out of frames). A clip's or a
+    video file's ground-truth sidecar (``clip.truth.json`` beside ``clip.mp4``:
+    :mod:`core.sources.truth`) is read with it, so its accuracy is measured."""
     from bench import media  # noqa: PLC0415 - imports the synthetic camera
     from core.sources import SourceConfig  # noqa: PLC0415 - heavy, on demand
+    from core.sources.truth import truth_path_for  # noqa: PLC0415
 
     if text == "synthetic":
         return SourceConfig(kind="synthetic", **fields)
     if text in media.CLIPS:
         clip = media.named_clip(text)
-        return SourceConfig(kind="file", uri=str(clip), loop=True, **fields)
+        truth = str(truth_path_for(clip))
+        return SourceConfig(kind="file", uri=str(clip), loop=True, truth=truth, **fields)
     if text.startswith(NETWORK_SCHEMES):
         return SourceConfig(kind="rtsp", uri=text, **fields)
     if text.startswith("/dev/video"):
@@ -113,7 +125,9 @@ def source_config(text: str, **fields: Any) -> Any:
         )
     if path.is_dir():
         return SourceConfig(kind="images", uri=str(path), loop=True, **fields)
-    return SourceConfig(kind="file", uri=str(path), loop=True, **fields)
+    sidecar = truth_path_for(path)
+    found = str(sidecar) if sidecar.is_file() else None
+    return SourceConfig(kind="file", uri=str(path), loop=True, truth=found, **fields)
 
 
 def build_config(
@@ -149,38 +163,47 @@ def build_config(
         config = dataclasses.replace(
             config, model=dataclasses.replace(config.model, **model_changes)
         )
-    sources = tuple(config.sources)
     if source is not None:
-        sources = (source_config(source),)
+        config = dataclasses.replace(config, sources=(source_config(source),))
     if streams is not None:
-        if streams < 1:
-            raise ValueError(f"--streams must be >= 1, got {streams}")
-        template = sources[0]
-        sources = tuple(
-            dataclasses.replace(template, seed=template.seed + i)
-            if template.kind == "synthetic"
-            else template
-            for i in range(streams)
-        )
-    config = dataclasses.replace(config, sources=sources)
+        config = with_streams(config, streams)
     if infer_workers is not None:
         config = dataclasses.replace(config, infer_workers=infer_workers)
     if rate is not None:
         if rate <= 0:
             raise ValueError(f"--rate must be > 0 frames/s, got {rate}")
-        config = dataclasses.replace(config, rate=rate / len(sources))
+        config = dataclasses.replace(config, rate=rate / len(config.sources))
     return config
 
 
+def with_streams(config: Any, streams: int) -> Any:
+    """``config`` reading ``streams`` streams of its first source (the synthetic camera's with
+    seeds of their own, so they show different scenes)."""
+    if streams < 1:
+        raise ValueError(f"--streams must be >= 1, got {streams}")
+    template = config.sources[0]
+    sources = tuple(
+        dataclasses.replace(template, seed=template.seed + i)
+        if template.kind == "synthetic"
+        else template
+        for i in range(streams)
+    )
+    return dataclasses.replace(config, sources=sources)
+
+
 def quiet_config(config: Any) -> Any:
-    """``config`` with every synthetic source made a quiet scene (objects in 5 % of frames)."""
+    """``config`` with every synthetic source made a quiet scene (objects in 5 % of frames);
+    one quiet synthetic stream of the first source's size where none is synthetic (a recording
+    cannot be made to hold still)."""
+    from core.sources import SourceConfig  # noqa: PLC0415 - heavy, on demand
+
+    synthetic = [s for s in config.sources if s.kind == "synthetic"]
+    if not synthetic:
+        synthetic = [SourceConfig(kind="synthetic")]
     return dataclasses.replace(
         config,
         rate=None,
-        sources=tuple(
-            dataclasses.replace(s, quiet_fraction=QUIET_FRACTION) if s.kind == "synthetic" else s
-            for s in config.sources
-        ),
+        sources=tuple(dataclasses.replace(s, quiet_fraction=QUIET_FRACTION) for s in synthetic),
     )
 
 
@@ -259,7 +282,7 @@ def bound(costs: Mapping[str, Any], cores: float) -> schema.Bound:
     >>> costs = {"infer": Cost(service_ns=4e6, cpu_ns=7e6, workers=1),
     ...          "preprocess": Cost(service_ns=2e6, cpu_ns=2e6, workers=1)}
     >>> b = bound(costs, cores=2.0)
-    >>> b["bound_fps"], b["limit"], b["cpu_bound_fps"]
+    >>> b["bound_fps"], b["limit"], b["cpu_fps"]
     (222.22222222222223, 'cpu', 222.22222222222223)
     """
     per_stage = {
@@ -274,7 +297,7 @@ def bound(costs: Mapping[str, Any], cores: float) -> schema.Bound:
         "bound_fps": min(per_stage[slowest], cpu_bound),
         "limit": limit,
         "stage_bound_fps": per_stage,
-        "cpu_bound_fps": cpu_bound,
+        "cpu_fps": cpu_bound,
         "cpu_ms_per_frame": cpu_total_s * 1e3,
         "cores": cores,
     }
@@ -321,22 +344,39 @@ def _pipeline(config: Any) -> Any:
     return Pipeline(config, wrap_stage_calls=slowdown.from_env())
 
 
+def truth_classes(config: Any) -> tuple[str, ...] | None:
+    """The class names every source's ground truth uses (the synthetic scene's, or a truth
+    sidecar's); None when a source has none or two sources name their classes differently."""
+    from core.sources.truth import TruthTrack  # noqa: PLC0415
+    from core.synthetic import CLASS_NAMES  # noqa: PLC0415
+
+    found: set[tuple[str, ...]] = set()
+    for source in config.sources:
+        if source.kind == "synthetic":
+            found.add(tuple(CLASS_NAMES))
+        elif source.truth is not None:
+            found.add(TruthTrack.load(source.truth).classes)
+        else:
+            return None
+    return found.pop() if len(found) == 1 else None
+
+
 def _accuracy_counter(config: Any, model: Any) -> AccuracyCounter | None:
-    """An accuracy counter when a source has ground truth (the synthetic scene's classes) and
-    the model (:class:`core.formats.model.ModelChoice`) detects those classes: a classifier, a
-    raw model or another label set scored against them would give a wrong figure, not a low one.
-    """
-    if not any(s.kind == "synthetic" for s in config.sources):
+    """An accuracy counter when every source has ground truth (the synthetic scene, a truth
+    sidecar) and the model (:class:`core.formats.model.ModelChoice`) detects those classes: a
+    classifier, a raw model or another label set scored against them would give a wrong
+    figure, not a low one."""
+    classes = truth_classes(config)
+    if classes is None:
         return None
     from bench.observers import AccuracyCounter  # noqa: PLC0415
-    from core.synthetic import CLASS_NAMES  # noqa: PLC0415 - ground truth is synthetic's
 
     names = tuple(model.class_names)
-    if model.format.task != "detect" or len(names) != len(CLASS_NAMES):
+    if model.format.task != "detect" or len(names) != len(classes):
         return None
-    if model.names_from not in ("ids", "none") and names != tuple(CLASS_NAMES):
+    if model.names_from not in ("ids", "none") and names != classes:
         return None
-    return AccuracyCounter(len(CLASS_NAMES))
+    return AccuracyCounter(len(classes))
 
 
 def run(
@@ -578,6 +618,7 @@ def flat_out_block(measured: Measured, cores: float) -> schema.PipelineBlock:
     block["stages"] = _stages(report, measured.costs, limits["stage_bound_fps"] if limits else {})
     block["bound_fps"] = limits["bound_fps"] if limits else None
     block["efficiency"] = block["fps"] / limits["bound_fps"] if limits and not paced else None
+    block["cpu_efficiency"] = block["fps"] / limits["cpu_fps"] if limits and not paced else None
     block["bound"] = limits
     block["naive_fps"] = None
     block["speedup_vs_naive"] = None
@@ -625,6 +666,73 @@ def source_block(report: Any) -> schema.SourceBlock:
         "streams": len(report.streams),
         "loops": sum(stream.loops for stream in report.streams),
     }
+
+
+def per_stream_fps(report: Any) -> list[float]:
+    """Each stream's delivered frames per measured second."""
+    seconds = report.duration_s or 0.0
+    return [s.delivered / seconds if seconds > 0 else 0.0 for s in report.streams]
+
+
+def fairness(values: list[float]) -> float | None:
+    """``min / max`` of per-stream figures (1.0: even); None without a positive maximum.
+
+    >>> fairness([30.0, 27.0, 29.0]), fairness([0.0, 0.0])
+    (0.9, None)
+    """
+    top = max(values, default=0.0)
+    return min(values) / top if top > 0 else None
+
+
+def multistream_block(measured: Measured, cores: float) -> schema.MultistreamBlock:
+    """``multistream``: the streams flat out at once, against the CPU bound of this run's own
+    stage costs (each stage alone, on the first stream's frames)."""
+    report = measured.report
+    limits = bound(measured.costs, cores) if measured.costs else None
+    block = cast(schema.MultistreamBlock, _common(measured, judge_latency=False))
+    per_stream = per_stream_fps(report)
+    block["streams"] = len(report.streams)
+    block["cpu_efficiency"] = block["fps"] / limits["cpu_fps"] if limits else None
+    block["fairness"] = fairness(per_stream)
+    block["per_stream_fps"] = per_stream
+    block["dropped_by_stream"] = [int(sum(s.dropped.values())) for s in report.streams]
+    block["bound"] = limits
+    block["source"] = source_block(report)
+    block["stages"] = _stages(report, measured.costs, limits["stage_bound_fps"] if limits else {})
+    return block
+
+
+def multistream_rate(capacity_fps: float, streams: int, camera_fps: float = 30.0) -> float:
+    """The pace per stream for the overload run: a camera's ``camera_fps``, or more where the
+    streams together could take that (a quarter past their flat-out share), so the run always
+    asks more than the machine can do.
+
+    >>> multistream_rate(60.0, 3), multistream_rate(120.0, 3)
+    (30.0, 50.0)
+    """
+    return max(camera_fps, 1.25 * capacity_fps / streams)
+
+
+def multistream_paced_block(measured: Measured, capacity_fps: float) -> schema.MultistreamPaced:
+    """``multistream.paced``: the streams paced past capacity; the loss per stream (ring drops
+    and missed ticks), the delivered fps' fairness, and the latency against what the rings
+    allow (a frame waits behind at most ``ring_slots`` frames of its stream)."""
+    report = measured.report
+    block = cast(schema.MultistreamPaced, _common(measured, judge_latency=False))
+    per_stream = per_stream_fps(report)
+    dropped = [int(sum(s.dropped.values())) for s in report.streams]
+    missed = [int(s.missed_ticks) for s in report.streams]
+    slowest = min(per_stream, default=0.0)
+    block["rate_per_stream"] = float(measured.config.rate)
+    block["capacity_fps"] = capacity_fps
+    block["per_stream_fps"] = per_stream
+    block["fairness"] = fairness(per_stream)
+    block["dropped_by_stream"] = dropped
+    block["missed_by_stream"] = missed
+    block["lost_by_stream"] = [d + m for d, m in zip(dropped, missed, strict=True)]
+    slots = int(measured.config.ring_slots)
+    block["latency_bound_ms"] = 1e3 * (slots + 1) / slowest if slowest > 0 else None
+    return block
 
 
 def measures_capacity(config: Any) -> bool:

@@ -98,6 +98,8 @@ SUMMARY = (
     ("pipeline fps", schema.PIPELINE_FPS, "frames/s", None),
     ("bound_fps", schema.BOUND_FPS, "frames/s", None),
     ("efficiency", schema.EFFICIENCY, "fps / bound_fps", "efficiency"),
+    ("bound.cpu_fps", schema.CPU_FPS, "frames/s", None),
+    ("cpu_efficiency", schema.CPU_EFFICIENCY, "fps / cpu_fps", "cpu_efficiency"),
     ("naive_fps", schema.NAIVE_FPS, "frames/s", None),
     ("speedup_vs_naive", schema.SPEEDUP_VS_NAIVE, "x", "speedup_vs_naive"),
     ("frames", schema.PIPELINE_FRAMES, "", None),
@@ -118,6 +120,15 @@ SUMMARY = (
     ("relevant_recall", schema.RELEVANT_RECALL, "", None),
     ("quiet jpeg_all / sent", schema.QUIET_REDUCTION, "x", "quiet_bytes"),
     ("quiet relevant_recall", schema.QUIET_RECALL, "", "quiet_recall"),
+    ("ring hand-off / floor", schema.target("ring_handoff") + ".measured", "x", "ring_handoff"),
+    ("multistream streams", schema.MULTI_STREAMS, "", None),
+    ("multistream fps", schema.MULTI_FPS, "frames/s", None),
+    ("multistream cpu_efficiency", schema.MULTI_CPU_EFFICIENCY, "", "multistream_cpu_efficiency"),
+    ("multistream fairness", schema.MULTI_FAIRNESS, "min / max", "multistream_fairness"),
+    ("overload rate", schema.MULTI_PACED_RATE, "frames/s each", None),
+    ("overload fairness", schema.MULTI_PACED_FAIRNESS, "min / max", "multistream_paced_fairness"),
+    ("overload e2e p99", schema.MULTI_PACED_P99, "ms", "multistream_paced_latency"),
+    ("overload latency bound", schema.MULTI_PACED_LATENCY_BOUND, "ms", None),
 )
 """(label, key in report.json, unit, target name) of the summary table."""
 
@@ -345,7 +356,8 @@ def source_lines(report: Mapping[str, Any]) -> list[str]:
         shown = "its own choice" if threads == 0 else threads
         what += f", decoded by {source['decoder']}"
         what += f" (threads: {shown})" if threads is not None else ""
-    line = f"source: {source.get('streams')} x {what} in {source.get('workers')}s"
+    workers = {"thread": "threads", "process": "processes"}.get(str(source.get("workers")), "?")
+    line = f"source: {source.get('streams')} x {what} in {workers}"
     if source.get("loops"):
         line += f"; {source['loops']} loop points"
     return [line]
@@ -371,7 +383,56 @@ def pipeline_sections(report: Mapping[str, Any]) -> Iterable[tuple[str, list[str
         lines = table(rows)
         if limit:
             lines.append(f"bound_fps limited by: {limit}")
+        lines += cpu_bound_lines(report)
         yield "pipeline stages", lines
+    streams = multistream_lines(report)
+    if streams:
+        yield "multistream", streams
+
+
+def cpu_bound_lines(report: Mapping[str, Any]) -> list[str]:
+    """The formula of ``bound.cpu_fps``, with this run's figures.
+
+    >>> cpu_bound_lines({"pipeline": {"bound": {"cores": 2.0, "cpu_ms_per_frame": 8.3,
+    ...     "cpu_fps": 240.96}}})
+    ['bound.cpu_fps = cores / CPU per frame of all stages, each alone = 2 / 8.30 ms
+      = 241.0 frames/s']
+    """
+    bound = lookup(report, "pipeline.bound") or {}
+    if bound.get("cpu_fps") is None:
+        return []
+    return [
+        f"bound.cpu_fps = cores / CPU per frame of all stages, each alone = {bound['cores']:g} "
+        f"/ {bound['cpu_ms_per_frame']:.2f} ms = {bound['cpu_fps']:.1f} frames/s"
+    ]
+
+
+def multistream_lines(report: Mapping[str, Any]) -> list[str]:
+    """Per-stream fps and losses of the multistream runs.
+
+    >>> multistream_lines({"multistream": {"streams": 2, "per_stream_fps": [40.0, 38.0],
+    ...     "dropped_by_stream": [0, 0], "paced": {"rate_per_stream": 50.0,
+    ...     "per_stream_fps": [39.0, 39.5], "lost_by_stream": [88, 84]}}})
+    ['flat out: 40.0, 38.0 frames/s; dropped 0, 0',
+     'paced at 50.0 frames/s each: 39.0, 39.5 frames/s; lost (drops + missed ticks) 88, 84']
+    """
+    multi = report.get("multistream")
+    if not isinstance(multi, Mapping):
+        return []
+
+    def listed(values: list[float]) -> str:
+        return ", ".join(f"{v:.1f}" for v in values)
+
+    drops = ", ".join(str(v) for v in multi.get("dropped_by_stream", []))
+    lines = [f"flat out: {listed(multi['per_stream_fps'])} frames/s; dropped {drops}"]
+    paced = multi.get("paced")
+    if isinstance(paced, Mapping):
+        lost = ", ".join(str(v) for v in paced["lost_by_stream"])
+        lines.append(
+            f"paced at {paced['rate_per_stream']:.1f} frames/s each: "
+            f"{listed(paced['per_stream_fps'])} frames/s; lost (drops + missed ticks) {lost}"
+        )
+    return lines
 
 
 def render_text(report: Mapping[str, Any]) -> str:

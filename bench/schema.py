@@ -122,7 +122,14 @@ class Bound(TypedDict):
     bound_fps: Annotated[float, Doc("frames/s", "the bound")]
     limit: Annotated[str, Doc("", "the stage that sets it, or `cpu`")]
     stage_bound_fps: Annotated[dict[str, float], Doc("frames/s", "each stage's own bound")]
-    cpu_bound_fps: Annotated[float, Doc("frames/s", "cores over the stages' CPU per frame")]
+    cpu_fps: Annotated[
+        float,
+        Doc(
+            "frames/s",
+            "`cores / sum(cpu_ms)`: the cores over the CPU per frame of all stages, "
+            "each measured alone (decoding included)",
+        ),
+    ]
     cpu_ms_per_frame: Annotated[float, Doc("ms", "the stages' CPU per frame, summed")]
     cores: Annotated[float, Doc("cores", "usable by this process (affinity, cgroup quota)")]
 
@@ -308,6 +315,7 @@ class PipelineBlock(RunBlock, total=False):
     stages: Annotated[dict[str, Stage], Doc("", "each stage in the run and alone")]
     bound_fps: Annotated[float | None, Doc("frames/s", "what the stages allow")]
     efficiency: Annotated[float | None, Doc("", "`fps / bound_fps` (null when paced)")]
+    cpu_efficiency: Annotated[float | None, Doc("", "`fps / bound.cpu_fps` (null when paced)")]
     bound: Annotated[Bound | None, Doc("", "the bound's parts")]
     naive_fps: Annotated[float | None, Doc("frames/s", "the naive loop around the run")]
     speedup_vs_naive: Annotated[float | None, Doc("x", "`fps / naive_fps`")]
@@ -320,6 +328,41 @@ class PipelineBlock(RunBlock, total=False):
     samples: Annotated[Samples, Doc("", "raw samples for compare")]
     paced: Annotated[PacedRun, Doc("", "the paced run")]
     quiet: Annotated[QuietRun, Doc("", "the quiet scene")]
+
+
+class MultistreamPaced(RunBlock, total=False):
+    """Every stream paced at a camera's rate, more than the machine can take in all
+    (`multistream.paced`): how the loss is shared and how long frames wait."""
+
+    rate_per_stream: Annotated[float, Doc("frames/s", "the pace of each stream")]
+    capacity_fps: Annotated[float, Doc("frames/s", "the flat-out run's fps, all streams")]
+    per_stream_fps: Annotated[list[float], Doc("frames/s", "each stream's delivered fps")]
+    fairness: Annotated[float | None, Doc("", "min / max of `per_stream_fps`")]
+    dropped_by_stream: Annotated[list[int], Doc("frames", "each stream's ring drops")]
+    missed_by_stream: Annotated[list[int], Doc("frames", "each stream's missed ticks")]
+    lost_by_stream: Annotated[list[int], Doc("frames", "drops and missed ticks, per stream")]
+    latency_bound_ms: Annotated[
+        float | None,
+        Doc(
+            "ms",
+            "`(ring_slots + 1) / min(per_stream_fps)`: the longest a frame can wait in "
+            "its ring and be served",
+        ),
+    ]
+
+
+class MultistreamBlock(RunBlock, total=False):
+    """Several streams of the main source at once, flat out (`multistream`)."""
+
+    streams: Annotated[int, Doc("", "streams read at once")]
+    cpu_efficiency: Annotated[float | None, Doc("", "`fps / bound.cpu_fps`")]
+    fairness: Annotated[float | None, Doc("", "min / max of `per_stream_fps`")]
+    per_stream_fps: Annotated[list[float], Doc("frames/s", "each stream's delivered fps")]
+    dropped_by_stream: Annotated[list[int], Doc("frames", "each stream's ring drops")]
+    bound: Annotated[Bound | None, Doc("", "the bound's parts (stages alone, this run)")]
+    source: Annotated[SourceBlock, Doc("", "what the run read, and how")]
+    stages: Annotated[dict[str, Stage], Doc("", "each stage in the run and alone")]
+    paced: Annotated[MultistreamPaced, Doc("", "every stream paced past capacity")]
 
 
 class NaiveSettings(TypedDict, total=False):
@@ -421,6 +464,7 @@ class Report(_ReportRequired, total=False):
 
     verdict: Annotated[Verdict, Doc("", "the report's verdict, over every run")]
     pipeline: Annotated[PipelineBlock, Doc("", "the pipeline's runs")]
+    multistream: Annotated[MultistreamBlock, Doc("", "several streams at once")]
     naive: Annotated[NaiveBlock, Doc("", "the naive loop")]
     micro: Annotated[dict[str, Any], Doc("", "micro suites: their cases' rows and ratios")]
     scenario: Annotated[Scenario, Doc("", "an MLPerf LoadGen scenario's result")]
@@ -628,6 +672,16 @@ PIPELINE_FRAMES = key("pipeline.frames")
 PIPELINE_DROPPED = key("pipeline.dropped")
 BOUND_FPS = key("pipeline.bound_fps")
 EFFICIENCY = key("pipeline.efficiency")
+CPU_FPS = key("pipeline.bound.cpu_fps")
+CPU_EFFICIENCY = key("pipeline.cpu_efficiency")
+MULTI_STREAMS = key("multistream.streams")
+MULTI_FPS = key("multistream.fps")
+MULTI_CPU_EFFICIENCY = key("multistream.cpu_efficiency")
+MULTI_FAIRNESS = key("multistream.fairness")
+MULTI_PACED_RATE = key("multistream.paced.rate_per_stream")
+MULTI_PACED_FAIRNESS = key("multistream.paced.fairness")
+MULTI_PACED_P99 = key("multistream.paced.e2e_latency_ms.p99")
+MULTI_PACED_LATENCY_BOUND = key("multistream.paced.latency_bound_ms")
 NAIVE_FPS = key("pipeline.naive_fps")
 SPEEDUP_VS_NAIVE = key("pipeline.speedup_vs_naive")
 E2E_LATENCY = key("pipeline.e2e_latency_ms")

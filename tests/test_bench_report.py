@@ -33,6 +33,7 @@ CONTRACT = {
         "stages",
         "bound_fps",
         "efficiency",
+        "cpu_efficiency",
         "naive_fps",
         "speedup_vs_naive",
         "bytes",
@@ -42,6 +43,14 @@ CONTRACT = {
     "stage": ("p50_ms", "p99_ms", "busy_frac"),
     "bytes": ("raw", "jpeg_all", "sent"),
     "accuracy": ("map50", "relevant_recall"),
+    "multistream": (
+        "streams",
+        "fps",
+        "cpu_efficiency",
+        "fairness",
+        "per_stream_fps",
+        "dropped_by_stream",
+    ),
 }
 STAGES = ("source", "preprocess", "infer", "postprocess", "filter", "compress", "sink")
 
@@ -102,12 +111,53 @@ def test_report_json_has_every_contract_key(quick_run: tuple[Path, dict[str, Any
     assert stalls["threshold_ms"] == pytest.approx(2 * stalls["median_window_p99_ms"])
     assert all(w["p99_ms"] > stalls["threshold_ms"] for w in stalls["windows"])
     assert quiet["quiet_fraction"] == 0.05 and quiet["frames"] == 120
-    assert set(report["verdict"]["runs"]) == {"pipeline", "paced", "quiet", "naive"}
+    bound = pipeline["bound"]
+    assert bound["cpu_fps"] == pytest.approx(bound["cores"] / bound["cpu_ms_per_frame"] * 1e3)
+    assert pipeline["cpu_efficiency"] == pytest.approx(pipeline["fps"] / bound["cpu_fps"])
+    assert set(report["verdict"]["runs"]) == {
+        "pipeline",
+        "multistream",
+        "multistream paced",
+        "paced",
+        "quiet",
+        "naive",
+    }
     assert report["env"]["model"]["sha256"] and report["env"]["git_commit"]
     around = report["naive"]["segments_fps"][:2]  # the speed-up's: around the flat-out run
     assert min(around) <= pipeline["naive_fps"] <= max(around)
     assert report["naive"]["machine_drift"] >= 0
     assert report["naive"]["settings"]["segments"] == 3  # around the flat and paced runs
+
+
+def test_the_multistream_runs_report_each_stream(
+    quick_run: tuple[Path, dict[str, Any], str],
+) -> None:
+    _, report, printed = quick_run
+    multi = report["multistream"]
+    for key in CONTRACT["multistream"]:
+        assert key in multi, key
+    assert multi["streams"] == 3 and len(multi["dropped_by_stream"]) == 3
+    per_stream = multi["per_stream_fps"]
+    assert len(per_stream) == 3 and all(v > 0 for v in per_stream)
+    assert sum(per_stream) == pytest.approx(multi["fps"], rel=0.02)
+    assert multi["fairness"] == pytest.approx(min(per_stream) / max(per_stream))
+    assert multi["cpu_efficiency"] == pytest.approx(multi["fps"] / multi["bound"]["cpu_fps"])
+    assert multi["source"]["streams"] == 3
+    paced = multi["paced"]
+    assert paced["rate_per_stream"] >= 30.0
+    assert paced["rate_per_stream"] >= 1.25 * multi["fps"] / 3 - 1e-9  # past capacity
+    assert paced["lost_by_stream"] == [
+        d + m for d, m in zip(paced["dropped_by_stream"], paced["missed_by_stream"], strict=True)
+    ]
+    assert paced["latency_bound_ms"] == pytest.approx(
+        1e3
+        * (report["multistream"]["run"]["config"]["ring_slots"] + 1)
+        / min(paced["per_stream_fps"])
+    )
+    targets = report["targets"]
+    for name in ("multistream_fairness", "multistream_paced_fairness", "multistream_paced_latency"):
+        assert targets[name]["met"] in (True, False), name
+    assert "== multistream" in printed and "bound.cpu_fps = cores" in printed
 
 
 def test_report_keeps_the_samples_compare_needs(

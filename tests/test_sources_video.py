@@ -265,13 +265,14 @@ def test_the_pipeline_counts_concealed_frames_and_loses_none(
     assert counted["labels"] == {"stream": "0"} and counted["value"] == stream.concealed
 
 
-@pytest.mark.parametrize("workers", ["thread", "process"])
+@pytest.mark.parametrize("workers", ["thread", "process", "auto"])
 def test_the_report_says_what_was_read_and_counts_the_loops(
     videos: dict[str, Path], decoder: str, workers: str
 ) -> None:
     """A looping 30-frame clip read 75 frames: two loop points counted (from a source process
     too, through the stream's shared block), and the stream's report names the kind, size,
-    codec, decoder and workers."""
+    codec, decoder and workers (``auto``: a file decodes in a process, with the decoder
+    threads the cores leave)."""
     path = videos["h264"]
     config = load_pipeline_config(
         overrides=[
@@ -286,5 +287,8 @@ def test_the_report_says_what_was_read_and_counts_the_loops(
     assert stream.produced == 75 and stream.loops == 2
     facts = stream.source
     assert (facts["kind"], facts["width"], facts["height"]) == ("file", WIDTH, HEIGHT)
-    assert facts["decoder"] == decoder and facts["workers"] == workers
+    assert facts["decoder"] == decoder
+    assert facts["workers"] == ("process" if workers == "auto" else workers)
     assert facts["codec"] == "h264", facts
+    if workers == "auto" and decoder == "pyav":  # OpenCV does not say its threads
+        assert facts["threads"] >= 1

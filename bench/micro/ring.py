@@ -403,7 +403,12 @@ def run(options: MicroOptions) -> dict[str, Any]:
             "handoff_p99_us": ours["handoff_p99_us"],
             "handoff_median_us": ours["handoff_median_us"],
             "wake_p99_us": ours.get("wake_p99_us"),
+            "wake_floor_median_us": floor["handoff_median_us"],
             "wake_floor_p99_us": floor["handoff_p99_us"],
+            "ratio_handoff_vs_floor_median": ratio(
+                ours["handoff_median_us"], floor["handoff_median_us"]
+            ),
+            "ratio_handoff_vs_floor_p99": ratio(ours["handoff_p99_us"], floor["handoff_p99_us"]),
             "ratio_vs_mp_queue": ratio(ours["fps"], by_kind.get("mp_queue", {}).get("fps", 0)),
             "ratio_vs_pyzmq": ratio(ours["fps"], by_kind.get("pyzmq", {}).get("fps", 0)),
             "ratio_vs_shm_pipe": ratio(ours["fps"], by_kind.get("shm_pipe", {}).get("fps", 0)),

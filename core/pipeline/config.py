@@ -25,7 +25,7 @@ A complete YAML file (every key optional)::
       path: results
     ring_slots: 8
     rate: 25                    # pace every source (frames/s); null: as fast as it goes
-    source_workers: thread      # thread | process
+    source_workers: auto        # auto | thread | process
     infer_worker: auto          # auto | thread | process
     infer_workers: 1            # inference processes side by side (infer_worker: process)
     stage_nice: 5               # how much nicer than inference ingest and compress run
@@ -152,10 +152,11 @@ class PipelineConfig:
     per stream are bounded by it, so it is the back-pressure window -- keep it at least
     ``2 * batch_size + 4``. ``rate`` paces every source at that many frames/s (sleeping, never
     spinning); ``None`` reads as fast as back-pressure allows. ``source_workers``: a source
-    runs in a thread of this process (``thread``, the default: as fast for one stream, and it
-    starts instantly; docs/decisions/0017-sources-in-threads.md) or in a process of its own
-    writing into the shared-memory ring
-    (``process``: its decoding never competes for the GIL). ``infer_worker``: inference runs
+    runs in a thread of this process (``thread``: it starts instantly) or in a process of its
+    own writing into the shared-memory ring (``process``: its decoding never competes for the
+    GIL); ``auto`` (the default) runs what decodes a compressed stream (a video file, a network
+    stream) in a process and the rest in threads, and gives a decoder in a process the cores
+    inference leaves (:mod:`core.pipeline.placement`). ``infer_worker``: inference runs
     in a thread of this process (``thread``) or in a process of its own whose buffers are
     shared memory (``process``, ONNX Runtime only: :mod:`core.backends.process`), where it
     never waits for the GIL the other stages hold; ``auto`` (the default) is a process for
@@ -180,7 +181,7 @@ class PipelineConfig:
     sink: SinkConfig = field(default_factory=SinkConfig)
     ring_slots: int = checked(8, in_range(2, 1024))
     rate: float | None = checked(None, positive)
-    source_workers: Literal["thread", "process"] = "thread"
+    source_workers: Literal["auto", "thread", "process"] = "auto"
     infer_worker: Literal["auto", "thread", "process"] = "auto"
     infer_workers: int = checked(1, in_range(1, 16))
     stage_nice: int = checked(5, in_range(0, 19))

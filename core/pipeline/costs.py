@@ -48,6 +48,7 @@ from core.formats.model import ModelChoice
 from core.ledger import BandwidthLedger
 from core.pipeline.batcher import WorkItem
 from core.pipeline.config import PipelineConfig
+from core.pipeline.placement import place
 from core.pipeline.report import StageCost
 from core.pipeline.stages import (
     STAGES,
@@ -129,7 +130,8 @@ def measure_stage_costs(
     ledger = BandwidthLedger()
     quality = config.filter.jpeg_quality
     clock = _Clock()
-    source = source_factory(config.sources[0], 0)
+    placed, _ = place(config, backend, source_factory)[0]  # its decoder as a run sets it up
+    source = source_factory(placed, 0)
     with tempfile.TemporaryDirectory(prefix="edgeloop-costs-") as folder:
         measured = _measured_sink(config, sink_given, Path(folder))
         if model is None:

@@ -25,9 +25,12 @@ from core.ledger import BandwidthLedger
 from core.metrics import MetricsRegistry
 from core.pipeline.batcher import Batcher
 from core.pipeline.config import PipelineConfig
+from core.pipeline.fairness import MAX_WAIT_S, FairTurns
 from core.pipeline.observe import RunObserver, Window, most_seconds, wants_frames
+from core.pipeline.placement import place
 from core.pipeline.report import PipelineProgress, PipelineReport, StreamReport
 from core.pipeline.stages import (
+    LIVE_KINDS,
     STAGES,
     StageCallWrapper,
     StageSet,
@@ -163,14 +166,26 @@ class Run:
 
     def _open_sources(self) -> None:
         cfg = self.config
-        for stream_id, source_config in enumerate(cfg.sources):
+        factory = self.pipeline.source_factory
+        placed = place(cfg, self.pipeline.backend, factory)
+        for stream_id, (source_config, kind) in enumerate(placed):
             worker: SourceWorker
-            if cfg.source_workers == "process":
-                worker = ProcessSourceWorker(source_config, stream_id, self.pipeline.source_factory)
+            if kind == "process":
+                worker = ProcessSourceWorker(source_config, stream_id, factory)
             else:
-                source = self.pipeline.source_factory(source_config, stream_id)
-                worker = ThreadSourceWorker(source, source_config)
+                worker = ThreadSourceWorker(factory(source_config, stream_id), source_config)
             self.sources.append(worker)
+
+    def _wants_frames(self, stream_id: int) -> bool:
+        """Whether a stream competes for frames now (:mod:`core.pipeline.fairness`): its ingest
+        has work, or its source -- one that is not a live camera, whose reads wait for the
+        world -- is busy reading a frame (and not stuck in that read)."""
+        if self.state.busy_since.get(self.ingest[stream_id].thread.name):
+            return True
+        if self.sources[stream_id].config.kind in LIVE_KINDS:
+            return False
+        reading = self.blocks[stream_id].reading_for_s(time.monotonic_ns())
+        return 0.0 < reading < MAX_WAIT_S
 
     def _make_rings(self) -> None:
         for worker in self.sources:
@@ -232,6 +247,7 @@ class Run:
             compress_workers=cfg.compress_workers,
             quality=cfg.filter.jpeg_quality,
         )
+        turns = FairTurns(len(self.sources), self._wants_frames)
         for stream_id, (consumer, block) in enumerate(
             zip(self.consumers, self.blocks, strict=True)
         ):
@@ -243,6 +259,7 @@ class Run:
                     stages.preprocess(),
                     batcher=self.batcher,
                     state=state,
+                    turns=turns,
                 )
             )
         for block in self.blocks:
@@ -576,7 +593,7 @@ class Run:
             concealed=block.concealed,
             produced_total=block.produced,
             loops=block.loops,
-            source={**worker.facts, "workers": self.config.source_workers},
+            source={**worker.facts, "workers": worker.kind},
             missed_ticks=block.missed_ticks - self.missed_mark[i],
         )
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -52,7 +53,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.detections import GroundTruth
-from core.errors import PipelineError, RingTimeoutError, SourceStalledError
+from core.errors import EdgeloopError, PipelineError, RingTimeoutError, SourceStalledError
 from core.pipeline.priority import be_nicer
 from core.pipeline.stats import HEADER, SAMPLES, ErrorLog, StageStats
 from core.ring import FrameRing, RingProducer
@@ -437,6 +438,8 @@ class SourceWorker:
     config: SourceConfig
     facts: dict[str, Any]
     """What the source reads and how (:meth:`core.sources.Source.facts`), once opened."""
+    kind: str
+    """``thread`` or ``process``: where it runs."""
 
     def start(self, ring: FrameRing, block: StreamBlock, settings: SourceLoopSettings) -> None:
         raise NotImplementedError
@@ -460,9 +463,11 @@ class SourceWorker:
 
 
 class ThreadSourceWorker(SourceWorker):
-    """A source read by a daemon thread of this process (the default: rendering and decoding
-    release the GIL, so a thread is as fast as a process for one stream, and it starts
-    instantly; docs/decisions/0017-sources-in-threads.md)."""
+    """A source read by a daemon thread of this process (``source_workers: auto`` for a
+    source that renders or copies: it releases the GIL, and a thread starts instantly;
+    :mod:`core.pipeline.placement`)."""
+
+    kind = "thread"
 
     def __init__(self, source: Source, config: SourceConfig) -> None:
         self.source = source
@@ -533,8 +538,8 @@ def _source_process(
     try:
         source = make_source(config, stream_id)
         shape = source.open()
-    except Exception as exc:
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    except Exception as exc:  # the parent raises an edgeloop error as it would in a thread
+        conn.send(("error", f"{type(exc).__name__}: {exc}", _portable(exc)))
         return
     try:
         conn.send(("opened", shape, source.has_ground_truth(), source.name, source.facts()))
@@ -557,10 +562,23 @@ def _source_process(
         source.close()
 
 
+def _portable(exc: Exception) -> EdgeloopError | None:
+    """``exc`` when it is an edgeloop error that survives pickling, else None."""
+    if not isinstance(exc, EdgeloopError):
+        return None
+    try:
+        pickle.dumps(exc)
+    except Exception:  # an argument that does not pickle
+        return None
+    return exc
+
+
 class ProcessSourceWorker(SourceWorker):
     """A source read by a process of its own (``spawn``: safe beside the parent's threads),
     writing into the shared-memory ring; its decoding or rendering never holds the parent's
     GIL. Start-up costs an interpreter (about half a second) and the source's own opening."""
+
+    kind = "process"
 
     def __init__(
         self,
@@ -585,6 +603,8 @@ class ProcessSourceWorker(SourceWorker):
         reply = self._receive(OPEN_TIMEOUT_S, "open its source")
         if reply[0] == "error":
             self._process.join(5.0)
+            if reply[2] is not None:  # a SourceError, ConfigError...: the same as in a thread
+                raise reply[2]
             raise PipelineError(f"source {stream_id} ({config.kind}): {reply[1]}")
         _, shape, self.has_truth, self.name, self.facts = reply
         self.shape = (int(shape[0]), int(shape[1]))

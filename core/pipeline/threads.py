@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable
 
 from core.backends import Backend
 from core.formats.model import ModelChoice
 from core.pipeline.config import PipelineConfig
 from core.pipeline.costs import measure_stage_costs
+from core.pipeline.placement import usable_cores
+from core.pipeline.stages import LIVE_KINDS  # not read twice to choose: a camera may refuse
 from core.sources import Source, SourceConfig
 
 log = logging.getLogger("edgeloop.pipeline")
@@ -38,13 +39,6 @@ PROBE_FRAMES = 8
 """Frames each stage is timed on to choose: a start-up cost, kept small."""
 ROUND_UP_FROM = 0.6
 """A share of the cores this far past a whole number takes the next thread."""
-LIVE_KINDS = ("rtsp", "v4l2")
-"""Sources not read twice to choose (a camera may refuse a second reader)."""
-
-
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0))
 
 
 def threads_for(

@@ -32,6 +32,7 @@ from core.errors import InferenceProcessError, PipelineError, RingClosedError, R
 from core.jpeg import encode
 from core.ledger import BandwidthLedger
 from core.pipeline.batcher import Batch, Batcher, WorkItem
+from core.pipeline.fairness import FairTurns
 from core.pipeline.model_metrics import ScoreBuffer
 from core.pipeline.observe import FrameOutcome, RunObserver
 from core.pipeline.priority import ask_short_slice, be_nicer, run_when_idle
@@ -141,6 +142,7 @@ class IngestWorker:
         *,
         batcher: Batcher,
         state: RunState,
+        turns: FairTurns | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.consumer = consumer
@@ -148,6 +150,8 @@ class IngestWorker:
         self.stage = stage
         self.batcher = batcher
         self.state = state
+        self.turns = turns
+        """Takes its frames in turn with the other streams' (:mod:`core.pipeline.fairness`)."""
         self.stats = state.group("preprocess").add(StageStats("preprocess"))
         self.stop = threading.Event()
         self.thread = _thread(f"ingest-{stream_id}", state, self._run)
@@ -162,10 +166,13 @@ class IngestWorker:
         )
         clock = time.perf_counter_ns
         busy, name = state.busy_since, self.thread.name
+        turns, stream_id = self.turns, self.stream_id
         stage.on_start()
         try:
             while True:
                 busy[name] = 0
+                if turns is not None:
+                    turns.wait_turn(stream_id, self.stop)
                 try:
                     frame = consumer.acquire(timeout=POLL_S)
                 except RingTimeoutError:
@@ -175,6 +182,8 @@ class IngestWorker:
                 except RingClosedError:
                     return  # the source ended and everything it published was taken
                 busy[name] = clock()
+                if turns is not None:
+                    turns.took(stream_id)
                 meta = frame.meta
                 item = WorkItem(
                     frame,
@@ -208,6 +217,8 @@ class IngestWorker:
                 stats.record(start, end - (begin - gated))  # the wait for a slot is not work
                 batcher.written(batch)
         finally:
+            if turns is not None:
+                turns.ended(stream_id)
             stage.on_stop()
 
     def _reserve(self, item: WorkItem) -> tuple[Batch, Any] | None:

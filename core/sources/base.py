@@ -68,7 +68,9 @@ class SourceConfig:
     (-1: forever); see :mod:`core.sources.live`. ``max_pixels``: the largest frame a source
     may open (width x height; default 8192 x 8192): the ring is sized from the first frame's
     header, and a damaged or hostile one (a JPEG whose header says 30000 x 30000) would
-    otherwise reserve gigabytes of shared memory per slot.
+    otherwise reserve gigabytes of shared memory per slot. ``truth``: a file source's
+    ground-truth sidecar (:mod:`core.sources.truth`), so accuracy can be measured on a
+    recording as on the synthetic camera.
     """
 
     kind: SourceKind = "synthetic"
@@ -86,11 +88,16 @@ class SourceConfig:
     decode_threads: int = checked(0, in_range(0, 64))
     reconnect_attempts: int = checked(10, at_least(-1))
     max_pixels: int = checked(MAX_PIXELS, in_range(1024, 1 << 30))
+    truth: str | None = None
 
     def __post_init__(self) -> None:
         validate(self)
         if self.kind != "synthetic" and not self.uri:
             raise ConfigError(f"uri: a {self.kind!r} source needs one ({_URI_HELP[self.kind]})")
+        if self.truth is not None and self.kind != "file":
+            raise ConfigError(
+                f"truth: a ground-truth sidecar is read for a file source, not {self.kind!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -105,7 +112,7 @@ class SourceFrame:
     thread had it decoded, for files and the synthetic camera when it was read (and, paced by
     the pipeline, when it was published on its tick)."""
     truth: GroundTruth | None = None
-    """The objects really in the frame (synthetic camera only)."""
+    """The objects really in the frame (the synthetic camera, a file with a truth sidecar)."""
     concealed: bool = False
     """The decoder concealed errors in it (:attr:`core.sources.decoders.Decoder.concealed`):
     delivered as decoded, counted by the pipeline (``StreamReport.concealed``)."""
@@ -185,7 +192,8 @@ class Source(abc.ABC):
         return None
 
     def has_ground_truth(self) -> bool:
-        """Whether frames carry :attr:`SourceFrame.truth` (the synthetic camera's do)."""
+        """Whether frames carry :attr:`SourceFrame.truth` (the synthetic camera's do, and a
+        file's with a truth sidecar)."""
         return False
 
     def __enter__(self) -> Source:

@@ -89,6 +89,11 @@ class Decoder(abc.ABC):
     """Whether the frame the last read returned was marked corrupt by the decoder: FFmpeg
     concealed errors in it (damaged data it decoded around, e.g. flipped bits or a lost
     packet) and the frame comes as decoded, artefacts and all. PyAV says so; OpenCV cannot."""
+    position: int | None = None
+    """The position in the stream (0: its first frame) of the frame the last read returned,
+    from its timestamp where the stream has one (None: unknown): a packet that did not decode
+    leaves a gap rather than shifting every later frame's number (what a truth sidecar is
+    matched by). PyAV says so; OpenCV counts frames."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -217,6 +222,7 @@ class PyAvDecoder(Decoder):
         if (frame.width, frame.height) != (self.width, self.height):
             raise self._wrong_size(frame.width, frame.height)
         self.concealed = bool(frame.is_corrupt)
+        self.position = self._index_of(frame)
         array: np.ndarray = frame.to_ndarray(format="bgr24")
         return array
 

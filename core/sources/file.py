@@ -6,6 +6,9 @@ decodes up to it; ``loop`` starts again at the file's first frame after the last
 counting on. A packet that does not decode raises :class:`~core.errors.SourceFrameError` and
 the next read goes on after it; a file that is missing, empty, not a video, or truncated before
 its index (an MP4 without its ``moov`` atom) fails :meth:`FileSource.open` with the cause.
+With ``truth`` (a sidecar, :mod:`core.sources.truth`), each frame carries the truth of its
+position in the file; a sidecar made for another frame size fails the open, one that covers
+fewer frames than the file fails the read past its end.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 from core.errors import SourceError
 from core.sources.base import Source, SourceConfig, SourceFrame
 from core.sources.decoders import Decoder, open_decoder
+from core.sources.truth import TruthTrack
 
 
 class FileSource(Source):
@@ -27,6 +31,9 @@ class FileSource(Source):
         super().__init__(config, stream_id)
         self.path = str(config.uri)
         self.decoder: Decoder | None = None
+        self.track: TruthTrack | None = None
+        self._position = 0
+        """The next frame's position in the file (the index less the frames of earlier loops)."""
 
     def open(self) -> tuple[int, int]:
         self.close()
@@ -37,6 +44,7 @@ class FileSource(Source):
         if os.path.getsize(self.path) == 0:
             raise SourceError(f"{self.name}: the file is empty (0 bytes); copy or record it again")
         cfg = self.config
+        track = TruthTrack.load(cfg.truth) if cfg.truth is not None else None
         decoder = open_decoder(
             self.path,
             name=self.name,
@@ -45,12 +53,17 @@ class FileSource(Source):
             threads=cfg.decode_threads,
         )
         try:
+            if track is not None and (track.width, track.height) != (decoder.width, decoder.height):
+                raise self.error(
+                    f"truth {track.path} is for {track.width}x{track.height} frames, the video's "
+                    f"are {decoder.width}x{decoder.height} (a sidecar of another recording)"
+                )
             if cfg.start_index:
                 decoder.seek(cfg.start_index)
         except BaseException:
             decoder.close()
             raise
-        self.decoder = decoder
+        self.decoder, self.track, self._position = decoder, track, cfg.start_index
         return self._opened((decoder.height, decoder.width))
 
     @property
@@ -65,9 +78,18 @@ class FileSource(Source):
                 return None  # the end (or a file with no frame to loop over)
             self.decoder.seek(0)
             self.loops += 1
+            self._position = 0
             if not self.decoder.read_into(out):
                 return None
-        return self._delivered(concealed=self.decoder.concealed)
+        position = self.decoder.position
+        if position is None:  # no timestamps: count
+            position = self._position
+        self._position = position + 1
+        truth = self.track.at(position) if self.track is not None else None
+        return self._delivered(truth=truth, concealed=self.decoder.concealed)
+
+    def has_ground_truth(self) -> bool:
+        return self.config.truth is not None
 
     def active_decoder(self) -> Decoder | None:
         return self.decoder
