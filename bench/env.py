@@ -41,6 +41,7 @@ import psutil
 
 from core.device import choose_backend, probe, probe_cpu
 from core.errors import EdgeloopError
+from core.sources.hwdecode import choose_hwaccel, decode_probe
 
 LIBRARIES = (
     "numpy",
@@ -107,7 +108,8 @@ def cpu_info(root: Path = ROOT) -> dict[str, Any]:
 
 
 def device_info() -> dict[str, Any]:
-    """NVIDIA GPUs, Jetson, inference runtimes and the backend ``auto`` picks here."""
+    """NVIDIA GPUs, Jetson, inference runtimes and the backend ``auto`` picks here; what can
+    decode video and the decoder ``hwaccel: auto`` picks (``video``, ``auto_hwaccel``)."""
     found = probe()
     data = found.as_dict()
     del data["cpu"]  # reported once, under env.cpu
@@ -115,6 +117,9 @@ def device_info() -> dict[str, Any]:
         data["auto_backend"] = str(choose_backend("auto", found))
     except EdgeloopError as exc:
         data["auto_backend"] = f"none: {exc}"
+    video = decode_probe()
+    data["video"] = dataclasses.asdict(video)
+    data["auto_hwaccel"] = str(choose_hwaccel("auto", video))
     return data
 
 

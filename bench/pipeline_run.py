@@ -661,6 +661,7 @@ def source_block(report: Any) -> schema.SourceBlock:
         "width": first.get("width"),
         "height": first.get("height"),
         "decoder": first.get("decoder"),
+        "hwaccel": first.get("hwaccel"),
         "decode_threads": first.get("threads"),
         "workers": first.get("workers", "unknown"),
         "streams": len(report.streams),

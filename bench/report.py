@@ -355,6 +355,8 @@ def source_lines(report: Mapping[str, Any]) -> list[str]:
         threads = source.get("decode_threads")
         shown = "its own choice" if threads == 0 else threads
         what += f", decoded by {source['decoder']}"
+        if source.get("hwaccel") not in (None, "cpu"):
+            what += f" on {source['hwaccel']}"
         what += f" (threads: {shown})" if threads is not None else ""
     workers = {"thread": "threads", "process": "processes"}.get(str(source.get("workers")), "?")
     line = f"source: {source.get('streams')} x {what} in {workers}"

@@ -303,6 +303,9 @@ class SourceBlock(TypedDict):
     width: Annotated[int | None, Doc("px", "frame width")]
     height: Annotated[int | None, Doc("px", "frame height")]
     decoder: Annotated[str | None, Doc("", "`pyav` or `opencv` (null: nothing decodes)")]
+    hwaccel: Annotated[
+        str | None, Doc("", "what decoded: `cpu`, `cuda`, `vaapi`, `nvv4l2` (null: nothing)")
+    ]
     decode_threads: Annotated[int | None, Doc("", "the decoder's threads (0: its own choice)")]
     workers: Annotated[str, Doc("", "`thread` or `process`: where the sources ran")]
     streams: Annotated[int, Doc("", "streams read")]

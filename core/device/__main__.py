@@ -1,4 +1,5 @@
-"""``python -m core.device``: what this machine has, and the backend ``--backend`` gets here.
+"""``python -m core.device``: what this machine has, the backend ``--backend`` gets here, and
+the video decoder ``hwaccel: auto`` picks.
 
 Exits 0 after printing; 1 with a one-line cause when the requested backend cannot run.
 """
@@ -6,12 +7,14 @@ Exits 0 after printing; 1 with a one-line cause when the requested backend canno
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 
 from core.device import BACKENDS, DeviceProbe, choose_backend, probe
 from core.errors import EdgeloopError
+from core.sources.hwdecode import choose_hwaccel, decode_probe
 
 
 def _gib(value: int | None) -> str:
@@ -61,8 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgeloopError as exc:
         print(f"core.device: error: {exc}", file=sys.stderr)
         return 1
+    video = decode_probe()
+    decoder = choose_hwaccel("auto", video)
     if args.json:
         data = found.as_dict()
+        data["video"] = dataclasses.asdict(video)
+        data["hwaccel"] = {"chosen": decoder.hwaccel, "reason": decoder.reason}
         data["backend"] = {
             "requested": args.backend,
             "chosen": choice.backend,
@@ -73,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(render(found))
         print(f"backend:  {choice}")
+        print(f"decoder:  {decoder.hwaccel} for hwaccel: auto ({decoder.reason})")
     return 0
 
 

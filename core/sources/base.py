@@ -33,6 +33,7 @@ from core.detections import GroundTruth
 from core.errors import ConfigError, FrameError, SourceError
 from core.frame import MAX_PIXELS
 from core.preprocess import check_frame
+from core.sources.hwdecode import HwAccelName
 
 __all__ = ["DecoderName", "Source", "SourceConfig", "SourceFrame", "SourceKind"]
 
@@ -63,7 +64,10 @@ class SourceConfig:
     ``width``/``height``/``fps`` (it may pick its nearest mode); other kinds take their size and
     rate from the stream, and nothing here resizes. ``decoder`` picks the video library for
     files and network streams (``auto``: PyAV, else OpenCV), ``decode_threads`` its decoding
-    threads (0: FFmpeg's choice). ``reconnect_attempts``: how many consecutive failed
+    threads (0: FFmpeg's choice, or the pipeline's: :mod:`core.pipeline.placement`), and
+    ``hwaccel`` the hardware that decodes them (``auto``: what the device has, else the CPU;
+    ``cpu``, ``cuda``, ``vaapi``, ``nvv4l2``: :mod:`core.sources.hwdecode`).
+    ``reconnect_attempts``: how many consecutive failed
     reconnects a live source (V4L2, network) makes before its stream counts as ended
     (-1: forever); see :mod:`core.sources.live`. ``max_pixels``: the largest frame a source
     may open (width x height; default 8192 x 8192): the ring is sized from the first frame's
@@ -89,6 +93,7 @@ class SourceConfig:
     reconnect_attempts: int = checked(10, at_least(-1))
     max_pixels: int = checked(MAX_PIXELS, in_range(1024, 1 << 30))
     truth: str | None = None
+    hwaccel: HwAccelName = "auto"
 
     def __post_init__(self) -> None:
         validate(self)

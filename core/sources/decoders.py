@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import logging
 import os
 import threading
 from collections import deque
@@ -35,6 +36,7 @@ import numpy as np
 
 from core.errors import SourceError, SourceFrameError, SourceStalledError
 from core.sources.base import DecoderName
+from core.sources.hwdecode import choose_hwaccel, decode_probe, gstreamer_pipeline
 
 __all__ = [
     "Decoder",
@@ -45,7 +47,7 @@ __all__ = [
     "optional_module",
 ]
 
-OpenCvApi = Literal["ffmpeg", "v4l2"]
+OpenCvApi = Literal["ffmpeg", "v4l2", "gstreamer"]
 FOURCC_CODECS = {
     "avc1": "h264",
     "h264": "h264",
@@ -59,6 +61,7 @@ FOURCC_CODECS = {
 """OpenCV reports a FourCC: the FFmpeg codec names PyAV reports, for the same report key."""
 
 _INSTALL = "pip install 'edgeloop[video]'"
+log = logging.getLogger("edgeloop.sources")
 
 
 def optional_module(name: str) -> Any | None:
@@ -112,9 +115,10 @@ class Decoder(abc.ABC):
 
     def facts(self) -> dict[str, Any]:
         """What decodes it: ``decoder`` (the library), ``codec`` (FFmpeg's decoder name, or
-        the FourCC where only that is known; None when unknown) and ``threads`` (0: the
-        library chooses), for the bench report."""
-        return {"decoder": self.library, "codec": None, "threads": None}
+        the FourCC where only that is known; None when unknown), ``threads`` (0: the
+        library chooses) and ``hwaccel`` (``cpu``, or the hardware that decodes:
+        :mod:`core.sources.hwdecode`), for the bench report."""
+        return {"decoder": self.library, "codec": None, "threads": None, "hwaccel": "cpu"}
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -148,18 +152,26 @@ class PyAvDecoder(Decoder):
         threads: int = 0,
         options: Mapping[str, str] | None = None,
         live: bool = False,
+        hwaccel: str = "cpu",
     ) -> None:
         super().__init__(name)
         av = optional_module("av")
         if av is None:
             raise SourceError(f"{name}: decoder 'pyav' is not installed: {_INSTALL}")
         self._av_error: Any = av.error
+        self.hwaccel = hwaccel
+        extra: dict[str, Any] = {}
+        if hwaccel != "cpu":  # decoded on the device, each frame copied back to system memory
+            from av.codec.hwaccel import HWAccel  # noqa: PLC0415 - PyAV 14 and later
+
+            extra["hwaccel"] = HWAccel(hwaccel, allow_software_fallback=False)
         try:
             self._container: Any = av.open(
-                uri, options=dict(options or {}), timeout=(timeout_s, timeout_s)
+                uri, options=dict(options or {}), timeout=(timeout_s, timeout_s), **extra
             )
-        except av.error.FFmpegError as exc:
-            raise self._failure("cannot open", exc) from exc
+        except (av.error.FFmpegError, OSError) as exc:  # no device: PermissionError, ENODEV
+            what = "cannot open" if hwaccel == "cpu" else f"cannot open the {hwaccel} decoder"
+            raise self._failure(what, exc) from exc
         if not self._container.streams.video:
             self._container.close()
             raise SourceError(f"{name}: holds no video stream")
@@ -244,7 +256,12 @@ class PyAvDecoder(Decoder):
 
     def facts(self) -> dict[str, Any]:
         context = self._stream.codec_context
-        return {"decoder": self.library, "codec": context.name, "threads": context.thread_count}
+        return {
+            "decoder": self.library,
+            "codec": context.name,
+            "threads": context.thread_count,
+            "hwaccel": self.hwaccel,
+        }
 
     def seek(self, index: int) -> None:
         """Seek by timestamp to the key frame at or before ``index``, then decode up to it.
@@ -334,11 +351,14 @@ class OpenCvDecoder(Decoder):
         if cv2 is None:
             raise SourceError(f"{name}: decoder 'opencv' is not installed: {_INSTALL}")
         self._cv2: Any = cv2
-        backend = cv2.CAP_FFMPEG if api == "ffmpeg" else cv2.CAP_V4L2
+        backend = {"ffmpeg": cv2.CAP_FFMPEG, "v4l2": cv2.CAP_V4L2}.get(api, cv2.CAP_GSTREAMER)
+        self.hwaccel = "nvv4l2" if api == "gstreamer" else "cpu"
         ms = max(1, round(timeout_s * 1000))
         read_ms = 2 * ms if live else ms
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms]
-        if threads:
+        if api == "gstreamer":
+            params = []  # the pipeline string says it all; GStreamer takes no such properties
+        elif threads:
             params += [cv2.CAP_PROP_N_THREADS, threads]
         with _opencv_env_lock:
             saved = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
@@ -398,6 +418,7 @@ class OpenCvDecoder(Decoder):
             "decoder": self.library,
             "codec": FOURCC_CODECS.get(tag, tag or None),
             "threads": None,
+            "hwaccel": self.hwaccel,
         }
 
     def seek(self, index: int) -> None:
@@ -417,8 +438,36 @@ def open_decoder(
     threads: int = 0,
     options: Mapping[str, str] | None = None,
     live: bool = False,
+    hwaccel: str = "auto",
 ) -> Decoder:
-    """Open ``uri`` (a path or URL) with PyAV, or OpenCV where PyAV is missing or not wanted."""
+    """Open ``uri`` (a path or URL) on the decoder ``hwaccel`` names or ``auto`` chooses
+    (:mod:`core.sources.hwdecode`); in software with PyAV, or OpenCV where PyAV is missing or
+    not wanted. A hardware decoder ``auto`` chose that fails to open falls back to software,
+    with a warning."""
+    choice = choose_hwaccel(hwaccel, decode_probe(), prefer)
+    if choice.hwaccel != "cpu":
+        try:
+            if choice.hwaccel == "nvv4l2":
+                return OpenCvDecoder(
+                    gstreamer_pipeline(uri, live=live),
+                    name=name,
+                    timeout_s=timeout_s,
+                    api="gstreamer",
+                    live=live,
+                )
+            return PyAvDecoder(
+                uri,
+                name=name,
+                timeout_s=timeout_s,
+                threads=threads,
+                options=options,
+                live=live,
+                hwaccel=choice.hwaccel,
+            )
+        except SourceError as exc:
+            if not choice.chosen:
+                raise
+            log.warning("%s: %s chosen, but it failed (%s): decoding on the CPU", name, choice, exc)
     if prefer == "pyav" or (prefer == "auto" and optional_module("av") is not None):
         return PyAvDecoder(
             uri, name=name, timeout_s=timeout_s, threads=threads, options=options, live=live

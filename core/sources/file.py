@@ -51,6 +51,7 @@ class FileSource(Source):
             prefer=cfg.decoder,
             timeout_s=cfg.timeout_s,
             threads=cfg.decode_threads,
+            hwaccel=cfg.hwaccel,
         )
         try:
             if track is not None and (track.width, track.height) != (decoder.width, decoder.height):

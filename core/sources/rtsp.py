@@ -89,4 +89,5 @@ class NetworkSource(LiveSource):
             threads=cfg.decode_threads,
             options=stream_options(self.url, timeout_s=cfg.timeout_s),
             live=True,
+            hwaccel=cfg.hwaccel,
         )

@@ -185,6 +185,14 @@ print(\"kernels:\", kernels.describe())"'
     step "core.device" 60 '"$PY" -m core.device; "$PY" -m core.device --json > "$OUT/device_probe.json";
         rc=$?; echo "device_probe.json: $(wc -c < "$OUT/device_probe.json") bytes"; exit $rc'
 
+    step "video decoders" 60 '"$PY" -c "import av, cv2, re
+from av.codec.hwaccel import hwdevices_available
+print(\"pyav\", av.__version__, \"hwdevices:\", hwdevices_available())
+print(\"cuvid decoders:\", sorted(c for c in av.codecs_available if c.endswith(\"_cuvid\")))
+info = cv2.getBuildInformation()
+print(\"opencv\", cv2.__version__, [l.strip() for l in info.splitlines() if re.search(r\"GStreamer|FFMPEG|CUDA|NVCUVID\", l)])
+"; ffmpeg -hide_banner -hwaccels 2>/dev/null; ffmpeg -hide_banner -decoders 2>/dev/null | grep -i -E "cuvid|nvdec" | head'
+
     # -- tests -------------------------------------------------------------------------------
     # -o addopts=: pyproject's addopts pass --benchmark-disable, which needs pytest-benchmark
     # (not on the image); tests/gpu needs none of them. tests/conftest.py imports only core.*.
@@ -207,7 +215,7 @@ print(\"gpus =\", e[\"device\"][\"gpus\"])
 print(\"auto_backend =\", e[\"device\"][\"auto_backend\"])
 print(\"libraries =\", {k: v for k, v in e[\"libraries\"].items() if v})
 " "$OUT/bench_env.json"'
-    step "bench pipeline" 150 '"$PY" -m bench pipeline --duration 10 --json "$OUT/pipeline_gpu_machine.json"'
+    step "bench pipeline" 150 '"$PY" -m bench pipeline --source clip1080p --duration 10 --json "$OUT/pipeline_gpu_machine.json"'
 
     # -- summary -------------------------------------------------------------------------------
     echo
