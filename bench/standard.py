@@ -334,8 +334,16 @@ def targets(
     ratios = [ring.get("ratio_handoff_vs_floor_median"), ring.get("ratio_handoff_vs_floor_p99")]
     if None not in ratios:
         worst = max(float(r) for r in ratios if r is not None)
+        samples = next(
+            (
+                row.get("handoff_n")
+                for row in ring.get("rows", ())
+                if row.get("contender") == "edgeloop"
+            ),
+            None,
+        )
         out["ring_handoff"] = target(
-            "median and p99 <= 1.5 x the futex floor's", worst, worst <= 1.5
+            f"median and p99 <= 1.5 x the futex floor's ({samples} samples)", worst, worst <= 1.5
         )
     quiet = pipeline.get("quiet")
     if quiet:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from pathlib import Path
+
 import pytest
 
+from bench import media
+from core.errors import SourceError
+from core.pipeline import Pipeline, load_pipeline_config
 from core.pipeline.placement import decode_threads_for, place_sources, worker_kind
 from core.sources import SourceConfig
 
@@ -42,3 +48,23 @@ def test_only_a_decoder_in_a_process_left_at_zero_threads_is_settled() -> None:
     assert [s.decode_threads for s, _ in placed] == [2, 3, 0, 2]  # 6 spare cores, 3 decoders
     threads = place_sources("thread", (FILE,), own_factory=False, cores=8, infer_cores=2)
     assert threads[0][0].decode_threads == 0  # in a thread, FFmpeg's frame threads decode
+
+
+def test_decoding_sources_start_side_by_side_and_a_bad_one_leaves_no_process(
+    tmp_path: Path,
+) -> None:
+    """Two video files in processes (``auto``) start together; the second is empty, so the
+    run fails with its own SourceError, and neither child process outlives it."""
+    clip = media.synthetic_clip(160, 96, 10, 1, gop=5, bitrate=200_000, folder=tmp_path)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    config = load_pipeline_config(
+        overrides=[
+            f"sources=[{{kind: file, uri: '{clip}'}}, {{kind: file, uri: '{empty}'}}]",
+            "model.backend=onnxruntime",
+        ]
+    )
+    with Pipeline(config) as pipeline, pytest.raises(SourceError, match="the file is empty"):
+        pipeline.run(max_frames=10)
+    children = multiprocessing.active_children()
+    assert not [p for p in children if p.name.startswith("edgeloop-source")]

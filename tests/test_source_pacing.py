@@ -20,8 +20,9 @@ from core.pipeline.streams import (
     StreamBlock,
     source_loop,
 )
-from core.ring import FrameRing
+from core.ring import FrameRing, RingConsumer
 from core.sources import Source, SourceConfig, SourceFrame
+from native._ring import PHASE_WRITING
 
 SHAPE = (4, 6)
 OLD_NS = 12_345
@@ -140,9 +141,11 @@ def test_a_frame_read_when_the_stream_stops_is_not_published(ring: FrameRing) ->
     settings = SourceLoopSettings(0, rate=1000.0, quota=None, error_limit=1)
     block, frames = _loop(ring, _Frames(stop=stop, stop_at=1), settings, stop)
     try:
-        assert [pixel for pixel, _ in frames] == [0]  # the second was read, never published
-        assert block.state == STOPPED and block.produced == 1
-        assert ring.stats().published == 1 and ring.occupancy() == 0
+        # The second was read, never published; the first was read ahead of its tick, and is
+        # published only when its tick came before the stop.
+        assert [pixel for pixel, _ in frames] in ([0], [])
+        assert block.state == STOPPED and block.produced == len(frames)
+        assert ring.stats().published == len(frames) and ring.occupancy() == 0
     finally:
         block.close()
 
@@ -211,3 +214,55 @@ def test_a_rate_asked_while_running_paces_from_the_next_frame(ring: FrameRing) -
     finally:
         consumer.close()
         block.close()
+
+
+def test_a_paced_replayed_source_reads_ahead_of_its_ticks(ring: FrameRing) -> None:
+    """Reads run ahead of publishing (a key frame that takes several periods to decode then
+    delays no tick): at 20 frames/s, the fourth frame is read long before the third is due,
+    where reading in turn with publishing would have published three first."""
+    block = StreamBlock(f"{ring.name}.meta", ring.slots, create=True)
+    published_at_read: list[int] = []
+
+    class _Watching(_Frames):
+        def read_into(self, out: np.ndarray) -> SourceFrame | None:
+            published_at_read.append(block.produced)
+            return super().read_into(out)
+
+    source = _Watching()
+    source.open()
+    consumer = ring.consumer("test")
+    try:
+        settings = SourceLoopSettings(0, rate=20.0, quota=4, error_limit=1)
+        source_loop(source, ring.producer(), block, settings, threading.Event())
+        assert block.produced == 4 and block.state == ENDED
+        assert published_at_read[3] < 3  # read while earlier frames waited for their ticks
+        assert _pixels(consumer) == [0, 1, 2, 3]
+    finally:
+        consumer.close()
+        block.close()
+
+
+def test_frames_read_ahead_when_the_stream_stops_are_given_back(ring: FrameRing) -> None:
+    """A stop while frames wait for their ticks: none is published, no slot stays claimed."""
+    stop = threading.Event()
+    block = StreamBlock(f"{ring.name}.meta", ring.slots, create=True)
+    source = _Frames(stop=stop, stop_at=3)  # the fourth read stops the stream
+    source.open()
+    settings = SourceLoopSettings(0, rate=1.0, quota=None, error_limit=1)  # a tick a second
+    try:
+        source_loop(source, ring.producer(), block, settings, stop)
+        assert block.state == STOPPED and block.produced <= 1  # the first tick is now
+        core = ring._core_checked()
+        phases = [core.slot_state(i)[0] for i in range(ring.slots)]
+        assert all(phase != PHASE_WRITING for phase in phases), phases
+    finally:
+        block.close()
+
+
+def _pixels(consumer: RingConsumer) -> list[int]:
+    """The colour (the read count) of each frame left in the ring, in order."""
+    pixels = []
+    for frame in consumer:
+        with frame:
+            pixels.append(int(frame.data[0, 0, 0]))
+    return pixels

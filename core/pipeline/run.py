@@ -168,13 +168,22 @@ class Run:
         cfg = self.config
         factory = self.pipeline.source_factory
         placed = place(cfg, self.pipeline.backend, factory)
-        for stream_id, (source_config, kind) in enumerate(placed):
-            worker: SourceWorker
-            if kind == "process":
-                worker = ProcessSourceWorker(source_config, stream_id, factory)
-            else:
-                worker = ThreadSourceWorker(factory(source_config, stream_id), source_config)
-            self.sources.append(worker)
+        started: list[ProcessSourceWorker] = []
+        try:
+            for stream_id, (source_config, kind) in enumerate(placed):
+                worker: SourceWorker
+                if kind == "process":  # started now, waited for below: side by side
+                    worker = ProcessSourceWorker(source_config, stream_id, factory, wait=False)
+                    started.append(worker)
+                else:
+                    worker = ThreadSourceWorker(factory(source_config, stream_id), source_config)
+                self.sources.append(worker)
+            for process in started:
+                process.opened()
+        except BaseException:
+            for process in started:  # none attached a ring yet, none will: none outlives this
+                process.abandon()
+            raise
 
     def _wants_frames(self, stream_id: int) -> bool:
         """Whether a stream competes for frames now (:mod:`core.pipeline.fairness`): its ingest

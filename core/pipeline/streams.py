@@ -9,9 +9,14 @@ so the ring's own protocol orders the two. The block also carries the stream's s
 counts, the last error) and the source stage's timings, which the parent reads.
 
 Pacing: with ``rate`` set, a worker publishes each frame on its tick, as a camera delivers one
-from its buffer when the frame clock ticks: it starts reading the frame a little before the
-tick (1.5 times the mean read, plus 0.2 ms), then sleeps until the tick (``Event.wait``, never
-a busy wait: spinning would steal a core from the stages on a 2-core machine) and publishes it.
+from its buffer when the frame clock ticks, sleeping until the tick (``Event.wait``, never a
+busy wait: spinning would steal a core from the stages on a 2-core machine). A replayed source
+(the synthetic camera, a file, a folder) paced from the start reads on a thread of its own, up
+to :data:`READ_AHEAD` frames ahead in claimed slots, as a camera's buffer holds them: a key
+frame that takes several periods to decode then delays no tick
+(docs/decisions/0032-the-suite-reads-h264.md). A live source, or one paced only by a later
+change, reads in turn with publishing, starting a little before the tick (1.5 times the mean
+read, plus 0.2 ms).
 A period or more behind (still reading, or waiting for a free slot while the stages are
 behind), it counts the ticks that passed without a frame (``missed_ticks``: a camera would
 have lost those frames) and gives the frame the latest tick that passed, rather than bursting.
@@ -42,12 +47,13 @@ import contextlib
 import logging
 import multiprocessing
 import pickle
+import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -56,9 +62,9 @@ from core.detections import GroundTruth
 from core.errors import EdgeloopError, PipelineError, RingTimeoutError, SourceStalledError
 from core.pipeline.priority import be_nicer
 from core.pipeline.stats import HEADER, SAMPLES, ErrorLog, StageStats
-from core.ring import FrameRing, RingProducer
+from core.ring import FrameRing, RingProducer, WritableSlot
 from core.shm import create_segment, open_segment, unlink_segment
-from core.sources import Source, SourceConfig, open_source
+from core.sources import Source, SourceConfig, SourceFrame, open_source
 from core.spawned import exit_cause
 from core.threadname import name_this_thread
 
@@ -87,6 +93,11 @@ UNPACED = -1
 _MESSAGE_BYTES = 256
 LEAD_SLACK_NS = 200_000
 """Added to 1.5 times the mean read for when a paced read starts before its tick."""
+READ_AHEAD = 3
+"""Frames a paced replayed source keeps read, in claimed slots, ahead of their ticks: a
+camera's buffer, which absorbs a key frame that takes several periods to decode."""
+POLL_S = 0.1
+"""How often the read-ahead's threads look at the stop flag while they wait for each other."""
 OPEN_TIMEOUT_S = 60.0
 """How long a source process may take to start and open its source."""
 
@@ -328,6 +339,141 @@ class FrameClock:
         return tick
 
 
+class _Read(NamedTuple):
+    """A frame read into a claimed slot, not yet published."""
+
+    slot: WritableSlot
+    frame: SourceFrame
+    start_ns: int
+    end_ns: int
+
+
+class _End(NamedTuple):
+    """Why the stream ends: its final state and message."""
+
+    state: int
+    message: str
+
+
+class _Reader:
+    """One stream's reads into claimed slots, with the failure rules of the module docstring
+    (errors counted and retried, ``error_limit`` in a row end the stream) and the quota."""
+
+    def __init__(
+        self,
+        source: Source,
+        producer: RingProducer,
+        block: StreamBlock,
+        settings: SourceLoopSettings,
+    ) -> None:
+        self.source = source
+        self.producer = producer
+        self.block = block
+        self.settings = settings
+        self.errlog = ErrorLog()
+        self.stage = f"source {source.name}"
+        self.consecutive = 0
+        self.read = 0
+
+    def next(self) -> _Read | _End | None:
+        """The next frame, read into a claimed slot; an :class:`_End` when the stream ends
+        (its end, the quota, too many failed reads); None when no slot came free within the
+        claim timeout or the read failed (counted: call again)."""
+        settings, status, block = self.settings, self.block.status, self.block
+        if settings.quota is not None and self.read >= settings.quota:
+            return _End(ENDED, f"read the {settings.quota} frames asked for")
+        try:
+            slot = self.producer.claim(timeout=settings.claim_timeout_s)
+        except RingTimeoutError:
+            return None  # back-pressure; the caller looks at the stop flag again
+        start = time.monotonic_ns()
+        status[_READING_SINCE] = start
+        try:
+            frame = self.source.read_into(slot.array)
+        except Exception as exc:
+            self.producer.abandon(slot)
+            status[_READING_SINCE] = 0
+            self.consecutive += 1
+            status[_STALLS if isinstance(exc, SourceStalledError) else _ERRORS] += 1
+            block.stats.error()
+            block.set_message(f"{type(exc).__name__}: {exc}")
+            self.errlog.report(self.stage, f"{type(exc).__name__}: {exc}")
+            if self.consecutive >= settings.error_limit:
+                message = f"{self.consecutive} failed reads in a row, the last: {exc}"
+                log.error("%s: stream given up after %s", self.stage, message)
+                return _End(FAILED, message)
+            return None
+        end = time.monotonic_ns()
+        status[_READING_SINCE] = 0
+        if frame is None:
+            self.producer.abandon(slot)
+            return _End(ENDED, "end of stream")
+        self.consecutive = 0
+        if frame.concealed:
+            status[_CONCEALED] += 1
+            self.errlog.report(
+                self.stage,
+                f"frame {frame.index}: the decoder concealed errors in it (damaged data); "
+                "delivered as decoded",
+            )
+        block.stats.record(start, end)
+        self.read += 1
+        return _Read(slot, frame, start, end)
+
+
+class _Publisher:
+    """Publishes read frames, each on its tick when the stream is paced (a live change of
+    ``rate`` takes effect at the next frame), counting what was produced."""
+
+    def __init__(
+        self,
+        source: Source,
+        producer: RingProducer,
+        block: StreamBlock,
+        settings: SourceLoopSettings,
+    ) -> None:
+        self.source = source
+        self.producer = producer
+        self.block = block
+        self.stream_id = settings.stream_id
+        self.period_ns = int(1e9 / settings.rate) if settings.rate else 0
+        self.tick = FrameClock(self.period_ns)
+        self.restamp = not source.live
+        self.produced = 0
+
+    def follow_rate(self) -> None:
+        """Take up a rate asked for live (:meth:`StreamBlock.ask_rate`)."""
+        asked = int(self.block.status[_PERIOD_ASKED])
+        if asked and asked != (self.period_ns or UNPACED):
+            self.period_ns = max(0, asked)
+            missed, self.tick = self.tick.missed, FrameClock(self.period_ns)  # starts now
+            self.tick.missed = missed
+
+    def publish(self, read: _Read, stop: StopFlag) -> bool:
+        """Publish ``read`` (on its tick when paced); False when ``stop`` came first (the slot
+        given back unpublished)."""
+        status = self.block.status
+        capture_ns, published_ns = read.frame.capture_ns, read.end_ns  # unpaced: once read
+        if self.period_ns:
+            tick_ns = self.tick.wait(stop)
+            status[_MISSED_TICKS] = self.tick.missed
+            if tick_ns is None:
+                self.producer.abandon(read.slot)
+                return False
+            published_ns = time.monotonic_ns()  # on its tick, or late
+            if self.restamp:
+                capture_ns = tick_ns
+        self.block.write_truth(read.slot.index, read.frame.truth)
+        self.producer.publish(
+            read.slot, stream_id=self.stream_id, capture_ns=capture_ns, flags=read.frame.index
+        )
+        self.produced += 1
+        status[_PRODUCED] = self.produced
+        status[_LOOPS] = self.source.loops
+        status[_LAST_FRAME] = published_ns
+        return True
+
+
 def source_loop(
     source: Source,
     producer: RingProducer,
@@ -336,93 +482,91 @@ def source_loop(
     stop: StopFlag,
 ) -> None:
     """Read frames into ring slots until the source ends, fails, the quota is met or ``stop``
-    is set; then end the stream (see the module docstring). Never raises for a bad read."""
+    is set; then end the stream (see the module docstring). Never raises for a bad read.
+
+    A replayed source paced from the start reads on a thread of its own, up to
+    :data:`READ_AHEAD` frames ahead of their ticks, while this thread publishes them: a frame
+    that takes several periods to decode (a key frame) then delays no tick."""
     be_nicer(settings.nice)
-    errlog = ErrorLog()
-    status = block.status
-    stats = block.stats
-    period_ns = int(1e9 / settings.rate) if settings.rate else 0
-    tick = FrameClock(period_ns)
-    restamp = not source.live
-    consecutive = 0
-    produced = 0
-    final, message = STOPPED, "stopped"
-    stage = f"source {source.name}"
+    reader = _Reader(source, producer, block, settings)
+    publisher = _Publisher(source, producer, block, settings)
+    final = _End(STOPPED, "stopped")
+    try:
+        if publisher.period_ns and publisher.restamp:
+            final = _read_ahead(reader, publisher, stop) or final
+            return
+        while not stop.is_set():
+            publisher.follow_rate()
+            tick = publisher.tick
+            if publisher.period_ns and not tick.wait_to_read(stop):
+                break
+            got = reader.next()
+            if got is None:
+                continue
+            if isinstance(got, _End):
+                final = got
+                break
+            if publisher.period_ns:
+                tick.learn(got.end_ns - got.start_ns)
+            if not publisher.publish(got, stop):
+                break
+    finally:
+        block.set_state(final.state, final.message)
+        producer.close(end_of_stream=True)
+
+
+def _read_ahead(reader: _Reader, publisher: _Publisher, stop: StopFlag) -> _End | None:
+    """:func:`source_loop` for a paced replayed source: ``reader`` on a thread of its own,
+    its frames handed over through a queue of :data:`READ_AHEAD`; the stream's end, or None
+    when ``stop`` came first. Frames read but not published are given back."""
+    handed: queue.Queue[_Read | _End] = queue.Queue(READ_AHEAD)
+    halt = threading.Event()
+
+    def read() -> None:
+        name_this_thread(f"read-{publisher.stream_id}")
+        try:
+            while not (halt.is_set() or stop.is_set()):
+                got = reader.next()
+                while got is not None:
+                    try:
+                        handed.put(got, timeout=POLL_S)
+                    except queue.Full:
+                        if halt.is_set() or stop.is_set():
+                            if isinstance(got, _Read):
+                                reader.producer.abandon(got.slot)
+                            return
+                        continue
+                    if isinstance(got, _End):
+                        return
+                    got = None
+        except BaseException as exc:  # never silent: the stream fails with the cause
+            failed = _End(FAILED, f"the reader thread failed: {type(exc).__name__}: {exc}")
+            while not halt.is_set():
+                with contextlib.suppress(queue.Full):
+                    handed.put(failed, timeout=POLL_S)
+                    return
+
+    thread = threading.Thread(target=read, name=f"edgeloop-read-{publisher.stream_id}")
+    thread.start()
     try:
         while not stop.is_set():
-            asked = int(status[_PERIOD_ASKED])
-            if asked and asked != (period_ns or UNPACED):
-                period_ns = max(0, asked)
-                missed, tick = tick.missed, FrameClock(period_ns)  # the new pace starts now
-                tick.missed = missed
-            if settings.quota is not None and produced >= settings.quota:
-                final, message = ENDED, f"read the {settings.quota} frames asked for"
-                break
-            if period_ns and not tick.wait_to_read(stop):
-                break
+            publisher.follow_rate()
             try:
-                slot = producer.claim(timeout=settings.claim_timeout_s)
-            except RingTimeoutError:
-                continue  # back-pressure; look at the stop flag again
-            start = time.monotonic_ns()
-            status[_READING_SINCE] = start
-            try:
-                frame = source.read_into(slot.array)
-            except Exception as exc:
-                producer.abandon(slot)
-                status[_READING_SINCE] = 0
-                consecutive += 1
-                kind = _STALLS if isinstance(exc, SourceStalledError) else _ERRORS
-                status[kind] += 1
-                stats.error()
-                block.set_message(f"{type(exc).__name__}: {exc}")
-                errlog.report(stage, f"{type(exc).__name__}: {exc}")
-                if consecutive >= settings.error_limit:
-                    final = FAILED
-                    message = f"{consecutive} failed reads in a row, the last: {exc}"
-                    log.error("%s: stream given up after %s", stage, message)
-                    break
+                got = handed.get(timeout=POLL_S)
+            except queue.Empty:
                 continue
-            end = time.monotonic_ns()
-            status[_READING_SINCE] = 0
-            if frame is None:
-                producer.abandon(slot)
-                final, message = ENDED, "end of stream"
-                break
-            consecutive = 0
-            if frame.concealed:
-                status[_CONCEALED] += 1
-                errlog.report(
-                    stage,
-                    f"frame {frame.index}: the decoder concealed errors in it (damaged data); "
-                    "delivered as decoded",
-                )
-            capture_ns, published_ns = frame.capture_ns, end  # unpaced: published once read
-            if period_ns:
-                tick.learn(end - start)
-                tick_ns = tick.wait(stop)
-                status[_MISSED_TICKS] = tick.missed
-                if tick_ns is None:
-                    producer.abandon(slot)
-                    break
-                published_ns = time.monotonic_ns()  # on its tick, or late
-                if restamp:
-                    capture_ns = tick_ns
-            block.write_truth(slot.index, frame.truth)
-            producer.publish(
-                slot,
-                stream_id=settings.stream_id,
-                capture_ns=capture_ns,
-                flags=frame.index,
-            )
-            stats.record(start, end)
-            produced += 1
-            status[_PRODUCED] = produced
-            status[_LOOPS] = source.loops
-            status[_LAST_FRAME] = published_ns
+            if isinstance(got, _End):
+                return got
+            if not publisher.publish(got, stop):
+                return None
+        return None
     finally:
-        block.set_state(final, message)
-        producer.close(end_of_stream=True)
+        halt.set()
+        thread.join()  # a read is bounded by the source's timeout_s
+        while not handed.empty():
+            left = handed.get_nowait()
+            if isinstance(left, _Read):
+                reader.producer.abandon(left.slot)
 
 
 # -- workers -----------------------------------------------------------------------------------
@@ -576,7 +720,9 @@ def _portable(exc: Exception) -> EdgeloopError | None:
 class ProcessSourceWorker(SourceWorker):
     """A source read by a process of its own (``spawn``: safe beside the parent's threads),
     writing into the shared-memory ring; its decoding or rendering never holds the parent's
-    GIL. Start-up costs an interpreter (about half a second) and the source's own opening."""
+    GIL. Start-up costs an interpreter (about half a second) and the source's own opening:
+    made with ``wait=False``, the process starts and :meth:`opened` waits for it, so that
+    several streams start side by side."""
 
     kind = "process"
 
@@ -585,6 +731,8 @@ class ProcessSourceWorker(SourceWorker):
         config: SourceConfig,
         stream_id: int,
         make_source: Callable[[SourceConfig, int], Source] = open_source,
+        *,
+        wait: bool = True,
     ) -> None:
         self.config = config
         self.stream_id = stream_id
@@ -600,12 +748,18 @@ class ProcessSourceWorker(SourceWorker):
         self._process.start()
         child.close()
         stop_reader.close()
+        if wait:
+            self.opened()
+
+    def opened(self) -> None:
+        """Wait until the process opened its source (its size, name and facts then known);
+        the source's own error where it could not."""
         reply = self._receive(OPEN_TIMEOUT_S, "open its source")
         if reply[0] == "error":
             self._process.join(5.0)
             if reply[2] is not None:  # a SourceError, ConfigError...: the same as in a thread
                 raise reply[2]
-            raise PipelineError(f"source {stream_id} ({config.kind}): {reply[1]}")
+            raise PipelineError(f"source {self.stream_id} ({self.config.kind}): {reply[1]}")
         _, shape, self.has_truth, self.name, self.facts = reply
         self.shape = (int(shape[0]), int(shape[1]))
 
