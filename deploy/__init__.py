@@ -1,1 +1,2 @@
-"""edgeloop deploy: see ARCHITECTURE.md; built on top of core in a later issue."""
+"""edgeloop deploy: the model registry (:mod:`deploy.models`, ``python -m deploy model``) and
+the monitoring files (:mod:`deploy.monitoring`); packaging and rollout come later."""
