@@ -14,13 +14,15 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from core.errors import EdgeloopError, ModelError
-from deploy.models.manifest import Manifest, check_version
+from core.models.manifest import EVAL_FRAMES, Manifest, check_version
 from deploy.models.registry import STAGES, Registry, RegistryError, open_registry
+from deploy.models.sagemaker import fetch_model_package
 
 REGISTRY_ENV = "EDGELOOP_REGISTRY"
 DIFF_FIELDS = (
@@ -62,20 +64,46 @@ def _latest(registry: Registry, name: str) -> str:
 
 
 def cmd_publish(args: argparse.Namespace) -> dict[str, Any]:
-    model = Path(args.model)
-    if not model.is_file():
-        raise UsageError(f"{model}: no such model file")
+    if (args.model is None) == (args.from_sagemaker is None):
+        raise UsageError("publish takes MODEL.onnx or --from-sagemaker ARN (one of the two)")
     try:
         check_version(args.version)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    done = _registry(args).publish(model, name=args.name, version=args.version, labels=args.labels)
+    if args.eval not in (None, "synthetic"):
+        raise UsageError(f"--eval {args.eval}: the synthetic set is the one built in")
+    if args.from_sagemaker is not None:
+        with tempfile.TemporaryDirectory(prefix="edgeloop-sagemaker-") as folder:
+            model, source = fetch_model_package(args.from_sagemaker, Path(folder))
+            return _publish(args, model, source)
+    model = Path(args.model)
+    if not model.is_file():
+        raise UsageError(f"{model}: no such model file")
+    return _publish(args, model, None)
+
+
+def _publish(
+    args: argparse.Namespace, model: Path, source: dict[str, Any] | None
+) -> dict[str, Any]:
+    frames = args.eval_frames if args.eval else None
+    if frames:
+        print(f"scoring {model.name} on {frames} synthetic frames...", file=sys.stderr)
+    done = _registry(args).publish(
+        model,
+        name=args.name,
+        version=args.version,
+        labels=args.labels,
+        source=source,
+        evaluate=frames,
+    )
     m = done.manifest
     print(
         f"{m.name} {m.version}: "
         + ("already published, same content" if done.already else "published")
         + f" (sha256 {m.sha256[:12]}, {m.format}, {m.input_size[0]}x{m.input_size[1]}, "
-        f"{len(m.class_names)} classes)",
+        f"{len(m.class_names)} classes"
+        + (f", mAP@0.5 {m.evaluation['map50']:.3f}" if m.evaluation else "")
+        + ")",
         file=sys.stderr if args.json else sys.stdout,
     )
     return {"published": not done.already, "manifest": _manifest_dict(m)}
@@ -126,7 +154,10 @@ def cmd_diff(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for key in DIFF_FIELDS:
         left, right = getattr(a, key), getattr(b, key)
-        rows.append({"field": key, "a": left, "b": right, "same": left == right})
+        field = key
+        if key == "evaluation":  # its figure, side by side: what diff is read for
+            field, left, right = "map50", (left or {}).get("map50"), (right or {}).get("map50")
+        rows.append({"field": field, "a": left, "b": right, "same": left == right})
     if not args.json:
         width = max(len(str(r["a"])) for r in rows if r["field"] != "class_names")
         print(f"{'field':12} {args.a:{width}}  {args.b}")
@@ -180,10 +211,27 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     publish = action("publish", "publish an ONNX model as NAME VERSION (loaded and checked first)")
-    publish.add_argument("model", metavar="MODEL.onnx")
+    publish.add_argument("model", metavar="MODEL.onnx", nargs="?")
+    publish.add_argument(
+        "--from-sagemaker",
+        metavar="MODEL_PACKAGE_ARN",
+        help="take an approved SageMaker model package's ONNX file instead of MODEL.onnx",
+    )
     publish.add_argument("--name", required=True)
     publish.add_argument("--version", required=True, help="semantic version, e.g. 1.2.0")
     publish.add_argument("--labels", metavar="FILE|coco", help="class names (model.labels)")
+    publish.add_argument(
+        "--eval",
+        metavar="DATASET",
+        help="score it first: synthetic (mAP@0.5, the manifest's evaluation)",
+    )
+    publish.add_argument(
+        "--eval-frames",
+        type=int,
+        default=EVAL_FRAMES,
+        metavar="N",
+        help=f"frames scored (default {EVAL_FRAMES})",
+    )
     publish.set_defaults(run=cmd_publish)
     listing = action("list", "the models, or NAME's versions, with their stages")
     listing.add_argument("name", nargs="?")

@@ -6,7 +6,6 @@ temporary folder, waited for until ready, and stopped (its folder removed) after
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.error
@@ -19,16 +18,10 @@ from typing import Any
 
 import pytest
 
+from tests.ports import free_port
 from tests.required_tools import require
 
 READY_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now (the OS's pick; the server binds it right after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(url: str, timeout: float = 5.0) -> bytes:

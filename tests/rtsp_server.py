@@ -15,18 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+from tests.ports import free_port
+
 SERVE = (
     "import asyncio, sys\n"
     "from aio_rtsp_toolkit import server\n"
     "asyncio.run(server.serve(sys.argv[1], host='127.0.0.1', port=int(sys.argv[2])))\n"
 )
 START_TIMEOUT_S = 15.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _accepts(port: int) -> bool:
@@ -42,7 +38,7 @@ class RtspServer:
 
     def __init__(self, folder: Path, port: int | None = None) -> None:
         self.folder = folder
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, name: str, plays: int = 1) -> str:
@@ -63,7 +59,7 @@ class RtspServer:
                     return self
                 time.sleep(0.05)
             why = self.stop()
-            self.port = _free_port()
+            self.port = free_port()
         raise RuntimeError(f"the RTSP server did not start (tried 3 ports): {why[-500:]}")
 
     def stop(self) -> str:

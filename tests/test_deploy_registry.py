@@ -5,6 +5,7 @@ local folder and S3 (moto's server) behave alike."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -14,13 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.backends import open_backend
 from core.errors import ModelError
 from core.models import reference_model_path
-from core.preprocess import preprocess_into
+from core.models.manifest import check_version, verify_model
 from core.synthetic import CLASS_NAMES
 from deploy.cli import main
-from deploy.models.manifest import check_version
 from deploy.models.registry import Registry, RegistryConflict, RegistryError, open_registry
 from tests.mqtt_broker import MotoServer
 
@@ -50,38 +49,20 @@ def test_a_version_is_published_with_what_the_model_holds(local: Registry) -> No
     assert local.manifest("gate", "1.0.0") == m  # read back as written
 
 
-def test_the_golden_set_is_what_the_model_computes(local: Registry, tmp_path: Path) -> None:
-    """A device re-runs the golden frames and compares: the published file reproduces them,
-    another model does not."""
+def test_a_download_checks_out_against_its_manifest_and_golden_set(
+    local: Registry, tmp_path: Path
+) -> None:
+    """What a device does with a version it fetched (:func:`core.models.manifest.verify_model`):
+    the registry's bytes, manifest and golden set agree."""
     local.publish(SMALL, name="gate", version="1.0.0")
-    data = local.store.get("models/gate/1.0.0/golden.npz")
-    assert data is not None
-    golden = np.load(io.BytesIO(data))
     manifest = local.manifest("gate", "1.0.0")
-
-    def outputs(model: Path) -> list[np.ndarray]:
-        from core.formats.facts import backend_facts
-        from core.formats.model import settle_model
-
-        with open_backend(model, "onnxruntime", threads=1, warmup_runs=1) as backend:
-            spec = settle_model(backend_facts(backend)).preprocess()
-            rows = []
-            for frame in golden["frames"]:
-                preprocess_into(frame, backend.input_buffer(1, 0)[0], spec)
-                rows.append([np.array(o) for o in backend.infer(1, 0)])
-        return [np.concatenate([r[i] for r in rows]) for i in range(len(rows[0]))]
-
-    again = outputs(SMALL)
-    atol, rtol = float(golden["atol"]), float(golden["rtol"])
-    for i, values in enumerate(again):
-        assert np.allclose(values, golden[f"output_{i}"], atol=atol, rtol=rtol)
-    assert golden["frames"].shape[0] == manifest.golden["frames"]  # type: ignore[index]
-    other = outputs(LARGER)
-    assert any(
-        a.shape != golden[f"output_{i}"].shape
-        or not np.allclose(a, golden[f"output_{i}"], atol=atol, rtol=rtol)
-        for i, a in enumerate(other)
-    )
+    golden = local.store.get("models/gate/1.0.0/golden.npz")
+    assert golden is not None and manifest.golden is not None
+    assert hashlib.sha256(golden).hexdigest() == manifest.golden["sha256"]
+    assert np.load(io.BytesIO(golden))["frames"].shape[0] == manifest.golden["frames"]
+    downloaded = tmp_path / "model.onnx"
+    downloaded.write_bytes(local.model_bytes("gate", "1.0.0"))
+    assert verify_model(downloaded, manifest, golden).class_names == manifest.class_names
 
 
 def test_the_same_version_again_is_a_no_op_and_other_bytes_are_refused(local: Registry) -> None:
@@ -161,6 +142,45 @@ def test_the_cli_publishes_lists_shows_diffs_and_promotes(
     assert {"sha256", "size", "input_size", "parent"} <= differs and "format" not in differs
     status, text, _ = _cli(capsys, "diff", "gate", "1.0.0", "1.1.0", *registry)
     assert "input_size" in text and "<- differs" in text
+
+
+def test_publish_can_score_the_model_first(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    registry = ("--registry", f"file://{tmp_path / 'reg'}")
+    scored = ("--eval", "synthetic", "--eval-frames", "12")
+    status, out, err = _cli(
+        capsys,
+        "publish",
+        str(SMALL),
+        "--name",
+        "gate",
+        "--version",
+        "1.0.0",
+        *scored,
+        *registry,
+        "--json",
+    )
+    evaluation = out["manifest"]["evaluation"]
+    assert status == 0 and evaluation["frames"] == 12 and 0 < evaluation["map50"] <= 1
+    assert "scoring detector-s.onnx on 12 synthetic frames" in err
+    _cli(capsys, "publish", str(LARGER), "--name", "gate", "--version", "1.1.0", *scored, *registry)
+    status, out, _ = _cli(capsys, "diff", "gate", "1.0.0", "1.1.0", *registry, "--json")
+    row = next(r for r in out["fields"] if r["field"] == "map50")
+    assert row["a"] == evaluation["map50"] and row["b"] is not None
+    status, _, err = _cli(
+        capsys,
+        "publish",
+        str(SMALL),
+        "--name",
+        "g",
+        "--version",
+        "1.0.0",
+        "--eval",
+        "coco",
+        *registry,
+    )
+    assert status == 2 and "--eval coco: the synthetic set is the one built in" in err
 
 
 @pytest.mark.parametrize(

@@ -1,2 +1,2 @@
-"""Models from the cloud: the registry (:mod:`deploy.models.registry`) and each version's
-manifest (:mod:`deploy.models.manifest`)."""
+"""Models from the cloud: the registry (:mod:`deploy.models.registry`); each version's
+manifest, read on devices too, is :mod:`core.models.manifest`."""

@@ -31,7 +31,13 @@ from urllib.parse import urlparse
 
 from core.cache import atomic_write_bytes
 from core.errors import EdgeloopError, ModelError
-from deploy.models.manifest import Manifest, check_version, golden_set, inspect_model
+from core.models.manifest import (
+    Manifest,
+    check_version,
+    evaluate_model,
+    golden_set,
+    inspect_model,
+)
 
 __all__ = [
     "STAGES",
@@ -239,9 +245,12 @@ class Registry:
         version: str,
         labels: str | None = None,
         source: dict[str, Any] | None = None,
+        evaluate: int | None = None,
     ) -> Published:
         """Publish ``model`` as ``name`` ``version`` (see the module docstring); the model is
-        loaded first, so a file the pipeline cannot use is refused before anything is written."""
+        loaded first, so a file the pipeline cannot use is refused before anything is written.
+        ``evaluate``: score it on that many synthetic frames first (the manifest's
+        ``evaluation``: :func:`core.models.manifest.evaluate_model`)."""
         _check_name(name)
         check_version(version)
         data = model.read_bytes()
@@ -256,6 +265,7 @@ class Registry:
                 )
             return Published(old, already=True)
         facts = inspect_model(model, labels)
+        evaluation = evaluate_model(model, frames=evaluate, labels=labels) if evaluate else None
         golden = golden_set(model, labels)
         earlier = [v for v in self.versions(name) if check_version(v) < check_version(version)]
         manifest = Manifest(
@@ -270,6 +280,7 @@ class Registry:
             created=_now(),
             parent=earlier[-1] if earlier else None,
             source=source or {"kind": "file", "path": str(model.resolve())},
+            evaluation=evaluation,
             golden={
                 "file": GOLDEN_FILE,
                 "sha256": hashlib.sha256(golden).hexdigest(),
