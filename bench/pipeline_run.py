@@ -363,19 +363,13 @@ def truth_classes(config: Any) -> tuple[str, ...] | None:
 
 def _accuracy_counter(config: Any, model: Any) -> AccuracyCounter | None:
     """An accuracy counter when every source has ground truth (the synthetic scene, a truth
-    sidecar) and the model (:class:`core.formats.model.ModelChoice`) detects those classes: a
-    classifier, a raw model or another label set scored against them would give a wrong
-    figure, not a low one."""
+    sidecar) and the model detects those classes (:meth:`core.formats.model.ModelChoice.
+    detects`)."""
     classes = truth_classes(config)
-    if classes is None:
+    if classes is None or not model.detects(classes):
         return None
     from bench.observers import AccuracyCounter  # noqa: PLC0415
 
-    names = tuple(model.class_names)
-    if model.format.task != "detect" or len(names) != len(classes):
-        return None
-    if model.names_from not in ("ids", "none") and names != classes:
-        return None
     return AccuracyCounter(len(classes))
 
 

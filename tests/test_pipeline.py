@@ -530,3 +530,17 @@ def test_a_call_recorded_while_metrics_update_is_counted_next_time() -> None:
     metrics.update({}, e2e, **update)
     (sample,) = registry.snapshot()["edgeloop_e2e_latency_seconds"]["samples"]
     assert sample["count"] == e2e.calls == 4
+
+
+def test_a_closed_run_answers_status_and_retune_with_nothing() -> None:
+    """The health thread asks for status, and a live change writes each stream's pace, from
+    other threads: once the run has closed its blocks, neither may touch them (an IndexError
+    on a closed block once crashed the device app as it stopped)."""
+    config = small_config()
+    runs: list[Any] = []
+    with Pipeline(config) as pipeline:
+        pipeline.run(max_frames=10, progress=lambda _: runs.append(pipeline._run))
+    run = runs[-1]
+    assert run is not None and run.closed
+    assert run.status() is None
+    run.retune(config.filter, 10.0)  # nothing to write: no error

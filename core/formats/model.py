@@ -43,6 +43,16 @@ class ModelChoice:
         spec = self.format.preprocess(self.facts)
         return dataclasses.replace(spec, **changes) if changes else spec
 
+    def detects(self, classes: tuple[str, ...]) -> bool:
+        """Whether its detections can be scored against ground truth of ``classes``: a
+        detector whose class names are those (or, named by no one, as many of them). A
+        classifier, a raw model or another label set scored against them would give a wrong
+        figure, not a low one."""
+        names = tuple(self.class_names)
+        if self.format.task != "detect" or len(names) != len(classes):
+            return False
+        return self.names_from in ("ids", "none") or names == classes
+
     def summary(self) -> dict[str, object]:
         """Plain figures for a report: format, classes, where their names came from, input."""
         return {

@@ -221,15 +221,11 @@ def evaluate_model(
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
     with _loaded(path, labels) as (backend, choice):
-        names = tuple(choice.class_names)
-        same = names == tuple(CLASS_NAMES) or (
-            choice.names_from in ("ids", "none") and len(names) == len(CLASS_NAMES)
-        )
-        if choice.format.task != "detect" or not same:
+        if not choice.detects(tuple(CLASS_NAMES)):
             raise ModelError(
                 f"{path.name}: the synthetic set scores detectors of its {len(CLASS_NAMES)} "
                 f"classes ({', '.join(CLASS_NAMES)}); this is a {choice.format.task} model "
-                f"of {len(names)} classes"
+                f"of {len(choice.class_names)} classes"
             )
         decode = choice.decoder(DecodeOptions(score_floor=EVAL_SCORE_THRESHOLD))
         spec = choice.preprocess()

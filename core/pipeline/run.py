@@ -161,6 +161,10 @@ class Run:
         self.ticked_ns = 0
         """When the monitoring loop last went round (``time.monotonic_ns``)."""
         self.monitoring = False
+        self.closed = False
+        """Set (under ``_live``) before the rings and blocks close: a health check or a live
+        change from another thread then finds nothing to read or write, never a closed block."""
+        self._live = threading.Lock()
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -444,9 +448,11 @@ class Run:
 
     def status(self) -> RunStatus | None:
         """Each stream's state and each worker's time in its current work (None before the
-        workers start)."""
-        if not self.ticked_ns:
-            return None
+        workers start and once the run closes)."""
+        with self._live:
+            return None if self.closed or not self.ticked_ns else self._status()
+
+    def _status(self) -> RunStatus:
         state = self.state
         now = time.monotonic_ns()
         perf_now = time.perf_counter_ns()
@@ -480,8 +486,10 @@ class Run:
         next read (:meth:`core.pipeline.Pipeline.retune`)."""
         if self.stages is not None:
             self.stages.result_filter.reconfigure(filter_config)
-        for block in self.blocks:
-            block.ask_rate(rate)
+        with self._live:
+            if not self.closed:
+                for block in self.blocks:
+                    block.ask_rate(rate)
         self.config = replace(self.config, filter=filter_config, rate=rate)
 
     # -- stopping ---------------------------------------------------------------------------
@@ -642,6 +650,8 @@ class Run:
 
     def _close(self) -> None:
         """Close consumers, rings and blocks (unlinking them), and the sources."""
+        with self._live:  # a status() or retune() under way finishes first
+            self.closed = True
         for consumer in self.consumers:
             consumer.close()
         for ring in self.rings:

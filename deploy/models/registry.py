@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 from core.cache import atomic_write_bytes
 from core.errors import EdgeloopError, ModelError
 from core.models.manifest import (
+    GOLDEN_FRAMES,
     Manifest,
     check_version,
     evaluate_model,
@@ -284,7 +285,7 @@ class Registry:
             golden={
                 "file": GOLDEN_FILE,
                 "sha256": hashlib.sha256(golden).hexdigest(),
-                "frames": 2,
+                "frames": GOLDEN_FRAMES,
             },
         )
         self.store.put(self._version_key(name, version, MODEL_FILE), data)
