@@ -32,10 +32,8 @@ included), and ``cpu_efficiency = fps / bound.cpu_fps`` says how much of the mac
 the running pipeline turns into frames: the figure that stays honest when a stage's own bound
 hides what the stages cost together (a decoder's threads, two streams sharing two cores).
 
-A fourth run, ``multistream`` (:func:`multistream_block`), reads several streams of the main
-source at once, flat out (per-stream fps and their ``fairness``, min over max) and paced past
-capacity (:func:`multistream_paced_block`: how the loss is shared between the streams, and
-how long a frame waits).
+A fourth run, ``multistream``, reads several streams of the main source at once: its blocks
+are :mod:`bench.multistream`'s.
 
 Measuring follows :mod:`bench.verdict`: a warm-up bounded by time and count (at least
 ``warmup_s`` and long enough for :data:`WARMUP_FRAMES` frames at the bound's rate), a
@@ -557,7 +555,7 @@ def _bytes(report: Any) -> schema.Bytes:
     }
 
 
-def _stages(
+def stages_block(
     report: Any, costs: Mapping[str, Any] | None, stage_bounds: Mapping[str, float]
 ) -> dict[str, schema.Stage]:
     stages: dict[str, schema.Stage] = {}
@@ -579,7 +577,7 @@ def _stages(
     return stages
 
 
-def _common(measured: Measured, *, judge_latency: bool) -> schema.RunBlock:
+def common_block(measured: Measured, *, judge_latency: bool) -> schema.RunBlock:
     """The figures every run's block has, its settings and its verdict."""
     report = measured.report
     return {
@@ -608,8 +606,10 @@ def flat_out_block(measured: Measured, cores: float) -> schema.PipelineBlock:
     limits = bound(measured.costs, cores) if measured.costs else None
     paced = not measures_capacity(measured.config)
     # A block of the common keys only is a pipeline block with none of its own keys yet.
-    block = cast(schema.PipelineBlock, _common(measured, judge_latency=paced))
-    block["stages"] = _stages(report, measured.costs, limits["stage_bound_fps"] if limits else {})
+    block = cast(schema.PipelineBlock, common_block(measured, judge_latency=paced))
+    block["stages"] = stages_block(
+        report, measured.costs, limits["stage_bound_fps"] if limits else {}
+    )
     block["bound_fps"] = limits["bound_fps"] if limits else None
     block["efficiency"] = block["fps"] / limits["bound_fps"] if limits and not paced else None
     block["cpu_efficiency"] = block["fps"] / limits["cpu_fps"] if limits and not paced else None
@@ -663,73 +663,6 @@ def source_block(report: Any) -> schema.SourceBlock:
     }
 
 
-def per_stream_fps(report: Any) -> list[float]:
-    """Each stream's delivered frames per measured second."""
-    seconds = report.duration_s or 0.0
-    return [s.delivered / seconds if seconds > 0 else 0.0 for s in report.streams]
-
-
-def fairness(values: list[float]) -> float | None:
-    """``min / max`` of per-stream figures (1.0: even); None without a positive maximum.
-
-    >>> fairness([30.0, 27.0, 29.0]), fairness([0.0, 0.0])
-    (0.9, None)
-    """
-    top = max(values, default=0.0)
-    return min(values) / top if top > 0 else None
-
-
-def multistream_block(measured: Measured, cores: float) -> schema.MultistreamBlock:
-    """``multistream``: the streams flat out at once, against the CPU bound of this run's own
-    stage costs (each stage alone, on the first stream's frames)."""
-    report = measured.report
-    limits = bound(measured.costs, cores) if measured.costs else None
-    block = cast(schema.MultistreamBlock, _common(measured, judge_latency=False))
-    per_stream = per_stream_fps(report)
-    block["streams"] = len(report.streams)
-    block["cpu_efficiency"] = block["fps"] / limits["cpu_fps"] if limits else None
-    block["fairness"] = fairness(per_stream)
-    block["per_stream_fps"] = per_stream
-    block["dropped_by_stream"] = [int(sum(s.dropped.values())) for s in report.streams]
-    block["bound"] = limits
-    block["source"] = source_block(report)
-    block["stages"] = _stages(report, measured.costs, limits["stage_bound_fps"] if limits else {})
-    return block
-
-
-def multistream_rate(capacity_fps: float, streams: int, camera_fps: float = 30.0) -> float:
-    """The pace per stream for the overload run: a camera's ``camera_fps``, or more where the
-    streams together could take that (a quarter past their flat-out share), so the run always
-    asks more than the machine can do.
-
-    >>> multistream_rate(60.0, 3), multistream_rate(120.0, 3)
-    (30.0, 50.0)
-    """
-    return max(camera_fps, 1.25 * capacity_fps / streams)
-
-
-def multistream_paced_block(measured: Measured, capacity_fps: float) -> schema.MultistreamPaced:
-    """``multistream.paced``: the streams paced past capacity; the loss per stream (ring drops
-    and missed ticks), the delivered fps' fairness, and the latency against what the rings
-    allow (a frame waits behind at most ``ring_slots`` frames of its stream)."""
-    report = measured.report
-    block = cast(schema.MultistreamPaced, _common(measured, judge_latency=False))
-    per_stream = per_stream_fps(report)
-    dropped = [int(sum(s.dropped.values())) for s in report.streams]
-    missed = [int(s.missed_ticks) for s in report.streams]
-    slowest = min(per_stream, default=0.0)
-    block["rate_per_stream"] = float(measured.config.rate)
-    block["capacity_fps"] = capacity_fps
-    block["per_stream_fps"] = per_stream
-    block["fairness"] = fairness(per_stream)
-    block["dropped_by_stream"] = dropped
-    block["missed_by_stream"] = missed
-    block["lost_by_stream"] = [d + m for d, m in zip(dropped, missed, strict=True)]
-    slots = int(measured.config.ring_slots)
-    block["latency_bound_ms"] = 1e3 * (slots + 1) / slowest if slowest > 0 else None
-    return block
-
-
 def measures_capacity(config: Any) -> bool:
     """Whether a run of ``config`` goes flat out (no ``rate``), so its fps is capacity: what
     efficiency and the speed-up over the naive loop are ratios of."""
@@ -759,7 +692,7 @@ def _stages_after_capture(timelines: Timelines) -> dict[str, Timeline]:
 def paced_block(measured: Measured) -> schema.PacedRun:
     """``pipeline.paced``: latency below capacity, against the inference stage's p99."""
     report = measured.report
-    block = cast(schema.PacedRun, _common(measured, judge_latency=True))
+    block = cast(schema.PacedRun, common_block(measured, judge_latency=True))
     infer = np.asarray(report.stage_ns.get("infer", ()))
     infer_p99 = float(np.percentile(infer, 99)) / 1e6 if infer.size else None
     e2e = block["e2e_latency_ms"]
@@ -767,7 +700,7 @@ def paced_block(measured: Measured) -> schema.PacedRun:
     block["rate_per_stream"] = measured.config.rate
     block["infer_p99_ms"] = infer_p99
     block["e2e_p99_over_infer_p99_ms"] = e2e["p99"] - infer_p99 if e2e and infer_p99 else None
-    block["stages"] = _stages(report, None, {})
+    block["stages"] = stages_block(report, None, {})
     block["stalls"] = stall_windows(
         measured.timelines.latency_p99,
         stages=_stages_after_capture(measured.timelines),
@@ -831,7 +764,7 @@ def repaced_fps(capacity: float, load: Mapping[str, Any] | None) -> float | None
 
 def quiet_block(measured: Measured) -> schema.QuietRun:
     """``pipeline.quiet``: bytes sent against every frame as JPEG, and relevant recall."""
-    block = cast(schema.QuietRun, _common(measured, judge_latency=False))
+    block = cast(schema.QuietRun, common_block(measured, judge_latency=False))
     block["quiet_fraction"] = QUIET_FRACTION
     block["bytes"] = _bytes(measured.report)
     block["accuracy"] = _accuracy(measured)

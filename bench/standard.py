@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from bench import env, naive, pipeline_run, plots, report, schema
+from bench import env, multistream, naive, pipeline_run, plots, report, schema
 from bench import verdict as checks
 from bench.micro import (
     SUITES,
@@ -425,7 +425,7 @@ def run_suite_parts(options: SuiteOptions, bar: ProgressBar) -> SuiteRun:
         _naive_segment(loop, options, bar, 1)
     multi = None
     if capacity and len(config.sources) > 1:  # --streams N: the main run is the multistream run
-        multi = pipeline_run.multistream_block(flat, cores)
+        multi = multistream.multistream_block(flat, cores)
     elif capacity and options.runs_multistream():
         multi = _multistream(config, options, cores, bar)
         runs["multistream"] = multi["verdict"]
@@ -492,7 +492,7 @@ def _multistream(
 ) -> schema.MultistreamBlock:
     """The ``multistream`` block: :attr:`SuiteOptions.multistream` streams of the main source
     flat out, then each paced past what they took together
-    (:func:`bench.pipeline_run.multistream_rate`)."""
+    (:func:`bench.multistream.multistream_rate`)."""
     streams = options.multistream
     multi_config = pipeline_run.capacity_config(pipeline_run.with_streams(config, streams))
     bar.phase("multistream", f"{streams} streams at once")
@@ -508,9 +508,9 @@ def _multistream(
         cores=cores,
         progress=bar.update,
     )
-    block = pipeline_run.multistream_block(flat, cores)
+    block = multistream.multistream_block(flat, cores)
     bar.phase("multistream paced", f"{streams} streams paced past capacity")
-    rate = pipeline_run.multistream_rate(block["fps"], streams)
+    rate = multistream.multistream_rate(block["fps"], streams)
     paced = pipeline_run.run(
         dataclasses.replace(multi_config, rate=rate),
         pipeline_run.RunSpec(
@@ -524,7 +524,7 @@ def _multistream(
         cores=cores,
         progress=bar.update,
     )
-    block["paced"] = pipeline_run.multistream_paced_block(paced, block["fps"])
+    block["paced"] = multistream.multistream_paced_block(paced, block["fps"])
     return block
 
 

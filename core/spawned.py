@@ -3,7 +3,8 @@
 ``spawn`` starts a fresh interpreter that imports the parent's main script again; a script
 without an ``if __name__ == "__main__":`` guard then tries to start its processes a second time,
 multiprocessing refuses in the child (a long traceback on stderr), and the parent only sees a
-child that never answered. A process source (:class:`core.pipeline.streams.ProcessSourceWorker`)
+child that never answered. A process source
+(:class:`core.pipeline.source_workers.ProcessSourceWorker`)
 and the ring micro-benchmark's consumers both say so in one line instead of waiting out their
 timeout.
 """

@@ -29,6 +29,7 @@ from core.pipeline.fairness import MAX_WAIT_S, FairTurns
 from core.pipeline.observe import RunObserver, Window, most_seconds, wants_frames
 from core.pipeline.placement import place
 from core.pipeline.report import PipelineProgress, PipelineReport, StreamReport
+from core.pipeline.source_workers import ProcessSourceWorker, SourceWorker, ThreadSourceWorker
 from core.pipeline.stages import (
     LIVE_KINDS,
     STAGES,
@@ -39,16 +40,7 @@ from core.pipeline.stages import (
     stage_workers,
 )
 from core.pipeline.status import RunStatus, StreamStatus
-from core.pipeline.streams import (
-    FAILED,
-    RUNNING,
-    STATE_NAMES,
-    ProcessSourceWorker,
-    SourceLoopSettings,
-    SourceWorker,
-    StreamBlock,
-    ThreadSourceWorker,
-)
+from core.pipeline.streams import FAILED, RUNNING, STATE_NAMES, SourceLoopSettings, StreamBlock
 from core.pipeline.telemetry import PipelineMetrics, StreamCounts
 from core.pipeline.workers import InferWorker, IngestWorker, OutputWorker, RunState
 from core.ring import FrameRing, RingConsumer
@@ -260,7 +252,8 @@ class Run:
             compress_workers=cfg.compress_workers,
             quality=cfg.filter.jpeg_quality,
         )
-        turns = FairTurns(len(self.sources), self._wants_frames)
+        many = len(self.sources) > 1  # one stream has no one to take turns with
+        turns = FairTurns(len(self.sources), self._wants_frames) if many else None
         for stream_id, (consumer, block) in enumerate(
             zip(self.consumers, self.blocks, strict=True)
         ):
