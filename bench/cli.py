@@ -247,6 +247,19 @@ def run_app(args: argparse.Namespace) -> Mapping[str, Any]:
     return result
 
 
+def run_swap(args: argparse.Namespace) -> Mapping[str, Any]:
+    from bench import swap  # noqa: PLC0415 - starts pipelines and the model manager
+
+    options = swap.SwapBenchOptions(
+        source=args.source, rate=args.rate, swaps=args.swaps, model=args.model or "detector"
+    )
+    bar = _bar(args, [("model swaps", 1.0)])
+    result = swap.run_swap_bench(options, progress=lambda fraction, message: bar.message(message))
+    bar.finish()
+    print(swap.render(result))
+    return result
+
+
 def run_compare(args: argparse.Namespace) -> Mapping[str, Any]:
     for option in ("max_regression", "max_latency_regression"):
         if getattr(args, option) < 0:
@@ -492,6 +505,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--sample-s", type=POSITIVE, default=10.0, metavar="S", help="soak: sampling (10 s)"
     )
 
+    swap = sub.add_parser(
+        "swap",
+        help="model updates on a running pipeline: swaps, and the rollback of a bad version",
+        description="The device's model manager updates a pipeline on the main stream, paced "
+        "like a camera: each step's time, the p99 before and during each swap, frames dropped; "
+        "then a version that fails on the live streams, and how soon it is rolled back.",
+    )
+    _common(swap)
+    swap.add_argument("--model", metavar="PATH|NAME", help="default: detector")
+    swap.add_argument(
+        "--source",
+        metavar="SRC",
+        default=standard.MAIN_SOURCE,
+        help=f"default {standard.MAIN_SOURCE} (as --source of the suite)",
+    )
+    swap.add_argument("--rate", type=POSITIVE, default=30.0, metavar="FPS", help="per stream (30)")
+    swap.add_argument("--swaps", type=POSITIVE_INT, default=3, metavar="N", help="default 3")
+
     comp = sub.add_parser(
         "compare",
         help="compare two report.json files (or two folders of runs)",
@@ -527,6 +558,7 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], Mapping[str, Any]]] = 
     "pipeline": run_pipeline,
     "scenario": run_scenario,
     "app": run_app,
+    "swap": run_swap,
     "compare": run_compare,
 }
 

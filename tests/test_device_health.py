@@ -1,6 +1,6 @@
 """The device app's health, live changes and crashes, run as a subprocess against a real
 mosquitto: health records on ``edgeloop/{thing}/health`` and the ``/healthz`` / ``/readyz``
-pages; the ``config`` command, SIGHUP and ``model-update`` answered on the health topic; a
+pages; the ``config`` command, SIGHUP and a ``model-update`` answered on the health topic; a
 stalled source (its process stopped with SIGSTOP) turning ``/readyz`` false and, with
 ``exit_on_stall``, exiting 1; an uncaught exception in a thread exiting 1 and reported once
 on the next start."""
@@ -69,7 +69,8 @@ def test_health_records_probes_and_live_changes(
 ) -> None:
     """Records at start, on change and every interval; the probe pages; a live key changed by
     the config command and by SIGHUP (its effect seen in the results and the frame count);
-    a key that is not live, and a model update, refused with the reason; ``stopped`` last."""
+    a key that is not live, and a model update of a version the registry lacks, refused with
+    the reason; ``stopped`` last."""
     config = tmp_path / "device.yaml"
     config.write_text(LOCAL.read_text())
     app = AppProcess(tmp_path, mosquitto.plain, "health.interval_s=1", config=config)
@@ -94,10 +95,12 @@ def test_health_records_probes_and_live_changes(
         _command(mosquitto.plain, "config", {"overrides": ["pipeline.model.batch_size=2"]})
         refused = _wait_record(health, _event("config", result="refused"))["event"]
         assert "pipeline.model.batch_size: not live" in refused["reason"]
-        update = {"name": "detector", "version": "2", "uri": "s3://m/d.onnx", "sha256": "a" * 64}
+        registry = f"file://{tmp_path / 'no-registry'}"
+        update = {"name": "detector", "version": "2.0.0", "uri": registry, "sha256": "a" * 64}
         _command(mosquitto.plain, "model-update", update)
         answer = _wait_record(health, _event("model-update"))["event"]
-        assert answer["result"] == "not-supported" and answer["version"] == "2"
+        assert answer["result"] == "refused" and answer["version"] == "2.0.0"
+        assert answer["step"] == "download" and "not published" in answer["reason"]
 
         data = yaml.safe_load(config.read_text())
         data["pipeline"]["rate"] = 5

@@ -280,14 +280,14 @@ def test_commands_are_typed_and_unknown_ones_rejected(
         send("edgeloop/cam-01/cmd/reboot", b"{}", 1)
         send("edgeloop/cam-01/cmd/model-update", b'{"name": "det"}', 1)
         digest = "b" * 64
-        body = f'{{"name":"det","version":"7","uri":"s3://m/d.onnx","sha256":"{digest}"}}'
+        body = f'{{"name":"det","version":"7.0.0","uri":"s3://m/reg","sha256":"{digest}"}}'
         send("edgeloop/cam-01/cmd/model-update", body.encode(), 1)
         assert wait_until(lambda: len(models) == 1 and len(configs) == 1)
     finally:
         sender.close()
         publisher.stop()
     assert configs[0].overrides == ("filter.score_threshold=0.6",)
-    assert models[0].version == "7"
+    assert models[0].version == "7.0.0"
     counts = {
         (s["labels"]["command"], s["labels"]["result"]): s["value"]
         for s in registry.snapshot()["edgeloop_mqtt_commands_total"]["samples"]

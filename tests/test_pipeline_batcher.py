@@ -16,9 +16,24 @@ def _item(stream: int, seq: int) -> WorkItem:
     return WorkItem(None, stream, seq, seq, 0, None)
 
 
+class _Buffers:
+    """A serving model's input slots, as far as the batcher reads them."""
+
+    def __init__(self, batch: int, slots: int) -> None:
+        self.buffers = [np.zeros((batch, 3, 2, 2), np.float32) for _ in range(slots)]
+        self.backend = self
+
+        self.held = 0
+
+    def input_buffer(self, n: int, slot: int) -> np.ndarray:
+        return self.buffers[slot][:n]
+
+    def hold(self) -> None:
+        self.held += 1
+
+
 def _batcher(batch: int = 2, timeout_s: float = 10.0, slots: int = 2) -> Batcher:
-    buffers = [np.zeros((batch, 3, 2, 2), np.float32) for _ in range(slots)]
-    return Batcher(lambda slot: buffers[slot], batch, timeout_s, slots)
+    return Batcher(_Buffers(batch, slots), batch, timeout_s, slots)  # type: ignore[arg-type]
 
 
 def test_full_batches_go_in_order_with_skipped_frames_in_place() -> None:
@@ -96,3 +111,20 @@ def test_a_waiting_ingest_worker_wakes_when_a_slot_frees() -> None:
     b.free(b.next_batch(0.01).slot)  # type: ignore[union-attr]
     waiter.join(5.0)
     assert got and not waiter.is_alive()
+
+
+def test_a_switch_seals_the_open_batch_and_later_batches_open_on_the_new_model() -> None:
+    """The batch being filled stays with the model it was opened on; the next opens on the
+    new one, so every frame goes to exactly one model (a hot swap's batch boundary)."""
+    b = _batcher(batch=3)
+    old = b.serving
+    batch, _ = b.reserve(_item(0, 1), 1.0)
+    b.written(batch)
+    new = _Buffers(3, 2)
+    assert b.switch(new) is old  # type: ignore[arg-type]
+    first = b.next_batch()
+    assert first is batch and first.serving is old and first.rows == 1 and first.sealed
+    batch2, row = b.reserve(_item(0, 2), 1.0)
+    assert batch2.serving is new and batch2 is not batch
+    assert (old.held, new.held) == (1, 1)  # each model counts the batches opened on it
+    assert np.shares_memory(row, new.buffers[batch2.slot])

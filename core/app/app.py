@@ -35,6 +35,7 @@ from core.app.config import DeviceConfig, device_config_from
 from core.app.crash import FAULT_FILE, CrashLog
 from core.app.health import probe_page
 from core.app.live import ConfigChange, changed_keys, not_live, with_overrides
+from core.app.models import ModelManager, Update
 from core.app.state_dir import prepare_state_dir
 from core.app.supervisor import HealthOut, Supervisor
 from core.errors import ConfigError, ModelError, SourceError
@@ -113,6 +114,7 @@ class DeviceApp:
         self.report: PipelineReport | None = None
         self.model_facts: dict[str, Any] = {"path": config.pipeline.model.model}
         self.crashes: CrashLog | None = None
+        self.models: ModelManager | None = None
 
     # -- asking it to stop, fail or change ---------------------------------------------------
 
@@ -228,20 +230,34 @@ class DeviceApp:
         self.supervisor.start()
         if last_crash is not None:
             self._report_crash(last_crash)
-        self.pipeline = pipeline = stack.enter_context(
-            Pipeline(config.pipeline, sink=self._sink(outbox), registry=self.registry)
+        self.models = models = ModelManager(
+            config.models,
+            config.state_dir,
+            self.registry,
+            self._model_answer,
+            labels=config.pipeline.model.labels,
         )
-        backend = pipeline.backend  # load the model before the clock starts
-        self.model_facts = {
-            "path": config.pipeline.model.model,
-            "version": backend.describe().model_sha256[:12],
-            "format": pipeline.model.format.name,
-        }
+        pipeline_config, version = models.startup(config.pipeline)
+        self.pipeline = pipeline = stack.enter_context(
+            Pipeline(
+                pipeline_config,
+                sink=self._sink(outbox),
+                registry=self.registry,
+                model_version=version,
+            )
+        )
+        _ = pipeline.backend  # load the model before the clock starts
+        self._serving_facts()
+        models.attach(pipeline)
+        # Before the pipeline closes (its retired model closes first); a clean stop resets
+        # the count of starts that crashed with a version on probation.
+        stack.callback(lambda: models.close(clean=self.failure is None))
         log.info(
-            "running: thing %s, %d stream(s), model %s (%s), channels %s",
+            "running: thing %s, %d stream(s), model %s %s (%s), channels %s",
             config.thing,
             len(config.pipeline.sources),
-            config.pipeline.model.model,
+            pipeline_config.model.model,
+            pipeline.model_version,
             pipeline.model.format.name,
             ", ".join(config.channels),
         )
@@ -279,6 +295,7 @@ class DeviceApp:
             from core.mqtt.commands import (  # noqa: PLC0415 - the cloud extra
                 CommandDispatcher,
                 ConfigUpdate,
+                ModelRollback,
                 ModelUpdate,
             )
             from core.mqtt.publisher import MqttPublisher  # noqa: PLC0415
@@ -286,6 +303,7 @@ class DeviceApp:
             dispatcher = CommandDispatcher(config.thing, self.registry)
             dispatcher.register("config", ConfigUpdate, self._config_command)
             dispatcher.register("model-update", ModelUpdate, self._model_update_command)
+            dispatcher.register("model-rollback", ModelRollback, self._model_rollback_command)
             publisher: MqttPublisher | IpcPublisher
             if config.mqtt.transport == "greengrass-ipc":
                 from core.greengrass.publisher import IpcPublisher  # noqa: PLC0415
@@ -349,16 +367,30 @@ class DeviceApp:
         self.supervisor.ask(lambda: self.change_by_overrides(command.overrides, "command"))
 
     def _model_update_command(self, command: Any) -> None:
-        answer = {
-            "type": "model-update",
-            "result": "not-supported",
-            "name": command.name,
-            "version": command.version,
-            "reason": "this device has no model manager yet: the model is pipeline.model.model, "
-            "changed by a new config and a restart",
+        if self.models is not None:
+            self.models.update(
+                Update(command.name, command.version, command.uri, command.sha256 or None)
+            )
+
+    def _model_rollback_command(self, command: Any) -> None:
+        if self.models is not None:
+            self.models.rollback(command.reason)
+
+    def _model_answer(self, event: dict[str, Any]) -> None:
+        """A model manager's outcome: the facts health records carry follow what serves, and
+        the event goes out on the health topic."""
+        if event.get("result") == "applied" and self.pipeline is not None:
+            self._serving_facts()
+        self.supervisor.ask(lambda: event)
+
+    def _serving_facts(self) -> None:
+        pipeline = self.pipeline
+        assert pipeline is not None
+        self.model_facts = {
+            "path": str(pipeline.backend.model_path),
+            "version": pipeline.model_version,
+            "format": pipeline.model.format.name,
         }
-        log.warning("model-update %s %s: not supported", command.name, command.version)
-        self.supervisor.ask(lambda: answer)
 
     def _report_crash(self, summary: dict[str, Any]) -> None:
         log.warning(

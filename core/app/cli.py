@@ -6,6 +6,9 @@
     (:mod:`core.app.live`); logs on stderr; ``--json``: a summary on stdout at the end.
 ``check --config FILE [--set ...] [--json]``
     the resolved config (YAML, or JSON), nothing started.
+``models status --config FILE [--set ...] [--json]``
+    the model versions in the state dir (:mod:`core.app.models`): the serving one, the one
+    before, the probation, the history and the last decision with its reason.
 
 Exit status: 0 a clean stop (or a valid config), 1 a runtime failure (a crash, a stall with
 ``health.exit_on_stall``), 2 a config error (also a model or a source that cannot be opened),
@@ -20,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -43,8 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("run", "run the edge loop until SIGTERM or --duration"),
         ("check", "print the resolved config and exit"),
+        ("models", "show the model versions this device holds and serves"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
+        if name == "models":
+            sub.add_argument("action", choices=["status"], help="status: what serves and why")
         sub.add_argument("--config", type=Path, required=True, help="the device YAML file")
         sub.add_argument(
             "--set",
@@ -78,6 +85,36 @@ def _check(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
     else:
         print(yaml.safe_dump(data, sort_keys=False), end="")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from core.app.config import load_device_config  # noqa: PLC0415
+    from core.app.models import MODELS_DIR, models_status  # noqa: PLC0415
+
+    config = load_device_config(args.config, args.overrides)
+    status = models_status(config.state_dir / MODELS_DIR)
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    current = status["current"] or "the configured model (pipeline.model.model)"
+    print(f"model:    {status['name'] or '-'}")
+    print(f"serving:  {current}")
+    print(f"previous: {status['previous'] or '-'}")
+    watch = status["watch"]
+    if watch:
+        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(watch["until"])))
+        print(f"watch:    {watch['version']} on probation until {until}")
+    else:
+        print("watch:    none")
+    print(f"history:  {', '.join(status['history']) or '-'}")
+    print(f"on disk:  {', '.join(status['on_disk']) or '-'}")
+    last = status["last_decision"]
+    if last is not None:
+        print(
+            f"last:     {last['time']} {last['action']} {last['version'] or '-'}: "
+            f"{last['result']} ({last['reason']})"
+        )
     return 0
 
 
@@ -135,6 +172,7 @@ def _handle_signals(app: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _check(args) if args.command == "check" else _run(args)
+        command = {"check": _check, "models": _models, "run": _run}[args.command]
+        return command(args)
     except Exception as exc:
         return _fail(exc)

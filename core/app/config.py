@@ -13,6 +13,7 @@ A complete file (every key optional but what a destination needs)::
     cloud: {bucket: edgeloop-results, table: edgeloop-index}  # core.cloud.CloudSyncConfig
     metrics: {port: 9464}         # core.metrics.config.MetricsConfig; data_path: state_dir
     health: {interval_s: 60, stall_s: 30, exit_on_stall: false}
+    models: {registry: s3://my-models/edgeloop, name: gate-detector, stage: prod, poll_s: 300}
     logging: {level: INFO, format: plain}   # plain | json (one JSON object a line)
     shutdown_timeout_s: 10        # SIGTERM to exit, draining the spool while the broker takes it
 
@@ -38,7 +39,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.cloud.config import CloudSyncConfig
-from core.config import apply_overrides, checked, from_mapping, positive, read_yaml, to_mapping
+from core.config import (
+    apply_overrides,
+    at_least,
+    checked,
+    from_mapping,
+    in_range,
+    positive,
+    read_yaml,
+    to_mapping,
+)
 from core.errors import ConfigError
 from core.metrics.config import MetricsConfig
 from core.mqtt.config import MqttConfig
@@ -49,6 +59,7 @@ __all__ = [
     "DeviceConfig",
     "HealthConfig",
     "LoggingConfig",
+    "ModelsConfig",
     "default_state_dir",
     "device_config_from",
     "load_device_config",
@@ -89,6 +100,40 @@ class HealthConfig:
 
 
 @dataclass(frozen=True)
+class ModelsConfig:
+    """Model updates on the device (:mod:`core.app.models`; docs/model-lifecycle.md).
+
+    A ``model-update`` command names its registry; with ``registry``, ``name``, ``stage`` and
+    ``poll_s`` the device also follows that stage's pointer, reading it every ``poll_s``. A
+    candidate whose cost per frame is more than ``max_latency_ratio`` times the serving
+    model's is refused. For ``watch_s`` after a swap the old model stays loaded and the new
+    one on probation: more than ``max_error_rate`` of its frames failing, or its cost per
+    frame going over ``max_latency_ratio`` times the old one's, or two crashes in a row with
+    it, roll it back. ``keep`` versions stay on disk, and ``pinned`` ones are never
+    deleted."""
+
+    registry: str | None = None
+    name: str | None = None
+    stage: Literal["dev", "staging", "prod"] | None = None
+    poll_s: float | None = None
+    max_latency_ratio: float = checked(1.5, at_least(1.0))
+    max_error_rate: float = checked(0.05, in_range(0.0, 1.0))
+    watch_s: float = checked(60.0, positive)
+    keep: int = checked(3, at_least(2))
+    pinned: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.poll_s is not None:
+            if self.poll_s <= 0:
+                raise ConfigError(f"models.poll_s: must be > 0, got {self.poll_s}")
+            missing = [k for k in ("registry", "name", "stage") if getattr(self, k) is None]
+            if missing:
+                raise ConfigError(
+                    f"models.poll_s: following a stage needs models.{', models.'.join(missing)}"
+                )
+
+
+@dataclass(frozen=True)
 class DeviceConfig:
     """The whole device (the YAML form is in the module docstring)."""
 
@@ -100,6 +145,7 @@ class DeviceConfig:
     cloud: CloudSyncConfig | None = None
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     shutdown_timeout_s: float = checked(10.0, positive)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import hashlib
 import io
 import json
@@ -41,18 +42,22 @@ if TYPE_CHECKING:
     from core.formats.model import ModelChoice
 
 __all__ = [
+    "GOLDEN_FILE",
     "GOLDEN_FRAMES",
     "SCHEMA",
     "Manifest",
     "ModelFacts",
     "check_version",
+    "describe_version",
     "evaluate_model",
     "golden_set",
     "inspect_model",
+    "utc_now",
     "verify_model",
 ]
 
 SCHEMA = "edgeloop.model/1"
+GOLDEN_FILE = "golden.npz"
 GOLDEN_FRAMES = 2
 """Frames in a golden set: enough to catch a different model, small enough to ship."""
 GOLDEN_SIZE = (180, 320)
@@ -65,6 +70,12 @@ _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
 )
+
+
+def utc_now() -> str:
+    """Now in UTC, to the second, as manifests, stage pointers and the device's model state
+    write it (``2026-01-31T12:00:00Z``)."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def check_version(version: str) -> tuple[int, int, int, str]:
@@ -236,6 +247,47 @@ def evaluate_model(
             truths.append(truth)
     score = float(map50(predictions, truths, len(CLASS_NAMES)))
     return {"dataset": "synthetic", "seed": EVAL_SEED, "frames": frames, "map50": score}
+
+
+def describe_version(
+    model: Path,
+    *,
+    name: str,
+    version: str,
+    parent: str | None = None,
+    source: dict[str, Any] | None = None,
+    evaluate: int | None = None,
+    labels: str | None = None,
+) -> tuple[Manifest, bytes]:
+    """The manifest of ``model`` as version ``version`` of ``name``, and its golden set: the
+    facts read by loading it (:func:`inspect_model`), its score on ``evaluate`` synthetic
+    frames when asked (:func:`evaluate_model`), the golden outputs (:func:`golden_set`).
+    What a registry writes (:func:`core.models.store.write_version`)."""
+    check_version(version)
+    data = model.read_bytes()
+    facts = inspect_model(model, labels)
+    evaluation = evaluate_model(model, frames=evaluate, labels=labels) if evaluate else None
+    golden = golden_set(model, labels)
+    manifest = Manifest(
+        name=name,
+        version=version,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        format=facts.format,
+        task=facts.task,
+        input_size=facts.input_size,
+        class_names=facts.class_names,
+        created=utc_now(),
+        parent=parent,
+        source=source or {"kind": "file", "path": str(model.resolve())},
+        evaluation=evaluation,
+        golden={
+            "file": GOLDEN_FILE,
+            "sha256": hashlib.sha256(golden).hexdigest(),
+            "frames": GOLDEN_FRAMES,
+        },
+    )
+    return manifest, golden
 
 
 def verify_model(

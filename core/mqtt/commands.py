@@ -6,21 +6,23 @@ fails its schema, or names no registered command is rejected: logged, counted
 (``edgeloop_mqtt_commands_total{command, result}``), never run. Handlers run on the publisher's
 network thread: they should hand work off (a queue, an event), not do it.
 
-Built in here are the schemas; the handlers come from the process (a model-update handler in
-the model manager's issue):
+Built in here are the schemas; the handlers come from the process (the device app's):
 
 * ``config``: ``{"overrides": ["pipeline.filter.score_threshold=0.6", ...]}`` -- the
   ``key.path=value`` form of :func:`core.config.apply_overrides`;
-* ``model-update``: ``{"name", "version", "uri", "sha256"}``.
+* ``model-update``: ``{"name", "version", "uri", "sha256"}`` -- version ``version`` of model
+  ``name`` from the registry at ``uri`` (``s3://BUCKET/PREFIX`` or ``file://DIR``), whose
+  model file must have the SHA-256 ``sha256`` (:mod:`core.app.models`);
+* ``model-rollback``: ``{"reason": "..."}`` -- back to the version served before.
 
 >>> dispatcher = CommandDispatcher("cam")
 >>> seen = []
 >>> dispatcher.register("model-update", ModelUpdate, seen.append)
->>> body = b'{"name": "det", "version": "2", "uri": "s3://m/det.onnx", "sha256": "%s"}'
+>>> body = b'{"name": "det", "version": "2.0.0", "uri": "s3://m/reg", "sha256": "%s"}'
 >>> dispatcher.dispatch("edgeloop/cam/cmd/model-update", body % (b"a" * 64))
 'ok'
 >>> seen[0].version
-'2'
+'2.0.0'
 >>> dispatcher.dispatch("edgeloop/cam/cmd/reboot", b"{}")
 'unknown'
 """
@@ -38,7 +40,7 @@ from core.config import apply_overrides, checked, from_mapping, validate
 from core.errors import CommandError, ConfigError
 from core.metrics.registry import MetricsRegistry
 
-__all__ = ["CommandDispatcher", "ConfigUpdate", "ModelUpdate"]
+__all__ = ["CommandDispatcher", "ConfigUpdate", "ModelRollback", "ModelUpdate"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,6 +58,21 @@ def _sha256(value: str) -> str | None:
     return None if re.fullmatch(r"[0-9a-f]{64}", value) else "must be 64 lower-case hex digits"
 
 
+def _semver(value: str) -> str | None:
+    from core.models.manifest import check_version  # noqa: PLC0415 - numpy, on demand
+
+    try:
+        check_version(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _registry(value: str) -> str | None:
+    ok = re.fullmatch(r"(s3://[^/\s]+(/\S*)?|file:///?\S+)", value)
+    return None if ok else "must be a registry: s3://BUCKET/PREFIX or file://DIR"
+
+
 @dataclass(frozen=True)
 class ConfigUpdate:
     """``config``: settings to change, as ``key.path=value`` overrides."""
@@ -68,12 +85,23 @@ class ConfigUpdate:
 
 @dataclass(frozen=True)
 class ModelUpdate:
-    """``model-update``: a new model version is available at ``uri`` with digest ``sha256``."""
+    """``model-update``: version ``version`` of ``name`` is in the registry at ``uri``; its
+    model file has the digest ``sha256``."""
 
     name: str
-    version: str
-    uri: str
+    version: str = checked("", _semver)
+    uri: str = checked("", _registry)
     sha256: str = checked("", _sha256)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass(frozen=True)
+class ModelRollback:
+    """``model-rollback``: serve the version served before the current one again."""
+
+    reason: str = ""
 
     def __post_init__(self) -> None:
         validate(self)

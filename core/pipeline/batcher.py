@@ -18,12 +18,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from core.errors import PipelineError
+
+Serving = Any
+"""A :class:`core.pipeline.serving.Serving` (not imported: that module imports the stages,
+which import this one): the batcher reads only ``serving.backend.input_buffer``."""
 
 
 class WorkItem:
@@ -43,6 +46,7 @@ class WorkItem:
         "stream_id",
         "transform",
         "truth",
+        "version",
     )
 
     def __init__(  # noqa: PLR0917 - one per frame: positional is the cheap call
@@ -60,15 +64,18 @@ class WorkItem:
         self.detections: Any = None
         self.decision: Any = None
         self.images: tuple[Any, ...] = ()
+        self.version = ""  # the model version that inferred it (set when decoded)
 
 
 class Batch:
-    """Items in arrival order; ``rows`` of them are in input slot ``slot`` (-1: no rows)."""
+    """Items in arrival order; ``rows`` of them are in input slot ``slot`` (-1: no rows) of
+    ``serving``'s backend, which infers and decodes them (:mod:`core.pipeline.serving`)."""
 
-    __slots__ = ("done", "first_ns", "items", "rows", "sealed", "slot")
+    __slots__ = ("done", "first_ns", "items", "rows", "sealed", "serving", "slot")
 
-    def __init__(self, slot: int, first_ns: int) -> None:
+    def __init__(self, slot: int, first_ns: int, serving: Serving) -> None:
         self.slot = slot
+        self.serving = serving
         self.first_ns = first_ns
         self.items: list[WorkItem] = []
         self.rows = 0  # rows reserved
@@ -90,12 +97,13 @@ class Batcher:
 
     def __init__(
         self,
-        buffer: Callable[[int], np.ndarray],
+        serving: Serving,
         batch_size: int,
         timeout_s: float,
         slots: int,
     ) -> None:
-        self._buffer = buffer  # slot -> that slot's (batch_size, 3, H, W) input
+        self.serving = serving
+        """The model new batches open on (:meth:`switch` changes it)."""
         self.batch_size = batch_size
         self.timeout_ns = int(timeout_s * 1e9)
         self._free = deque(range(slots))
@@ -121,7 +129,8 @@ class Batcher:
                 if self._closed:
                     raise PipelineError("the batcher is closed")
                 if self._free:
-                    batch = Batch(self._free.popleft(), time.monotonic_ns())
+                    batch = Batch(self._free.popleft(), time.monotonic_ns(), self.serving)
+                    batch.serving.hold()  # released when the output worker frees the slot
                     self._queue.append(batch)
                     self._open = batch
                     if self.batch_size > 1:
@@ -137,7 +146,8 @@ class Batcher:
             if batch.rows == self.batch_size:
                 batch.sealed = True  # full: it goes as soon as its rows are written
                 self._open = None
-            return batch, self._buffer(batch.slot)[item.row]
+            buffer = batch.serving.backend.input_buffer(self.batch_size, batch.slot)
+            return batch, buffer[item.row]
 
     def written(self, batch: Batch) -> None:
         """A reserved row was written (or its preprocessing failed: the row is then ignored)."""
@@ -153,7 +163,7 @@ class Batcher:
             if self._queue:
                 self._queue[-1].items.append(item)
                 return
-            batch = Batch(-1, time.monotonic_ns())
+            batch = Batch(-1, time.monotonic_ns(), self.serving)
             batch.items.append(item)
             batch.sealed = True
             self._queue.append(batch)
@@ -184,6 +194,17 @@ class Batcher:
                 if open_batch is not None:
                     wait_s = min(wait_s, (open_batch.first_ns + self.timeout_ns - now) / 1e9)
                 self._work.wait(max(wait_s, 0.0))
+
+    def switch(self, serving: Serving) -> Serving:
+        """Open every later batch on ``serving``; the open batch is sealed first, so it goes
+        to the model it was opened on (a batch boundary). Returns the serving it replaced."""
+        with self._lock:
+            if self._open is not None:
+                self._open.sealed = True
+                self._open = None
+                self._work.notify()
+            old, self.serving = self.serving, serving
+            return old
 
     def free(self, slot: int) -> None:
         """The batch in ``slot`` was decoded: the slot takes a new batch."""

@@ -53,6 +53,8 @@ class FrameOutcome(NamedTuple):
     """The source's ground truth for it (synthetic and recorded streams), else None."""
     decision: FilterDecision | None
     """What the filter decided (``reason`` ``no-motion`` for a frame the gate skipped)."""
+    model_version: str = ""
+    """The version of the model that served it (:mod:`core.pipeline.serving`)."""
 
 
 class Window:

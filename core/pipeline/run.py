@@ -29,6 +29,7 @@ from core.pipeline.fairness import MAX_WAIT_S, FairTurns
 from core.pipeline.observe import RunObserver, Window, most_seconds, wants_frames
 from core.pipeline.placement import place
 from core.pipeline.report import PipelineProgress, PipelineReport, StreamReport
+from core.pipeline.serving import Serving
 from core.pipeline.source_workers import ProcessSourceWorker, SourceWorker, ThreadSourceWorker
 from core.pipeline.stages import (
     LIVE_KINDS,
@@ -76,6 +77,9 @@ class RunHost(Protocol):
 
     @property
     def input_slots(self) -> int: ...
+
+    @property
+    def model_version(self) -> str: ...
 
     def make_sink(self) -> Sink: ...
 
@@ -232,19 +236,23 @@ class Run:
             frame_observers=wants_frames(self.observers),
         )
         m = cfg.model
+        serving = Serving(
+            backend,
+            stages.model,
+            stages.infer,
+            stages.postprocess,
+            stages.spec,
+            self.pipeline.model_version,
+        )
         self.batcher = Batcher(
-            lambda slot: backend.input_buffer(m.batch_size, slot),
-            m.batch_size,
-            m.batch_timeout_ms / 1e3,
-            self.pipeline.input_slots,
+            serving, m.batch_size, m.batch_timeout_ms / 1e3, self.pipeline.input_slots
         )
         outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.infer = InferWorker(stages.infer, self.batcher, outbox, state)
+        self.infer = InferWorker(self.batcher, outbox, state)
         self.output = OutputWorker(
             outbox,
             self.batcher,
             self.infer,
-            post=stages.postprocess,
             filt=stages.filter,
             compress=stages.compress,
             sink=sink_stage,
@@ -290,7 +298,7 @@ class Run:
             self._stop()
             gc.unfreeze()
         try:
-            report = self._report(backend)
+            report = self._report(self.pipeline.backend)  # the model serving at the end
         finally:
             self._close()
         if state.crash is not None:
@@ -473,6 +481,24 @@ class Run:
                 )
             )
         return RunStatus(tuple(streams), busy)
+
+    def serving(self) -> Serving | None:
+        """The model new batches open on (None before the workers exist)."""
+        batcher: Batcher | None = getattr(self, "batcher", None)
+        if batcher is None:
+            return None
+        serving: Serving = batcher.serving
+        return serving
+
+    def switch(self, serving: Serving) -> Serving | None:
+        """Serve ``serving`` from the next batch (:meth:`Batcher.switch`); the serving it
+        replaced, None when the run has no batcher yet or has closed (nothing to switch)."""
+        with self._live:
+            batcher: Batcher | None = getattr(self, "batcher", None)
+            if self.closed or batcher is None:
+                return None
+            replaced: Serving = batcher.switch(serving)
+            return replaced
 
     def retune(self, filter_config: FilterConfig, rate: float | None) -> None:
         """Live changes: the filter's rules from the next frame, each stream's pace from its

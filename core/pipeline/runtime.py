@@ -35,8 +35,10 @@ import dataclasses
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from types import TracebackType
 
 from core.backends import Backend, open_backend, resolve_model
@@ -54,7 +56,8 @@ from core.pipeline.observe import RunObserver
 from core.pipeline.priority import ask_short_slice
 from core.pipeline.report import PipelineProgress, PipelineReport, StageCost
 from core.pipeline.run import Run
-from core.pipeline.stages import StageCallWrapper, filter_changes, settle_backend
+from core.pipeline.serving import Candidate, Serving, check_swappable, measure_row_cost
+from core.pipeline.stages import StageCallWrapper, filter_changes, model_stages, settle_backend
 from core.pipeline.status import RunStatus
 from core.pipeline.telemetry import PipelineMetrics
 from core.pipeline.threads import choose_threads
@@ -93,6 +96,7 @@ class Pipeline:
         registry: MetricsRegistry | None = None,
         source_factory: SourceFactory = open_source,
         wrap_stage_calls: StageCallWrapper | None = None,
+        model_version: str | None = None,
     ) -> None:
         if not isinstance(config, PipelineConfig):
             raise TypeError(f"config must be a PipelineConfig, got {type(config).__name__}")
@@ -104,6 +108,10 @@ class Pipeline:
         self._sink = sink
         self._backend: Backend | None = None
         self._model: ModelChoice | None = None
+        self._version = model_version
+        self._threads = DEFAULT_THREADS
+        """The intra-op threads the serving model was opened with (a candidate gets as many)."""
+        self._swap_lock = threading.Lock()
         self._run: Run | None = None
         self.threads_why = ""
         """Why inference has the threads it has (set when the model loads)."""
@@ -133,16 +141,28 @@ class Pipeline:
             self._backend = backend
             for pid in inference_pids(self._backend):  # its one thread runs the model
                 ask_short_slice(self.config.critical_slice_us, pid)
-            info = self._backend.describe()
-            timings = self._backend.timings
-            self.telemetry.model_info(
-                m.model,
-                info.model_sha256[:12],
-                info.name,
-                load_s=timings.load_s,
-                warmup_s=timings.first_inference_s + timings.warmup_s,
-            )
+            self._tell_model_info(str(m.model), self._backend)
         return self._backend
+
+    def _tell_model_info(self, model: str, backend: Backend) -> None:
+        info = backend.describe()
+        timings = backend.timings
+        self.telemetry.model_info(
+            model,
+            self.model_version,
+            info.name,
+            load_s=timings.load_s,
+            warmup_s=timings.first_inference_s + timings.warmup_s,
+        )
+
+    @property
+    def model_version(self) -> str:
+        """The label results and metrics carry for the serving model: the version it was
+        given (``model_version``, :meth:`prepare`), else the first 12 hex digits of its file's
+        SHA-256."""
+        if self._version is None:
+            self._version = self.backend.model_sha256[:12]
+        return self._version
 
     def _settle(self, backend: Backend) -> ModelChoice:
         """The format and class names of the model ``backend`` runs, once per load: a model
@@ -195,9 +215,11 @@ class Pipeline:
         self.threads_why += f": {cores} intra-op threads"
         return self._open(cores)
 
-    def _open(self, threads: int) -> Backend:
-        """The configured model opened where ``infer_worker`` says, with ``threads``."""
+    def _open(self, threads: int, path: Path | None = None) -> Backend:
+        """The configured model (or the one at ``path``) opened where ``infer_worker`` says,
+        with ``threads``."""
         m = self.config.model
+        self._threads = threads
         opener: Callable[..., Backend] = open_backend
         workers = self.config.infer_workers
         if self.infer_worker == "process":
@@ -210,7 +232,7 @@ class Pipeline:
                 "(ONNX Runtime); inference runs in a thread here"
             )
         return opener(
-            m.model,
+            m.model if path is None else path,
             m.backend,
             input_size=self.input_size,
             threads=threads,
@@ -260,6 +282,70 @@ class Pipeline:
     def input_slots(self) -> int:
         """The backend's input slots (:data:`INPUT_SLOTS`, for each inference process)."""
         return INPUT_SLOTS[self.infer_worker] * self.config.infer_workers
+
+    def prepare(
+        self,
+        path: Path,
+        version: str,
+        *,
+        model_format: str = "auto",
+        labels: str | None = None,
+    ) -> Candidate:
+        """The model at ``path`` loaded as the serving one was (where inference runs, how many
+        processes and threads, input size, batch), its format settled, checked swappable with
+        the serving model (:func:`~core.pipeline.serving.check_swappable`) and warmed up, its
+        cost per frame measured: ready for :meth:`swap`. :class:`~core.errors.ModelError`
+        naming the cause otherwise, the candidate closed and nothing changed. Safe while a run
+        runs (from another thread): only the candidate's own processes do the work."""
+        current = self.serving()
+        start = time.perf_counter()
+        backend = self._open(self._threads, path)
+        try:
+            model = settle_backend(backend, model_format, labels)
+            serving = self._serving_of(backend, model, version)
+            check_swappable(current, serving)
+            for pid in inference_pids(backend):
+                ask_short_slice(self.config.critical_slice_us, pid)
+            load_s = time.perf_counter() - start
+            cost = measure_row_cost(serving)
+        except BaseException:
+            backend.close()
+            raise
+        current_cost = current.costs.per_row_s()
+        return Candidate(serving, cost, current_cost, load_s)
+
+    def serving(self) -> Serving:
+        """The serving model as the running run serves it (with that run's call costs), or as
+        the next run would (loading it on first use)."""
+        run = self._run
+        if run is not None:
+            serving = run.serving()
+            if serving is not None:
+                return serving
+        return self._serving_of(self.backend, self.model, self.model_version)
+
+    def _serving_of(self, backend: Backend, model: ModelChoice, version: str) -> Serving:
+        spec, infer, post = model_stages(self.config, backend, model, self.wrap_stage_calls)
+        return Serving(backend, model, infer, post, spec, version)
+
+    def swap(self, serving: Serving) -> Serving:
+        """Serve ``serving`` (a candidate from :meth:`prepare`, or a previous serving kept warm)
+        from the next batch on, in the running run and in later ones: the batch being filled
+        goes to the old model, none is dropped or inferred twice
+        (:mod:`core.pipeline.serving`). Returns the serving it replaced, still open: the
+        caller closes its backend once the batches it holds are done (or swaps it back)."""
+        with self._swap_lock:
+            previous = self.serving()
+            run = self._run
+            if run is not None:
+                run.switch(serving)
+            self._backend, self._model, self._version = (
+                serving.backend,
+                serving.model,
+                serving.version,
+            )
+            self._tell_model_info(str(serving.backend.model_path), serving.backend)
+            return previous
 
     def run(
         self,

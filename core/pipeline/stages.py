@@ -229,6 +229,7 @@ class SinkStage(Stage[WorkItem, int]):
             decision.level,
             decision.detections,
             work.images,
+            work.version,
         )
         self.sink.emit(record)
         return record.payload_bytes
@@ -272,22 +273,39 @@ def build_stages(
     """The stages for ``config`` around a loaded ``backend`` whose format and class names
     ``model`` settled (:func:`settle_backend`), sinking into ``sink``; each work call wrapped
     by ``wrap`` (see :data:`StageCallWrapper`)."""
-    m = config.model
     result_filter = ResultFilter(
         config.filter, model.class_names, detections=model.format.task != "raw"
     )
-    options = DecodeOptions(score_floor=m.score_floor, iou_threshold=m.iou_threshold)
+    spec, infer, postprocess = model_stages(config, backend, model, wrap)
     return StageSet(
         config=config,
-        spec=backend.preprocess_spec(model.preprocess(m.preprocess.changes())),
+        spec=spec,
         model=model,
         result_filter=result_filter,
-        infer=_wrapped(InferStage(backend), wrap, "process"),
-        postprocess=_wrapped(PostprocessStage(model.decoder(options)), wrap, "process"),
+        infer=infer,
+        postprocess=postprocess,
         filter=_wrapped(FilterStage(result_filter), wrap, "process"),
         compress=_wrapped(CompressStage(result_filter), wrap, "process"),
         sink=_wrapped(SinkStage(sink), wrap, "process"),
         wrap=wrap,
+    )
+
+
+def model_stages(
+    config: PipelineConfig,
+    backend: Backend,
+    model: ModelChoice,
+    wrap: StageCallWrapper | None = None,
+) -> tuple[PreprocessSpec, InferStage, PostprocessStage]:
+    """What depends on the model itself: the preprocessing its input needs, the stage that
+    infers on ``backend`` and the one that decodes its outputs (a model swapped in while
+    running gets its own: :mod:`core.pipeline.serving`)."""
+    m = config.model
+    options = DecodeOptions(score_floor=m.score_floor, iou_threshold=m.iou_threshold)
+    return (
+        backend.preprocess_spec(model.preprocess(m.preprocess.changes())),
+        _wrapped(InferStage(backend), wrap, "process"),
+        _wrapped(PostprocessStage(model.decoder(options)), wrap, "process"),
     )
 
 

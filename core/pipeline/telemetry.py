@@ -89,7 +89,9 @@ class PipelineMetrics:
             "edgeloop_bandwidth_bytes_total", "Bytes: raw, every frame as JPEG, sent", ("kind",)
         )
         self.model = r.gauge(
-            "edgeloop_model_info", "The model in use", ("model", "model_version", "backend")
+            "edgeloop_model_info",
+            "The model in use (1; 0 for one swapped out)",
+            ("model", "model_version", "backend"),
         )
         self.load = r.gauge(
             "edgeloop_model_load_seconds", "Model file to ready session", ("model_version",)
@@ -114,6 +116,8 @@ class PipelineMetrics:
         load_s: float | None = None,
         warmup_s: float | None = None,
     ) -> None:
+        for _, child in self.model.children():  # a swapped-out model reads 0
+            child.set(0)
         self.model.labels(model=model, model_version=version, backend=backend).set(1)
         self.outputs.version = version
         if load_s is not None:

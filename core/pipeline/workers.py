@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from core.backends.pool import REMOTE_BACKENDS
 from core.errors import InferenceProcessError, PipelineError, RingClosedError, RingTimeoutError
 from core.jpeg import encode
 from core.ledger import BandwidthLedger
@@ -36,11 +35,10 @@ from core.pipeline.fairness import FairTurns
 from core.pipeline.model_metrics import ScoreBuffer
 from core.pipeline.observe import FrameOutcome, RunObserver
 from core.pipeline.priority import ask_short_slice, be_nicer, run_when_idle
+from core.pipeline.serving import Serving
 from core.pipeline.stages import (
     CompressStage,
     FilterStage,
-    InferStage,
-    PostprocessStage,
     PreprocessStage,
     SinkStage,
     describe_exception,
@@ -209,6 +207,7 @@ class IngestWorker:
                     return  # stopping: the frame was released
                 batch, row = reserved
                 begin = clock()
+                stage.spec = batch.serving.spec  # the input of the model the batch goes to
                 try:
                     stage.process((item, row))
                 except Exception as exc:
@@ -240,42 +239,32 @@ class IngestWorker:
 
 
 class InferWorker:
-    """Runs each batch through the backend; hands (batch, outputs) to the output worker.
+    """Runs each batch through the model it was opened on (``batch.serving``:
+    :mod:`core.pipeline.serving`); hands (batch, outputs) to the output worker.
 
-    With an inference process (:class:`~core.backends.process.ProcessBackend`, or several:
-    :class:`~core.backends.pool.ProcessPool`) it only submits: the batch goes to
-    the output worker as (batch, :data:`PENDING`), which collects the outputs in the same
-    order and records the inference process's own timings as this stage's."""
+    Where that model runs in an inference process (:class:`~core.backends.process.
+    ProcessBackend`, or several: :class:`~core.backends.pool.ProcessPool`) it only submits:
+    the batch goes to the output worker as (batch, :data:`PENDING`), which collects the
+    outputs in the same order and records the inference process's own timings as this
+    stage's."""
 
-    def __init__(
-        self, stage: InferStage, batcher: Batcher, out: queue.SimpleQueue[Any], state: RunState
-    ) -> None:
-        self.stage = stage
+    def __init__(self, batcher: Batcher, out: queue.SimpleQueue[Any], state: RunState) -> None:
         self.batcher = batcher
         self.out = out
         self.state = state
-        backend = stage.backend
-        self.remote = backend if isinstance(backend, REMOTE_BACKENDS) else None
         self.stats = state.group("infer").add(StageStats("infer"))
         self.off_cpu_ns = 0
         """Its calls' wall time less the CPU time they ran, summed: time a call was waiting for
         a core (a CPU backend does not block), or waiting for a GPU (TensorRT). The CPU time is
         an inference process's (all its threads), or the inference thread's own: in a thread
         with a pool of several, the time it waited for the pool counts too."""
-        body = self._run if self.remote is None else self._submit
-        self.thread = _thread("infer", state, body, yields=False)  # the submitter feeds it
+        self.thread = _thread("infer", state, self._run, yields=False)  # the submitter feeds it
 
     def _run(self) -> None:
-        stage, batcher, out, state, stats = (
-            self.stage,
-            self.batcher,
-            self.out,
-            self.state,
-            self.stats,
-        )
+        batcher, out, state, stats = self.batcher, self.out, self.state, self.stats
         clock = time.perf_counter_ns
         busy = state.busy_since
-        stage.on_start()
+        started: list[Any] = []
         try:
             while True:
                 busy["infer"] = 0
@@ -283,49 +272,47 @@ class InferWorker:
                 if batch is None:
                     return
                 busy["infer"] = clock()
+                serving: Serving = batch.serving
+                if serving not in started:
+                    serving.infer.on_start()
+                    started.append(serving)
+                if not batch.rows:
+                    out.put((batch, None))
+                    continue
+                remote = serving.remote
+                if remote is not None:
+                    remote.submit(batch.rows, batch.slot)
+                    out.put((batch, PENDING))
+                    continue
                 outputs = None
-                if batch.rows:
-                    cpu_start = time.thread_time_ns()
-                    start = clock()
-                    try:
-                        outputs = stage.process(batch)
-                    except Exception as exc:
-                        state.fail("infer", stats, exc, batch.rows)
-                    end = clock()
-                    self._ran(end - start, time.thread_time_ns() - cpu_start)
-                    stats.record(start, end, batch.rows)
+                cpu_start = time.thread_time_ns()
+                start = clock()
+                try:
+                    outputs = serving.infer.process(batch)
+                except Exception as exc:
+                    state.fail("infer", stats, exc, batch.rows)
+                end = clock()
+                cpu = time.thread_time_ns() - cpu_start
+                self._ran(end - start, cpu)
+                serving.record_call(batch.rows, end - start, cpu)
+                stats.record(start, end, batch.rows)
                 out.put((batch, outputs))
         finally:
             out.put(None)
-            stage.on_stop()
-
-    def _submit(self) -> None:
-        remote, batcher, out = self.remote, self.batcher, self.out
-        assert remote is not None
-        busy = self.state.busy_since
-        self.stage.on_start()
-        try:
-            while True:
-                busy["infer"] = 0
-                batch = batcher.next_batch()
-                if batch is None:
-                    return
-                busy["infer"] = time.perf_counter_ns()
-                if batch.rows:
-                    remote.submit(batch.rows, batch.slot)
-                out.put((batch, PENDING if batch.rows else None))
-        finally:
-            out.put(None)
-            self.stage.on_stop()
+            for serving in started:
+                serving.infer.on_stop()
 
     def collect(self, batch: Batch) -> Any:
         """A submitted batch's outputs (None when its call failed), its timings recorded."""
-        assert self.remote is not None
-        reply = self.remote.collect(batch.slot)
+        serving: Serving = batch.serving
+        remote = serving.remote
+        assert remote is not None
+        reply = remote.collect(batch.slot)
         if reply.error is not None:
             self.state.fail("infer", self.stats, InferenceProcessError(reply.error), batch.rows)
         cost = reply.cost
         self._ran(cost.end_ns - cost.start_ns, cost.cpu_ns)
+        serving.record_call(batch.rows, cost.end_ns - cost.start_ns, cost.cpu_ns)
         self.stats.record(cost.start_ns, cost.end_ns, batch.rows)
         return reply.outputs if reply.error is None else None
 
@@ -351,7 +338,6 @@ class OutputWorker:
         batcher: Batcher,
         infer: InferWorker,
         *,
-        post: PostprocessStage,
         filt: FilterStage,
         compress: CompressStage,
         sink: SinkStage,
@@ -362,12 +348,13 @@ class OutputWorker:
         self.inbox = inbox
         self.batcher = batcher
         self.infer = infer
-        self.post = post
         self.filter = filt
         self.compress = compress
         self.sink = sink
         self.state = state
         self.post_stats = state.group("postprocess").add(StageStats("postprocess"))
+        self._decoders: list[Any] = []
+        """Each serving model's decoding stage this worker started (:meth:`_decode`)."""
         self.filter_stats = state.group("filter").add(StageStats("filter"))
         self.sink_stats = state.group("sink").add(StageStats("sink"))
         self.sampler = JpegSampler(state, quality)
@@ -388,10 +375,10 @@ class OutputWorker:
     def _run(self) -> None:
         clock = time.perf_counter_ns
         state = self.state
-        post, filt, sink = self.post, self.filter, self.sink
+        filt, sink = self.filter, self.sink
         filter_stats = self.filter_stats
         busy = state.busy_since
-        for stage in (post, filt, self.compress):  # the sink was opened before the run
+        for stage in (filt, self.compress):  # the sink was opened before the run
             stage.on_start()
         try:
             while True:
@@ -422,8 +409,10 @@ class OutputWorker:
                 self.pool.close()
                 self._flush()
             self.sampler.close()
-            for stage in (post, filt, self.compress):
+            for stage in (filt, self.compress):
                 stage.on_stop()
+            for post in self._decoders:
+                post.on_stop()
             try:
                 sink.on_stop()  # flushes and closes the sink
             except Exception as exc:
@@ -433,22 +422,36 @@ class OutputWorker:
         """Every inferred row of the batch, then its input slot goes back to the pool."""
         clock = time.perf_counter_ns
         stats = self.post_stats
+        serving: Serving = batch.serving
+        post = serving.post
+        if post not in self._decoders:
+            post.on_start()
+            self._decoders.append(post)
         try:
+            for item in batch.items:
+                item.version = serving.version
             if outputs is PENDING:
                 outputs = self.infer.collect(batch)
-            if outputs is not None:
-                for item in batch.items:
-                    if item.row < 0:
-                        continue
-                    start = clock()
-                    try:
-                        self.post.process((item, [o[item.row] for o in outputs]))
-                        self.state.scores.add(item.detections)
-                    except Exception as exc:
-                        self.state.fail("postprocess", stats, exc)
-                    stats.record(start, clock())
+            if outputs is None:
+                serving.costs.decoded(batch.rows, batch.rows)  # the call failed
+                return
+            failed = 0
+            for item in batch.items:
+                if item.row < 0:
+                    continue
+                start = clock()
+                try:
+                    post.process((item, [o[item.row] for o in outputs]))
+                    self.state.scores.add(item.detections)
+                except Exception as exc:
+                    failed += 1
+                    self.state.fail("postprocess", stats, exc)
+                stats.record(start, clock())
+            serving.costs.decoded(batch.rows, failed)
         finally:
             self.batcher.free(batch.slot)
+            if batch.slot >= 0:
+                serving.release()
 
     def _compress(self, item: WorkItem) -> None:
         stats = self.compress_stats
@@ -490,6 +493,7 @@ class OutputWorker:
                 item.detections if item.row >= 0 else None,
                 item.truth,
                 item.decision,
+                item.version,
             )
             for observer in state.frame_observers:
                 observer.on_frame(outcome)

@@ -62,6 +62,9 @@ class ResultRecord:
     """The transmission level: ``metadata``, ``crops`` or ``frame``."""
     detections: Detections
     images: tuple[EncodedImage, ...] = ()
+    model_version: str = ""
+    """The model version that inferred the frame (a registry version, or the first 12 hex
+    digits of the file's SHA-256): results of an A/B test or across a swap tell apart."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready metadata; images as ``{"kind", "box", "bytes": length}`` (where their
@@ -74,6 +77,7 @@ class ResultRecord:
             "capture_ns": self.capture_ns,
             "emitted_ns": self.emitted_ns,
             "level": self.level,
+            "model_version": self.model_version,
             **self.detections.to_dict(),
             "images": [
                 {

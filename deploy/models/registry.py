@@ -1,12 +1,7 @@
 """The model registry: versions of each model, their manifests, and stage pointers.
 
-One layout, in an S3 bucket (``s3://BUCKET/PREFIX``) or a local folder (``file://DIR``, for
-labs and tests)::
-
-    models/{name}/{version}/model.onnx
-    models/{name}/{version}/golden.npz
-    models/{name}/{version}/manifest.json     written last: a version exists once it has one
-    models/{name}/stages/{stage}.json         {"version", "sha256", "promoted"}
+One layout (:mod:`core.models.store`, which devices read too), in an S3 bucket
+(``s3://BUCKET/PREFIX``) or a local folder (``file://DIR``, for labs and tests).
 
 Publishing is idempotent: the same version with the same bytes again is a no-op, the same
 version with other bytes is refused (:class:`RegistryConflict`), since a device that has
@@ -18,26 +13,28 @@ object per stage names the version it serves, and only a published version can b
 
 from __future__ import annotations
 
-import abc
-import datetime
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from core.cache import atomic_write_bytes
-from core.errors import EdgeloopError, ModelError
-from core.models.manifest import (
-    GOLDEN_FRAMES,
-    Manifest,
-    check_version,
-    evaluate_model,
-    golden_set,
-    inspect_model,
+from core.errors import ModelError
+from core.models.manifest import Manifest, check_version, describe_version, utc_now
+from core.models.store import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    STAGES,
+    LocalStore,
+    RegistryConflict,
+    RegistryError,
+    S3Store,
+    Store,
+    open_store,
+    stage_key,
+    version_key,
+    write_version,
 )
 
 __all__ = [
@@ -52,135 +49,11 @@ __all__ = [
     "open_registry",
 ]
 
-STAGES = ("dev", "staging", "prod")
-MODEL_FILE = "model.onnx"
-GOLDEN_FILE = "golden.npz"
-MANIFEST_FILE = "manifest.json"
-
-
-class RegistryError(EdgeloopError):
-    """The registry cannot be used as asked: unreachable, a wrong URL, an unknown version."""
-
-
-class RegistryConflict(RegistryError):
-    """A version that exists with other content: publish a new version instead."""
-
-
-class Store(abc.ABC):
-    """Where the registry's objects live: keys are ``/``-separated paths."""
-
-    url: str
-
-    @abc.abstractmethod
-    def get(self, key: str) -> bytes | None:
-        """The object's bytes, None when there is none."""
-
-    @abc.abstractmethod
-    def put(self, key: str, data: bytes) -> None:
-        """Write the object whole (a reader sees the old one or the new one)."""
-
-    @abc.abstractmethod
-    def list(self, prefix: str) -> Iterator[str]:
-        """Every key under ``prefix``."""
-
-
-class LocalStore(Store):
-    """A folder (``file://DIR``): objects are files, written atomically."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.url = f"file://{root}"
-
-    def _path(self, key: str) -> Path:
-        return self.root.joinpath(*key.split("/"))
-
-    def get(self, key: str) -> bytes | None:
-        try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise RegistryError(f"{self.url}: cannot read {key}: {exc.strerror or exc}") from exc
-
-    def put(self, key: str, data: bytes) -> None:
-        try:
-            atomic_write_bytes(self._path(key), data)
-        except OSError as exc:  # a full disk, a read-only folder
-            raise RegistryError(f"{self.url}: cannot write {key}: {exc.strerror or exc}") from exc
-
-    def list(self, prefix: str) -> Iterator[str]:
-        base = self._path(prefix)
-        if not base.is_dir():
-            return
-        for path in sorted(base.rglob("*")):
-            if path.is_file() and not path.name.startswith("."):  # no half-written temporaries
-                yield path.relative_to(self.root).as_posix()
-
-
-class S3Store(Store):
-    """An S3 bucket and prefix (``s3://BUCKET/PREFIX``), through boto3 (credentials and
-    endpoint from the standard chain: ``AWS_ENDPOINT_URL`` reaches moto or MinIO)."""
-
-    def __init__(self, bucket: str, prefix: str, client: Any | None = None) -> None:
-        if client is None:
-            import boto3  # noqa: PLC0415 - optional (the cloud extra)
-
-            client = boto3.client("s3")
-        self.client = client
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
-        self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def _fail(self, what: str, exc: Exception) -> RegistryError:
-        return RegistryError(f"{self.url}: cannot {what}: {exc}")
-
-    def get(self, key: str) -> bytes | None:
-        try:
-            reply = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except Exception as exc:
-            if _code(exc) in ("NoSuchKey", "404"):
-                return None
-            raise self._fail(f"read {key}", exc) from exc
-        data: bytes = reply["Body"].read()
-        return data
-
-    def put(self, key: str, data: bytes) -> None:
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
-        except Exception as exc:
-            raise self._fail(f"write {key}", exc) from exc
-
-    def list(self, prefix: str) -> Iterator[str]:
-        start = len(self.prefix) + 1 if self.prefix else 0
-        try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self._key(prefix)
-            )
-            for page in pages:
-                for item in page.get("Contents", ()):
-                    yield str(item["Key"])[start:]
-        except Exception as exc:
-            raise self._fail(f"list {prefix}", exc) from exc
-
-
-def _code(exc: Exception) -> str | None:
-    response = getattr(exc, "response", None)
-    return (response or {}).get("Error", {}).get("Code") if isinstance(response, dict) else None
-
 
 def open_registry(url: str, *, client: Any | None = None) -> Registry:
     """The registry at ``url``: ``file://DIR`` (created if missing) or ``s3://BUCKET/PREFIX``;
     :class:`RegistryError` for any other."""
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        root = Path(parsed.netloc + parsed.path) if parsed.netloc else Path(parsed.path)
-        return Registry(LocalStore(root.expanduser()))
-    if parsed.scheme == "s3" and parsed.netloc:
-        return Registry(S3Store(parsed.netloc, parsed.path, client))
-    raise RegistryError(f"--registry {url!r}: use s3://BUCKET/PREFIX or file://DIR")
+    return Registry(open_store(url, client=client))
 
 
 @dataclass(frozen=True)
@@ -198,10 +71,6 @@ class Registry:
         self.store = store
         self.url = store.url
 
-    @staticmethod
-    def _version_key(name: str, version: str, file: str) -> str:
-        return f"models/{name}/{version}/{file}"
-
     def names(self) -> list[str]:
         """Every model with at least one published version."""
         found = {k.split("/")[1] for k in self.store.list("models/") if k.endswith(MANIFEST_FILE)}
@@ -218,7 +87,7 @@ class Registry:
 
     def manifest(self, name: str, version: str) -> Manifest:
         """The manifest of a published version; :class:`RegistryError` when there is none."""
-        key = self._version_key(name, version, MANIFEST_FILE)
+        key = version_key(name, version, MANIFEST_FILE)
         data = self.store.get(key)
         if data is None:
             known = ", ".join(self.versions(name)) or "none"
@@ -230,7 +99,7 @@ class Registry:
     def model_bytes(self, name: str, version: str) -> bytes:
         """The model file of a published version, checked against its manifest's digest."""
         manifest = self.manifest(name, version)
-        data = self.store.get(self._version_key(name, version, MODEL_FILE))
+        data = self.store.get(version_key(name, version, MODEL_FILE))
         if data is None or hashlib.sha256(data).hexdigest() != manifest.sha256:
             raise ModelError(
                 f"{self.url}: {name} {version}'s model file is missing or does not match its "
@@ -256,7 +125,7 @@ class Registry:
         check_version(version)
         data = model.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
-        existing = self.store.get(self._version_key(name, version, MANIFEST_FILE))
+        existing = self.store.get(version_key(name, version, MANIFEST_FILE))
         if existing is not None:
             old = Manifest.from_json(existing, f"{self.url}/models/{name}/{version}")
             if old.sha256 != digest:
@@ -265,32 +134,17 @@ class Registry:
                     f"(sha256 {old.sha256[:12]}, this file {digest[:12]}): publish a new version"
                 )
             return Published(old, already=True)
-        facts = inspect_model(model, labels)
-        evaluation = evaluate_model(model, frames=evaluate, labels=labels) if evaluate else None
-        golden = golden_set(model, labels)
         earlier = [v for v in self.versions(name) if check_version(v) < check_version(version)]
-        manifest = Manifest(
+        manifest, golden = describe_version(
+            model,
             name=name,
             version=version,
-            sha256=digest,
-            size=len(data),
-            format=facts.format,
-            task=facts.task,
-            input_size=facts.input_size,
-            class_names=facts.class_names,
-            created=_now(),
             parent=earlier[-1] if earlier else None,
-            source=source or {"kind": "file", "path": str(model.resolve())},
-            evaluation=evaluation,
-            golden={
-                "file": GOLDEN_FILE,
-                "sha256": hashlib.sha256(golden).hexdigest(),
-                "frames": GOLDEN_FRAMES,
-            },
+            source=source,
+            evaluate=evaluate,
+            labels=labels,
         )
-        self.store.put(self._version_key(name, version, MODEL_FILE), data)
-        self.store.put(self._version_key(name, version, GOLDEN_FILE), golden)
-        self.store.put(self._version_key(name, version, MANIFEST_FILE), manifest.to_json())
+        write_version(self.store, manifest, data, golden)
         return Published(manifest, already=False)
 
     def promote(self, name: str, version: str, stage: str) -> dict[str, Any]:
@@ -298,16 +152,16 @@ class Registry:
         if stage not in STAGES:
             raise RegistryError(f"stage {stage!r}: choose from {', '.join(STAGES)}")
         manifest = self.manifest(name, version)
-        pointer = {"version": version, "sha256": manifest.sha256, "promoted": _now()}
+        pointer = {"version": version, "sha256": manifest.sha256, "promoted": utc_now()}
         data = (json.dumps(pointer, indent=2) + "\n").encode()
-        self.store.put(f"models/{name}/stages/{stage}.json", data)
+        self.store.put(stage_key(name, stage), data)
         return pointer
 
     def stages(self, name: str) -> dict[str, dict[str, Any]]:
         """Each stage's pointer for ``name`` (stages never promoted are left out)."""
         found = {}
         for stage in STAGES:
-            data = self.store.get(f"models/{name}/stages/{stage}.json")
+            data = self.store.get(stage_key(name, stage))
             if data is not None:
                 try:
                     found[stage] = json.loads(data)
@@ -321,7 +175,3 @@ class Registry:
 def _check_name(name: str) -> None:
     if not name or "/" in name or name.startswith(".") or os.sep in name or name == "stages":
         raise RegistryError(f"model name {name!r}: one path segment, not starting with '.'")
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
