@@ -13,7 +13,8 @@ A complete file (every key optional but what a destination needs)::
     cloud: {bucket: edgeloop-results, table: edgeloop-index}  # core.cloud.CloudSyncConfig
     metrics: {port: 9464}         # core.metrics.config.MetricsConfig; data_path: state_dir
     health: {interval_s: 60, stall_s: 30, exit_on_stall: false}
-    models: {registry: s3://my-models/edgeloop, name: gate-detector, stage: prod, poll_s: 300}
+    models: {registry: s3://my-models/edgeloop, name: gate-detector, stage: prod, poll_s: 300,
+             ab: {candidate: 1.3.0, fraction: 0.1, by: stream}}
     logging: {level: INFO, format: plain}   # plain | json (one JSON object a line)
     shutdown_timeout_s: 10        # SIGTERM to exit, draining the spool while the broker takes it
 
@@ -56,6 +57,7 @@ from core.outbox.config import OutboxConfig
 from core.pipeline.config import PipelineConfig
 
 __all__ = [
+    "ABConfig",
     "DeviceConfig",
     "HealthConfig",
     "LoggingConfig",
@@ -100,6 +102,30 @@ class HealthConfig:
 
 
 @dataclass(frozen=True)
+class ABConfig:
+    """An A/B test on the device (:mod:`core.app.ab`): version ``candidate`` of
+    ``models.name`` from ``models.registry`` serves ``fraction`` of the streams (``by:
+    stream``) or of each stream's frames (``by: frame``) beside the serving model. Once each
+    has served ``min_frames`` frames the two are compared every ``report_s``: the candidate
+    loses where it is worse, significantly (p < 0.01), on its error rate by more than
+    ``max_error_rate_increase``, on a class's detection rate by more than
+    ``max_detection_drop`` of the serving model's, on its mean confidence by more than
+    ``max_confidence_drop``, or on its p99 time per frame by more than
+    ``models.max_latency_ratio`` times; else it wins. With ``auto_decide`` the winner serves
+    alone (the candidate by a swap, on probation); without, the result is reported."""
+
+    candidate: str
+    fraction: float = checked(0.1, in_range(0.01, 0.99))
+    by: Literal["stream", "frame"] = "stream"
+    min_frames: int = checked(300, at_least(10))
+    report_s: float = checked(30.0, positive)
+    auto_decide: bool = False
+    max_error_rate_increase: float = checked(0.01, in_range(0.0, 1.0))
+    max_detection_drop: float = checked(0.2, in_range(0.0, 1.0))
+    max_confidence_drop: float = checked(0.1, in_range(0.0, 1.0))
+
+
+@dataclass(frozen=True)
 class ModelsConfig:
     """Model updates on the device (:mod:`core.app.models`; docs/model-lifecycle.md).
 
@@ -121,15 +147,23 @@ class ModelsConfig:
     watch_s: float = checked(60.0, positive)
     keep: int = checked(3, at_least(2))
     pinned: tuple[str, ...] = ()
+    ab: ABConfig | None = None
 
     def __post_init__(self) -> None:
+        if self.ab is not None:
+            missing = [k for k in ("registry", "name") if getattr(self, k) is None]
+            if missing:
+                raise ConfigError(
+                    f"ab: an A/B test takes its candidate from models.registry under "
+                    f"models.name; set models.{', models.'.join(missing)}"
+                )
         if self.poll_s is not None:
             if self.poll_s <= 0:
-                raise ConfigError(f"models.poll_s: must be > 0, got {self.poll_s}")
+                raise ConfigError(f"poll_s: must be > 0, got {self.poll_s}")
             missing = [k for k in ("registry", "name", "stage") if getattr(self, k) is None]
             if missing:
                 raise ConfigError(
-                    f"models.poll_s: following a stage needs models.{', models.'.join(missing)}"
+                    f"poll_s: following a stage needs models.{', models.'.join(missing)}"
                 )
 
 

@@ -8,13 +8,16 @@ Schema ``edgeloop.models/1``::
      "history": ["1.0.0", "1.1.0", "1.2.0"],
      "swap": {"from": "1.1.0", "to": "1.2.0", "time": "..."} | null,
      "watch": {"version": "1.2.0", "until": 1765180000.0, "starts": 1} | null,
+     "ab": {"candidate": "1.3.0", "decision": "promoted" | "rejected" | ..., "time"} | null,
      "decisions": [{"time", "action", "version", "from", "result", "reason"}, ...]}
 
 ``current`` None: the configured model serves (``pipeline.model.model``). ``swap`` is written
 before a swap and cleared once it is done, so a process killed in between is seen on the next
 start (:meth:`ModelState.interrupted_swap`). ``watch`` holds a new version on probation until
 ``until`` (wall-clock seconds): ``starts`` counts the starts since that version last stopped
-cleanly, so two crashes in a row with it are seen on the next start. Written atomically
+cleanly, so two crashes in a row with it are seen on the next start. ``ab`` is the A/B test
+of ``models.ab.candidate``: under way, or decided (a decided test is not started again).
+Written atomically
 (a reader sees the old record or the new one).
 """
 
@@ -50,6 +53,7 @@ class ModelState:
     history: list[str] = field(default_factory=list)
     swap: dict[str, Any] | None = None
     watch: dict[str, Any] | None = None
+    ab: dict[str, Any] | None = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -64,7 +68,17 @@ class ModelState:
             raise ModelError(f"{path}: the model state cannot be read ({exc})") from exc
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise ModelError(f"{path}: not a model state ({SCHEMA})")
-        names = {"base", "name", "current", "previous", "history", "swap", "watch", "decisions"}
+        names = {
+            "base",
+            "name",
+            "current",
+            "previous",
+            "history",
+            "swap",
+            "watch",
+            "ab",
+            "decisions",
+        }
         return cls(path, **{k: v for k, v in data.items() if k in names})
 
     def save(self) -> None:

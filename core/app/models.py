@@ -30,6 +30,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -37,13 +38,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.app.ab import ABMetrics, ABRules, ABTest
 from core.app.config import ModelsConfig
 from core.app.model_state import STATE_FILE, ModelState
 from core.backends import resolve_model
 from core.errors import EdgeloopError, ModelError
 from core.metrics.registry import MetricsRegistry
-from core.models.library import ModelLibrary
-from core.models.manifest import verify_model
+from core.models.library import Downloaded, ModelLibrary
+from core.models.manifest import utc_now, verify_model
 from core.models.store import open_store, stage_key
 from core.pipeline.config import PipelineConfig
 from core.pipeline.serving import Candidate, Serving
@@ -57,6 +59,8 @@ MODELS_DIR = "models"
 WATCH_TICK_S = 1.0
 """How often the probation rules are checked."""
 MIN_WATCH_FRAMES = 30
+RUN_WAIT_S = 60.0
+"""How long an A/B test waits at start for the pipeline's run to begin."""
 JOIN_TIMEOUT_S = 30.0
 """How long closing waits for the update under way (a download) to end."""
 """Frames a new model serves before its error rate and cost are judged."""
@@ -81,6 +85,11 @@ class Update:
 class _Rollback:
     reason: str
     origin: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _ABStart:
+    pass
 
 
 class ModelManager:
@@ -108,7 +117,10 @@ class ModelManager:
         self._base_path = ""
         self._retired: Serving | None = None
         """The model swapped out, loaded until the probation ends (a rollback is instant)."""
-        self._jobs: queue.SimpleQueue[Update | _Rollback | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Update | _Rollback | _ABStart | None] = queue.SimpleQueue()
+        self._ab: ABTest | None = None
+        self._ab_metrics = ABMetrics(registry)
+        self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._refused: set[tuple[str, str]] = set()
         """Versions a poll found and the device refused: not tried again every poll."""
@@ -205,6 +217,19 @@ class ModelManager:
         self.pipeline = pipeline
         self._thread = threading.Thread(target=self._loop, name="models", daemon=True)
         self._thread.start()
+        ab = self.config.ab
+        if ab is not None:
+            done = self.state.ab
+            if ab.candidate == self.state.current:
+                log.info("models: the A/B candidate %s serves already", ab.candidate)
+            elif (
+                done is not None
+                and done.get("candidate") == ab.candidate
+                and done.get("decision") in ("promoted", "rejected")
+            ):
+                log.info("models: the A/B test of %s was decided: %s", ab.candidate, done)
+            else:
+                self._jobs.put(_ABStart())
 
     # -- asked from outside (any thread) ------------------------------------------------------
 
@@ -218,10 +243,12 @@ class ModelManager:
         """Stop the manager's thread (after the job under way) and release the retired model;
         ``clean``: the app stops cleanly, so a version on probation starts its count of
         starts that did not stop cleanly again."""
+        self._closing.set()
         if self._thread is not None:
             self._jobs.put(None)
             self._thread.join(JOIN_TIMEOUT_S)
             self._thread = None
+        self._end_ab()
         self._release_retired()
         if clean and self.state.watch is not None:
             self.state.watch["starts"] = 0
@@ -249,7 +276,10 @@ class ModelManager:
                     self._update(job)
                 elif isinstance(job, _Rollback):
                     self._rollback(job.reason, job.origin)
+                elif isinstance(job, _ABStart):
+                    self._ab_start()
                 self._watch()
+                self._ab_check()
                 if self.config.poll_s is not None and time.monotonic() >= next_poll:
                     next_poll = time.monotonic() + self.config.poll_s
                     self._poll()
@@ -260,7 +290,7 @@ class ModelManager:
         waits = [3600.0]
         if self.config.poll_s is not None:
             waits.append(max(0.0, next_poll - time.monotonic()))
-        if self.state.watch is not None:
+        if self.state.watch is not None or self._ab is not None:
             waits.append(WATCH_TICK_S)
         return min(waits)
 
@@ -288,37 +318,22 @@ class ModelManager:
         state, started = self.state, time.perf_counter()
         previous = state.current or self.base_label
         steps: dict[str, float] = {}
-        step = "download"
+        at = ["download"]  # the step under way, for a refusal's answer
         candidate: Candidate | None = None
         swapped = False
         try:
-            clock = time.perf_counter()
-            downloaded = self.library.download(
-                open_store(update.uri), update.name, update.version, sha256=update.sha256
-            )
-            installed = downloaded.installed
-            steps["download_s"] = time.perf_counter() - clock
-            step, clock = "verify", time.perf_counter()
-            verify_model(installed.model, installed.manifest, installed.golden(), self.labels)
-            steps["verify_s"] = time.perf_counter() - clock
-            step, clock = "load", time.perf_counter()
-            candidate = self.pipeline.prepare(
-                installed.model,
-                update.version,
-                model_format=installed.manifest.format,
-                labels=self.labels,
-            )
-            steps["load_s"] = time.perf_counter() - clock
+            candidate, downloaded = self._fetch(update, steps, at)
             ratio = candidate.cost_ratio
             if ratio is not None and ratio > self.config.max_latency_ratio:
-                step = "latency"
+                at[0] = "latency"
                 raise ModelError(
                     f"{update.name} {update.version}: its cost per frame here is {ratio:.2f} x "
                     f"the serving model's ({candidate.cost_s * 1e3:.1f} ms against "
                     f"{(candidate.current_cost_s or 0) * 1e3:.1f} ms), over "
                     f"models.max_latency_ratio {self.config.max_latency_ratio}"
                 )
-            step, clock = "swap", time.perf_counter()
+            at[0], clock = "swap", time.perf_counter()
+            self._end_ab(f"ended by the update to {update.version}")
             state.begin_swap(update.name, update.version)
             self._release_retired()  # one model on probation at a time
             self._retired = self.pipeline.swap(candidate.serving)
@@ -329,7 +344,7 @@ class ModelManager:
             if not swapped:
                 if candidate is not None:
                     candidate.serving.backend.close()
-                self._refuse(update, exc, step, previous)
+                self._refuse(update, exc, at[0], previous)
                 return
             log.error("models: %s serves, but the model state was not saved: %s", update, exc)
         for key, value in steps.items():
@@ -353,6 +368,30 @@ class ModelManager:
         self._save()
         self._prune()
         self._finish("model-update", decision, update)
+
+    def _fetch(
+        self, update: Update, steps: dict[str, float], at: list[str]
+    ) -> tuple[Candidate, Downloaded]:
+        """``update`` downloaded, verified and loaded beside the serving model; each step's
+        time in ``steps``, the step under way in ``at[0]`` (what a failure is answered with)."""
+        clock = time.perf_counter()
+        downloaded = self.library.download(
+            open_store(update.uri), update.name, update.version, sha256=update.sha256
+        )
+        installed = downloaded.installed
+        steps["download_s"] = time.perf_counter() - clock
+        at[0], clock = "verify", time.perf_counter()
+        verify_model(installed.model, installed.manifest, installed.golden(), self.labels)
+        steps["verify_s"] = time.perf_counter() - clock
+        at[0], clock = "load", time.perf_counter()
+        candidate: Candidate = self.pipeline.prepare(
+            installed.model,
+            update.version,
+            model_format=installed.manifest.format,
+            labels=self.labels,
+        )
+        steps["load_s"] = time.perf_counter() - clock
+        return candidate, downloaded
 
     def _refuse(self, update: Update, exc: BaseException, step: str, previous: str) -> None:
         """An update that did not swap: the old model serves; said with the step and cause
@@ -380,6 +419,7 @@ class ModelManager:
             self._finish("model-rollback", decision, None, origin=origin)
             return
         label = target or self.base_label
+        self._end_ab(f"ended by a rollback to {label}")
         try:
             serving = self._retired
             if serving is None or serving.version != label:
@@ -409,6 +449,121 @@ class ModelManager:
             self.state.save()
         except OSError as exc:
             log.error("models: the model state was not saved: %s", exc)
+
+    # -- A/B test ------------------------------------------------------------------------------
+
+    def _ab_start(self) -> None:
+        """Fetch ``models.ab.candidate`` as an update is fetched, and split the frames."""
+        ab, config = self.config.ab, self.config
+        assert ab is not None and config.name is not None and config.registry is not None
+        update = Update(config.name, ab.candidate, config.registry, None, "ab")
+        streams = len(self.pipeline.config.sources)
+        steps: dict[str, float] = {}
+        at = ["run"]
+        candidate: Candidate | None = None
+        try:
+            deadline = time.monotonic() + RUN_WAIT_S
+            while not self.pipeline.running:
+                if time.monotonic() > deadline or self._closing.wait(0.1):
+                    raise ModelError("the pipeline is not running: no frames to split")
+            if ab.by == "stream" and math.floor(streams * ab.fraction) < 1:
+                raise ModelError(
+                    f"models.ab: {streams} stream(s) at fraction {ab.fraction} give the "
+                    "candidate no stream; use by: frame, or a larger fraction"
+                )
+            at[0] = "download"
+            candidate, _ = self._fetch(update, steps, at)
+            current = self.pipeline.serving()
+            rules = ABRules(
+                min_frames=ab.min_frames,
+                max_error_rate_increase=ab.max_error_rate_increase,
+                max_detection_drop=ab.max_detection_drop,
+                max_confidence_drop=ab.max_confidence_drop,
+                max_latency_ratio=config.max_latency_ratio,
+            )
+            self._ab = ABTest(current, candidate.serving, rules, ab.report_s, self._ab_metrics)
+            self.pipeline.split(candidate.serving, ab.fraction, ab.by)
+        except Exception as exc:
+            if candidate is not None:
+                candidate.serving.backend.close()
+            self._ab = None
+            result = "refused" if isinstance(exc, (EdgeloopError, OSError)) else "failed"
+            decision = self.state.decide("ab", ab.candidate, result, str(exc))
+            self._save()
+            self._finish("model-ab", decision, update, step=at[0])
+            return
+        self.state.ab = {
+            "candidate": ab.candidate,
+            "serving": current.version,
+            "fraction": ab.fraction,
+            "by": ab.by,
+            "decision": "running",
+            "time": utc_now(),
+        }
+        decision = self.state.decide(
+            "ab",
+            ab.candidate,
+            "started",
+            f"{ab.fraction:.0%} of the {'streams' if ab.by == 'stream' else 'frames'}",
+            previous=current.version,
+        )
+        decision["timings"] = {k: round(v, 3) for k, v in steps.items()}
+        self._save()
+        self._finish("model-ab", decision, update)
+
+    def _ab_check(self) -> None:
+        """Compare the two models; report when due; with ``auto_decide`` act on a decision."""
+        test, ab = self._ab, self.config.ab
+        if test is None or ab is None:
+            return
+        report = test.check(time.monotonic())
+        if report is None:
+            return
+        verdict = report["decision"]
+        reason = "; ".join(report["reasons"]) or "no test found the candidate worse"
+        if verdict == "collecting" or not ab.auto_decide:
+            event: dict[str, Any] = {
+                "type": "model-ab",
+                "time": utc_now(),
+                "version": test.b.version,
+                "from": test.a.version,
+                "result": verdict,
+                "reason": reason,
+                "auto_decide": ab.auto_decide,
+                **report,
+            }
+            self.answer(event)
+            return
+        state, name = self.state, self.config.name or ""
+        if verdict == "promote":
+            state.begin_swap(name, test.b.version)
+            self._release_retired()
+            self._retired = self.pipeline.swap(test.b)  # the split ends with it
+            state.finish_swap(name, test.b.version, self.config.watch_s)
+            result = "promoted"
+        else:
+            self.pipeline.split(None)
+            test.b.close_when_idle()
+            result = "rejected"
+        self._ab = None
+        if state.ab is not None:
+            state.ab["decision"] = result
+        decision = state.decide("ab", test.b.version, result, reason, previous=test.a.version)
+        decision.update(report)
+        self._save()
+        self._finish("model-ab", decision, None)
+
+    def _end_ab(self, why: str = "the app stops") -> None:
+        """End the A/B test under way, if any (an update or a rollback takes over)."""
+        test, self._ab = self._ab, None
+        if test is None:
+            return
+        if self.pipeline is not None:
+            self.pipeline.split(None)
+        test.b.close_when_idle()
+        if self.state.ab is not None and self.state.ab.get("decision") == "running":
+            self.state.ab["decision"] = "ended"
+        log.info("models: the A/B test of %s %s", test.b.version, why)
 
     def _load_again(self, version: str | None) -> Serving:
         """A version served before, loaded from disk (the configured model for None)."""
@@ -493,7 +648,7 @@ class ModelManager:
             event["origin"] = origin
         if step is not None:
             event["step"] = step
-        action = "update" if kind == "model-update" else "rollback"
+        action = {"model-update": "update", "model-rollback": "rollback"}.get(kind, "ab")
         self._counter.labels(action=action, result=decision["result"]).inc()
         level = logging.INFO if decision["result"] == "applied" else logging.WARNING
         log.log(

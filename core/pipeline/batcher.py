@@ -15,6 +15,7 @@ no rows goes at once, without waiting for its timeout.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -87,12 +88,47 @@ class Batch:
         return self.sealed and self.done == self.rows
 
 
+class Split:
+    """Which model each frame goes to during an A/B test: the candidate takes ``fraction`` of
+    the streams (``by="stream"``: every frame of a stream goes to one model) or of each
+    stream's frames (``by="frame"``). Units are spread evenly and deterministically: unit
+    ``u`` (a stream id, or a frame's sequence number in its stream) goes to the candidate when
+    ``floor((u + 1) * fraction) > floor(u * fraction)``, so any run of units splits as close
+    to ``fraction`` as whole units allow, the same on every run: a hash could give every
+    camera of a small site to one model
+    (docs/decisions/0036-ab-tests-split-evenly-and-judge-by-significance.md).
+
+    >>> split = Split("B", 0.5, "stream")
+    >>> [split.takes(stream, 0) for stream in range(4)]
+    [False, True, False, True]
+    >>> sum(Split("B", 0.1, "frame").takes(0, seq) for seq in range(1000))
+    100
+    """
+
+    def __init__(self, candidate: Serving, fraction: float, by: str) -> None:
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"fraction must be between 0 and 1, got {fraction}")
+        if by not in ("stream", "frame"):
+            raise ValueError(f"by must be stream or frame, got {by!r}")
+        self.candidate = candidate
+        self.fraction = fraction
+        self.by = by
+
+    def takes(self, stream_id: int, seq: int) -> bool:
+        unit = stream_id if self.by == "stream" else seq
+        return math.floor((unit + 1) * self.fraction) > math.floor(unit * self.fraction)
+
+
 class Batcher:
     """The meeting point of the ingest workers (many) and the inference worker (one).
 
-    Batches queue in the order they were opened and leave in that order; the last one may be
-    *open* (taking rows). A batch is *sealed* when full or timed out, and *ready* once every
-    row it reserved was written.
+    Batches queue in the order they were opened and leave in that order. A batch is *sealed*
+    when full or timed out, and *ready* once every row it reserved was written. Each batch is
+    opened on one model (:class:`~core.pipeline.serving.Serving`): the serving one, or during
+    an A/B test (:meth:`split`) the candidate for the frames the :class:`Split` gives it, so
+    there is an open batch per model. A frame never joins an open batch when a batch queued
+    after it holds a frame of its stream: it opens a new one instead, so every stream's frames
+    still leave in order.
     """
 
     def __init__(
@@ -104,13 +140,16 @@ class Batcher:
     ) -> None:
         self.serving = serving
         """The model new batches open on (:meth:`switch` changes it)."""
+        self.ab: Split | None = None
+        """The A/B split under way (:meth:`split`), None when there is none."""
         self.batch_size = batch_size
         self.timeout_ns = int(timeout_s * 1e9)
         self._free = deque(range(slots))
         """Free slots, the longest free first: slots go round in turn, so an inference pool's
         children (``core.backends.pool``, slot ``s`` in child ``s % workers``) take turns."""
         self._queue: deque[Batch] = deque()
-        self._open: Batch | None = None
+        self._open: dict[Serving, Batch] = {}
+        """The open batch of each model (at most two: the serving one and a candidate)."""
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)  # ingest workers wait for a free slot
         self._work = threading.Condition(self._lock)  # the inference worker waits for a batch
@@ -120,34 +159,57 @@ class Batcher:
         self.sizes = [0] * (batch_size + 1)  # sizes[n]: batches of n rows so far
 
     def reserve(self, item: WorkItem, timeout: float) -> tuple[Batch, np.ndarray]:
-        """A row for ``item`` in the open batch (opening one when needed, waiting up to
-        ``timeout`` s for a free input slot): the batch, and the row to preprocess into."""
+        """A row for ``item`` in its model's open batch (opening one when needed, waiting up
+        to ``timeout`` s for a free input slot): the batch, and the row to preprocess into."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            batch = self._open
+            ab = self.ab
+            serving = ab.candidate if ab and ab.takes(item.stream_id, item.seq) else self.serving
+            batch = self._open.get(serving)
+            if batch is not None and self._overtaken(batch, item.stream_id):
+                self._seal(serving)
+                batch = None
             while batch is None:
                 if self._closed:
                     raise PipelineError("the batcher is closed")
                 if self._free:
-                    batch = Batch(self._free.popleft(), time.monotonic_ns(), self.serving)
-                    batch.serving.hold()  # released when the output worker frees the slot
+                    batch = Batch(self._free.popleft(), time.monotonic_ns(), serving)
+                    serving.hold()  # released when the output worker frees the slot
                     self._queue.append(batch)
-                    self._open = batch
+                    self._open[serving] = batch
                     if self.batch_size > 1:
                         self._work.notify()  # its timeout starts now
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._space.wait(remaining):
                     raise TimeoutError(f"no free input slot within {timeout} s")
-                batch = self._open
+                batch = self._open.get(serving)
             item.row = batch.rows
             batch.rows += 1
             batch.items.append(item)
             if batch.rows == self.batch_size:
-                batch.sealed = True  # full: it goes as soon as its rows are written
-                self._open = None
-            buffer = batch.serving.backend.input_buffer(self.batch_size, batch.slot)
+                self._seal(serving)  # full: it goes as soon as its rows are written
+            buffer = serving.backend.input_buffer(self.batch_size, batch.slot)
             return batch, buffer[item.row]
+
+    def _overtaken(self, batch: Batch, stream_id: int) -> bool:
+        """Whether a batch queued after ``batch`` (open or sealed) holds a frame of
+        ``stream_id``: then a later frame of the stream must not join ``batch``, which leaves
+        first. Only an A/B split puts another model's batches after an open one (without one,
+        the open batch is the last queued and this returns at once)."""
+        for other in reversed(self._queue):
+            if other is batch:
+                return False
+            if any(i.stream_id == stream_id for i in other.items):
+                return True
+        return False
+
+    def _seal(self, serving: Serving) -> None:
+        """Seal ``serving``'s open batch, if any (under the lock)."""
+        batch = self._open.pop(serving, None)
+        if batch is not None:
+            batch.sealed = True
+            self._work.notify()
 
     def written(self, batch: Batch) -> None:
         """A reserved row was written (or its preprocessing failed: the row is then ignored)."""
@@ -174,13 +236,9 @@ class Batcher:
         with self._lock:
             while True:
                 now = time.monotonic_ns()
-                open_batch = self._open
-                if open_batch is not None and (
-                    self._closed or now - open_batch.first_ns >= self.timeout_ns
-                ):
-                    open_batch.sealed = True  # goes once its reserved rows are written
-                    self._open = None
-                    open_batch = None
+                for serving, batch in list(self._open.items()):
+                    if self._closed or now - batch.first_ns >= self.timeout_ns:
+                        self._seal(serving)  # goes once its reserved rows are written
                 if self._queue and self._queue[0].ready:
                     batch = self._queue.popleft()
                     self.batches += 1
@@ -191,19 +249,28 @@ class Batcher:
                 if self._closed and not self._queue:
                     return None
                 wait_s = poll_s
-                if open_batch is not None:
-                    wait_s = min(wait_s, (open_batch.first_ns + self.timeout_ns - now) / 1e9)
+                for batch in self._open.values():
+                    wait_s = min(wait_s, (batch.first_ns + self.timeout_ns - now) / 1e9)
                 self._work.wait(max(wait_s, 0.0))
 
     def switch(self, serving: Serving) -> Serving:
-        """Open every later batch on ``serving``; the open batch is sealed first, so it goes
-        to the model it was opened on (a batch boundary). Returns the serving it replaced."""
+        """Open every later batch on ``serving``, ending an A/B split; the open batches are
+        sealed first, so each goes to the model it was opened on (a batch boundary). Returns
+        the serving it replaced."""
         with self._lock:
-            if self._open is not None:
-                self._open.sealed = True
-                self._open = None
-                self._work.notify()
-            old, self.serving = self.serving, serving
+            for model in list(self._open):
+                self._seal(model)
+            old, self.serving, self.ab = self.serving, serving, None
+            return old
+
+    def split(self, ab: Split | None) -> Split | None:
+        """Start an A/B split (``ab``), or end the one under way (None: the candidate's open
+        batch is sealed, later frames all go to the serving model). Returns the split that
+        was under way."""
+        with self._lock:
+            old, self.ab = self.ab, ab
+            if old is not None and (ab is None or ab.candidate is not old.candidate):
+                self._seal(old.candidate)
             return old
 
     def free(self, slot: int) -> None:

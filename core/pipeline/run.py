@@ -23,7 +23,7 @@ from core.filter import FilterConfig
 from core.formats.model import ModelChoice
 from core.ledger import BandwidthLedger
 from core.metrics import MetricsRegistry
-from core.pipeline.batcher import Batcher
+from core.pipeline.batcher import Batcher, Split
 from core.pipeline.config import PipelineConfig
 from core.pipeline.fairness import MAX_WAIT_S, FairTurns
 from core.pipeline.observe import RunObserver, Window, most_seconds, wants_frames
@@ -80,6 +80,8 @@ class RunHost(Protocol):
 
     @property
     def model_version(self) -> str: ...
+
+    ab: Split | None
 
     def make_sink(self) -> Sink: ...
 
@@ -247,6 +249,7 @@ class Run:
         self.batcher = Batcher(
             serving, m.batch_size, m.batch_timeout_ms / 1e3, self.pipeline.input_slots
         )
+        self.batcher.split(self.pipeline.ab)
         outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.infer = InferWorker(self.batcher, outbox, state)
         self.output = OutputWorker(
@@ -499,6 +502,13 @@ class Run:
                 return None
             replaced: Serving = batcher.switch(serving)
             return replaced
+
+    def split(self, ab: Split | None) -> None:
+        """Start or end an A/B split from the next frame (:meth:`Batcher.split`)."""
+        with self._live:
+            batcher: Batcher | None = getattr(self, "batcher", None)
+            if not self.closed and batcher is not None:
+                batcher.split(ab)
 
     def retune(self, filter_config: FilterConfig, rate: float | None) -> None:
         """Live changes: the filter's rules from the next frame, each stream's pace from its

@@ -50,6 +50,7 @@ from core.filter import FilterConfig, ResultFilter
 from core.formats import read_metadata
 from core.formats.model import ModelChoice, aligned_size, stride_of
 from core.metrics import MetricsRegistry
+from core.pipeline.batcher import Split
 from core.pipeline.config import PipelineConfig
 from core.pipeline.costs import measure_stage_costs
 from core.pipeline.observe import RunObserver
@@ -112,6 +113,8 @@ class Pipeline:
         self._threads = DEFAULT_THREADS
         """The intra-op threads the serving model was opened with (a candidate gets as many)."""
         self._swap_lock = threading.Lock()
+        self.ab: Split | None = None
+        """The A/B split this pipeline's runs serve (:meth:`split`), None when none."""
         self._run: Run | None = None
         self.threads_why = ""
         """Why inference has the threads it has (set when the model loads)."""
@@ -344,8 +347,28 @@ class Pipeline:
                 serving.model,
                 serving.version,
             )
+            self.ab = None  # a swap ends an A/B split (the batcher's too)
             self._tell_model_info(str(serving.backend.model_path), serving.backend)
             return previous
+
+    def split(self, candidate: Serving | None, fraction: float = 0.1, by: str = "stream") -> None:
+        """Start an A/B test: ``candidate`` (a model from :meth:`prepare`) serves ``fraction``
+        of the streams or of each stream's frames (``by``: :class:`~core.pipeline.batcher.
+        Split`) beside the serving model, from the next frame, in the running run and later
+        ones; None ends the split (the candidate's open batch goes to it first; the caller
+        closes it once idle). :class:`ValueError` for a fraction or ``by`` out of range."""
+        ab = Split(candidate, fraction, by) if candidate is not None else None
+        with self._swap_lock:
+            self.ab = ab
+            run = self._run
+            if run is not None:
+                run.split(ab)
+
+    @property
+    def running(self) -> bool:
+        """Whether a run is under way with its workers made (a split or swap reaches it)."""
+        run = self._run
+        return run is not None and run.serving() is not None
 
     def run(
         self,

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from core.backends import Backend
 from core.backends.pool import REMOTE_BACKENDS, ProcessPool
@@ -30,7 +33,15 @@ from core.formats.model import ModelChoice
 from core.pipeline.stages import InferStage, PostprocessStage
 from core.preprocess import PreprocessSpec
 
-__all__ = ["COST_RUNS", "CallCosts", "Candidate", "Serving", "check_swappable", "measure_row_cost"]
+__all__ = [
+    "COST_RUNS",
+    "CallCosts",
+    "Candidate",
+    "Serving",
+    "Tally",
+    "check_swappable",
+    "measure_row_cost",
+]
 
 COST_RUNS = 8
 """Calls a candidate's cost per frame is measured on before it may serve."""
@@ -69,6 +80,45 @@ class CallCosts:
             return self.cost_ns / self.rows / 1e9 if self.rows else None
 
 
+CONFIDENCE_BINS = 20
+"""Bins of the confidence histogram a serving model keeps (0.05 wide, over 0..1)."""
+LATENCY_SAMPLES = 10_000
+"""The latest calls whose time per frame a serving model keeps (for p50 and p99)."""
+
+
+class Tally:
+    """What a serving model's decoded frames held, for an A/B comparison: detections per
+    class, a histogram of their confidences, and the latest calls' wall time per frame."""
+
+    def __init__(self, classes: int) -> None:
+        self.detections = np.zeros(classes, np.int64)
+        self.confidence = np.zeros(CONFIDENCE_BINS, np.int64)
+        self.latency_s: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        self._lock = threading.Lock()
+
+    def frame(self, classes: np.ndarray, scores: np.ndarray) -> None:
+        if not len(scores):
+            return
+        counts = np.bincount(classes, minlength=len(self.detections))[: len(self.detections)]
+        bins = np.minimum((scores * CONFIDENCE_BINS).astype(np.int64), CONFIDENCE_BINS - 1)
+        hist = np.bincount(np.maximum(bins, 0), minlength=CONFIDENCE_BINS)
+        with self._lock:
+            self.detections += counts
+            self.confidence += hist
+
+    def call(self, rows: int, wall_ns: int) -> None:
+        self.latency_s.append(wall_ns / 1e9 / max(1, rows))
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(detections per class, confidence histogram, latency samples), copies."""
+        with self._lock:
+            return (
+                self.detections.copy(),
+                self.confidence.copy(),
+                np.array(list(self.latency_s), np.float64),
+            )
+
+
 @dataclass(eq=False)
 class Serving:
     """One loaded model version as a run uses it (see the module docstring)."""
@@ -80,6 +130,8 @@ class Serving:
     spec: PreprocessSpec
     version: str
     costs: CallCosts = field(default_factory=CallCosts)
+    tally: Tally | None = None
+    """Set for the models of an A/B test (:meth:`keep_tally`): what their frames held."""
     _inflight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -116,6 +168,14 @@ class Serving:
     def record_call(self, rows: int, wall_ns: int, cpu_ns: int) -> None:
         """One call's cost: CPU time for an inference process, wall time otherwise."""
         self.costs.add(rows, wall_ns, cpu_ns if self.remote is not None else wall_ns)
+        tally = self.tally
+        if tally is not None:
+            tally.call(rows, wall_ns)
+
+    def keep_tally(self) -> Tally:
+        """Start keeping what this model's frames hold (an A/B test compares two tallies)."""
+        self.tally = Tally(len(self.model.class_names))
+        return self.tally
 
 
 @dataclass(frozen=True)

@@ -436,6 +436,7 @@ class OutputWorker:
                 serving.costs.decoded(batch.rows, batch.rows)  # the call failed
                 return
             failed = 0
+            tally = serving.tally
             for item in batch.items:
                 if item.row < 0:
                     continue
@@ -443,6 +444,8 @@ class OutputWorker:
                 try:
                     post.process((item, [o[item.row] for o in outputs]))
                     self.state.scores.add(item.detections)
+                    if tally is not None and item.detections is not None:
+                        tally.frame(item.detections.classes, item.detections.scores)
                 except Exception as exc:
                     failed += 1
                     self.state.fail("postprocess", stats, exc)
