@@ -1,4 +1,5 @@
-"""``python -m deploy``: the model registry (``model ...``).
+"""``python -m deploy``: the model registry (``model ...``) and preparing models for it
+(``model optimize``).
 
 Every command takes ``--registry s3://BUCKET/PREFIX | file://DIR`` (default: the
 ``EDGELOOP_REGISTRY`` environment variable) and ``--json``. Exit status: 0 done; 1 the registry
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
+import platform
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -109,6 +112,90 @@ def _publish(
     return {"published": not done.already, "manifest": _manifest_dict(m)}
 
 
+def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
+    """An int8 copy of the model, its speed and accuracy against it, and (with --name and
+    --version) published unless its mAP@0.5 dropped by more than --max-map-drop."""
+    from deploy.models import optimize  # noqa: PLC0415 - onnxruntime.quantization
+
+    if not args.int8:
+        raise UsageError("optimize: say what to make; --int8 is the one built in")
+    model = Path(args.model)
+    if not model.is_file():
+        raise UsageError(f"{model}: no such model file")
+    if (args.name is None) != (args.version is None):
+        raise UsageError("publishing takes both --name and --version (or neither)")
+    if args.version is not None:
+        try:
+            check_version(args.version)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+    out = args.out or model.with_name(f"{model.stem}.int8.onnx")
+    say = sys.stderr if args.json else sys.stdout
+    print(f"quantizing {model.name} to int8 on {args.calibration}...", file=sys.stderr)
+    frames = optimize.int8_model(model, out, args.calibration, args.labels)
+    speed = optimize.speed_ratio(model, out)
+    print(f"scoring both on {args.eval_frames} synthetic frames...", file=sys.stderr)
+    accuracy = optimize.accuracy_change(model, out, args.eval_frames, args.labels)
+    drop = accuracy.drop
+    optimization = {
+        "kind": "int8-qdq",
+        "parent_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        "calibration_frames": frames,
+        "accuracy": {
+            "dataset": "synthetic",
+            "frames": accuracy.frames,
+            "map50_fp32": accuracy.fp32,
+            "map50_int8": accuracy.int8,
+            "map_drop": None if drop is None else round(drop, 4),
+        },
+        "speed": {**speed, "host": platform.node(), "cpu": platform.processor() or None},
+    }
+    print(
+        f"{out}: int8, {frames} calibration frames; time per frame {speed['fp32_ms']} -> "
+        f"{speed['int8_ms']} ms (x{speed['speedup']} faster on one thread here); "
+        + (
+            f"mAP@0.5 {accuracy.fp32:.4f} -> {accuracy.int8:.4f} (drop {drop:.4f})"
+            if drop is not None and accuracy.fp32 is not None and accuracy.int8 is not None
+            else f"accuracy not measured ({accuracy.why_not})"
+        ),
+        file=say,
+    )
+    result: dict[str, Any] = {"model": str(out), "optimization": optimization, "published": False}
+    if args.name is None:
+        return result
+    if drop is None:
+        raise OptimizeRefused(
+            f"{out.name} is not published: its accuracy drop cannot be measured on the "
+            f"synthetic set ({accuracy.why_not}), and --max-map-drop must hold"
+        )
+    if drop > args.max_map_drop:
+        raise OptimizeRefused(
+            f"{out.name} is not published: its mAP@0.5 dropped by {drop:.4f} "
+            f"({accuracy.fp32:.4f} -> {accuracy.int8:.4f}), over --max-map-drop "
+            f"{args.max_map_drop} (the file is kept for a look)"
+        )
+    source = {"kind": "optimized", "path": str(model.resolve())}
+    done = _registry(args).publish(
+        out,
+        name=args.name,
+        version=args.version,
+        labels=args.labels,
+        source=source,
+        optimization=optimization,
+    )
+    print(
+        f"{args.name} {args.version}: "
+        + ("already published, same content" if done.already else "published"),
+        file=say,
+    )
+    result.update(published=not done.already, manifest=_manifest_dict(done.manifest))
+    return result
+
+
+class OptimizeRefused(EdgeloopError):
+    """An optimized model that does not meet its bar is not published (exit 1)."""
+
+
 def cmd_list(args: argparse.Namespace) -> dict[str, Any]:
     registry = _registry(args)
     names = [args.name] if args.name else registry.names()
@@ -192,11 +279,12 @@ def _jsonable(value: Any) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m deploy",
-        description="edgeloop deploy: the model registry (model publish|list|show|diff|promote)",
+        description="edgeloop deploy: the model registry "
+        "(model publish|list|show|diff|promote|optimize)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     model = commands.add_parser(
-        "model", help="the model registry: publish, list, show, diff, promote"
+        "model", help="the model registry: publish, list, show, diff, promote, optimize"
     )
     actions = model.add_subparsers(dest="action", required=True)
 
@@ -245,6 +333,39 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("a", metavar="A")
     diff.add_argument("b", metavar="B")
     diff.set_defaults(run=cmd_diff)
+    opt = action(
+        "optimize",
+        "an int8 copy of a model (ONNX Runtime static quantization, QDQ) calibrated on your "
+        "frames; its speed and mAP against the original; published with --name/--version",
+    )
+    opt.add_argument("model", metavar="MODEL.onnx")
+    opt.add_argument("--int8", action="store_true", help="quantize to int8 (QDQ)")
+    opt.add_argument(
+        "--calibration",
+        type=Path,
+        required=True,
+        metavar="FRAMES_DIR",
+        help="a folder of JPEG/PNG frames like the cameras', one size (at most 200 are read)",
+    )
+    opt.add_argument("--out", type=Path, metavar="FILE", help="default: MODEL.int8.onnx")
+    opt.add_argument("--labels", metavar="FILE|coco", help="class names (model.labels)")
+    opt.add_argument(
+        "--max-map-drop",
+        type=float,
+        default=0.02,
+        metavar="X",
+        help="mAP@0.5 it may lose on the synthetic set and still be published (0.02)",
+    )
+    opt.add_argument(
+        "--eval-frames",
+        type=int,
+        default=EVAL_FRAMES,
+        metavar="N",
+        help=f"synthetic frames both are scored on (default {EVAL_FRAMES})",
+    )
+    opt.add_argument("--name", help="publish it as NAME (with --version)")
+    opt.add_argument("--version", help="semantic version to publish it as")
+    opt.set_defaults(run=cmd_optimize)
     promote = action("promote", "point a stage at a published version")
     promote.add_argument("name")
     promote.add_argument("version")

@@ -11,10 +11,12 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from core.models import reference_model_path
@@ -101,3 +103,44 @@ def test_an_update_over_mqtt_serves_survives_a_restart_and_rolls_back(
     assert records[-1]["model"]["version"] == base
     status = _status(tmp_path, mosquitto.plain)
     assert status["current"] is None and status["last_decision"]["action"] == "rollback"
+
+
+def test_a_kill_during_an_update_leaves_a_device_that_starts_on_a_whole_model(
+    mosquitto: Mosquitto, health: Recorder, tmp_path: Path
+) -> None:
+    """``kill -9`` 0.3 s after the command, in whichever step it lands (on this machine,
+    while the candidate loads beside the serving model): no process is left running and no
+    shared memory behind (the shm fixture checks), and the next start serves the version the
+    state record names (the configured one, or the update whole), and says the same in
+    ``models status``."""
+    registry = open_registry(f"file://{tmp_path / 'registry'}")
+    registry.publish(LARGER, name="gate", version="1.1.0")
+    sha = hashlib.sha256(LARGER.read_bytes()).hexdigest()
+    ratio = "models.max_latency_ratio=8"
+    app = AppProcess(tmp_path, mosquitto.plain, ratio)
+    try:
+        base = _wait_record(health, lambda r: r["state"] == "running")["model"]["version"]
+        update = {"name": "gate", "version": "1.1.0", "uri": registry.url, "sha256": sha}
+        _command(mosquitto.plain, "model-update", update)
+        time.sleep(0.3)
+        children = psutil.Process(app.proc.pid).children(recursive=True)
+        app.proc.send_signal(signal.SIGKILL)
+        app.proc.wait(30)
+        _, alive = psutil.wait_procs(children, timeout=20)
+        assert not alive, f"left running after the app was killed: {alive}"
+    finally:
+        app.kill()
+    health.messages.clear()
+    app = AppProcess(tmp_path, mosquitto.plain, ratio, log_name="second.log")
+    try:
+        running = _wait_record(health, lambda r: r["state"] == "running")
+        app.signal(signal.SIGTERM)
+        assert app.wait(30) == 0, app.log()[-3000:]
+    finally:
+        app.kill()
+    status = _status(tmp_path, mosquitto.plain)
+    serving = running["model"]["version"]
+    assert serving == (status["current"] or base)
+    if serving == "1.1.0":
+        held = tmp_path / "state" / "models" / "gate" / "1.1.0" / "model.onnx"
+        assert held.read_bytes() == LARGER.read_bytes()

@@ -166,18 +166,21 @@ def _child_main(requests: Connection, replies: Connection) -> None:
         replies.send(("error", _portable(exc)))
         return
     try:
-        layout = [
-            (shared.index_of(inputs), [shared.index_of(o) for o in outputs])
-            for inputs, outputs in (opened.slot_buffers(s) for s in range(opened.input_slots))
-        ]
-        replies.send(("ready", opened.describe(), opened.timings, shared.layout, layout))
         try:
-            requests.recv_bytes()  # the parent mapped every segment (or went away)
-        except EOFError:
-            return
+            layout = [
+                (shared.index_of(inputs), [shared.index_of(o) for o in outputs])
+                for inputs, outputs in (opened.slot_buffers(s) for s in range(opened.input_slots))
+            ]
+            replies.send(("ready", opened.describe(), opened.timings, shared.layout, layout))
+            try:
+                requests.recv_bytes()  # the parent mapped every segment (or went away)
+            except EOFError:
+                return
         finally:
-            shared.unlink()
+            shared.unlink()  # whatever happened: a parent killed while this loaded maps nothing
         _serve(requests, replies, opened.infer if wrap_infer is None else wrap_infer(opened.infer))
+    except (BrokenPipeError, ConnectionResetError):  # the parent went away mid-answer
+        return
     finally:
         opened.close()
 

@@ -9,7 +9,7 @@ beside ``model.onnx``, schema ``edgeloop.model/1``::
      "input_size": [320, 320], "class_names": ["person", ...], "created": "2026-...Z",
      "parent": "1.1.0", "source": {"kind": "file", "path": "..."},
      "evaluation": null, "golden": {"file": "golden.npz", "sha256": "...", "frames": 2,
-     "atol": 0.001, "rtol": 0.01}}
+     "atol": 0.001, "rtol": 0.01}, "optimization": null}
 
 The facts (format, input size, class names) are read from the model itself, by loading it on
 ONNX Runtime and settling its format as the pipeline does (:func:`inspect_model`): a manifest
@@ -52,6 +52,7 @@ __all__ = [
     "evaluate_model",
     "golden_set",
     "inspect_model",
+    "loaded_model",
     "utc_now",
     "verify_model",
 ]
@@ -125,6 +126,11 @@ class Manifest:
     source: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] | None = None
     golden: dict[str, Any] | None = None
+    optimization: dict[str, Any] | None = None
+    """For a model prepared from another (``python -m deploy model optimize``): how
+    (``kind``: ``int8-qdq``), from what (``parent_sha256``), and what it changed
+    (``accuracy``: mAP@0.5 before and after; ``speed``: time per frame on the machine that
+    made it)."""
 
     def to_json(self) -> bytes:
         data = {"schema": SCHEMA, **dataclasses.asdict(self)}
@@ -153,7 +159,7 @@ class Manifest:
 
 
 @contextlib.contextmanager
-def _loaded(path: Path, labels: str | None) -> Iterator[tuple[Backend, ModelChoice]]:
+def loaded_model(path: Path, labels: str | None) -> Iterator[tuple[Backend, ModelChoice]]:
     """The model at ``path`` on ONNX Runtime (one thread), its format settled as the pipeline
     settles it; :class:`ModelError` for a file that is not a model the pipeline can use."""
     from core.backends import open_backend  # noqa: PLC0415 - heavy, on demand
@@ -192,7 +198,7 @@ def inspect_model(path: Path, labels: str | None = None) -> ModelFacts:
     """The format, input size and class names of the model at ``path``, read by loading it on
     ONNX Runtime (one thread) and settling its format; :class:`ModelError` for a file that is
     not a model the pipeline can use."""
-    with _loaded(path, labels) as (_, choice):
+    with loaded_model(path, labels) as (_, choice):
         return _facts(choice)
 
 
@@ -205,7 +211,7 @@ def golden_set(path: Path, labels: str | None = None) -> bytes:
     height, width = GOLDEN_SIZE
     camera = SyntheticCamera(SceneConfig(width=width, height=height, seed=7))
     frames = np.stack([camera.frame(30 * i + 15)[0] for i in range(GOLDEN_FRAMES)])
-    with _loaded(path, labels) as (backend, choice):
+    with loaded_model(path, labels) as (backend, choice):
         outputs = _outputs(backend, choice, frames)
     arrays: dict[str, Any] = {f"output_{i}": values for i, values in enumerate(outputs)}
     arrays.update(frames=frames, atol=np.float64(GOLDEN_ATOL), rtol=np.float64(GOLDEN_RTOL))
@@ -231,7 +237,7 @@ def evaluate_model(
 
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
-    with _loaded(path, labels) as (backend, choice):
+    with loaded_model(path, labels) as (backend, choice):
         if not choice.detects(tuple(CLASS_NAMES)):
             raise ModelError(
                 f"{path.name}: the synthetic set scores detectors of its {len(CLASS_NAMES)} "
@@ -258,6 +264,7 @@ def describe_version(
     source: dict[str, Any] | None = None,
     evaluate: int | None = None,
     labels: str | None = None,
+    optimization: dict[str, Any] | None = None,
 ) -> tuple[Manifest, bytes]:
     """The manifest of ``model`` as version ``version`` of ``name``, and its golden set: the
     facts read by loading it (:func:`inspect_model`), its score on ``evaluate`` synthetic
@@ -286,6 +293,7 @@ def describe_version(
             "sha256": hashlib.sha256(golden).hexdigest(),
             "frames": GOLDEN_FRAMES,
         },
+        optimization=optimization,
     )
     return manifest, golden
 
@@ -306,7 +314,7 @@ def verify_model(
             f"{where}: the file is {len(data)} bytes, sha256 {digest[:12]}; the manifest says "
             f"{manifest.size} bytes, sha256 {manifest.sha256[:12]} (a corrupt or other download)"
         )
-    with _loaded(path, labels) as (backend, choice):
+    with loaded_model(path, labels) as (backend, choice):
         facts = _facts(choice)
         for key in ("format", "task", "input_size", "class_names"):
             found, expected = getattr(facts, key), getattr(manifest, key)

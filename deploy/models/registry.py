@@ -116,6 +116,7 @@ class Registry:
         labels: str | None = None,
         source: dict[str, Any] | None = None,
         evaluate: int | None = None,
+        optimization: dict[str, Any] | None = None,
     ) -> Published:
         """Publish ``model`` as ``name`` ``version`` (see the module docstring); the model is
         loaded first, so a file the pipeline cannot use is refused before anything is written.
@@ -143,6 +144,7 @@ class Registry:
             source=source,
             evaluate=evaluate,
             labels=labels,
+            optimization=optimization,
         )
         write_version(self.store, manifest, data, golden)
         return Published(manifest, already=False)
