@@ -54,7 +54,7 @@ def _variant(  # noqa: PLR0917 - one figure each, in the order the tests read th
     scores = np.clip(rng.normal(confidence, 0.05, sum(detections)), 0, 0.999)
     tally.confidence[:] = np.bincount((scores * CONFIDENCE_BINS).astype(int), minlength=20)
     for value in rng.normal(latency_s, latency_s * 0.05, 200):
-        tally.call(1, int(value * 1e9))
+        costs.add(1, int(value * 1e9), int(value * 1e9))
     model = SimpleNamespace(class_names=CLASSES)
     return SimpleNamespace(version=version, costs=costs, tally=tally, model=model)
 

@@ -57,7 +57,9 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class Device:
-    """A pipeline running on a thread, with a model manager, as the device app runs them."""
+    """A pipeline running on a thread, with a model manager, as the device app runs them: two
+    synthetic streams at 30 fps in batches of two (a batch waits for its second frame, so the
+    model that fails only in batches meets batches)."""
 
     def __init__(self, root: Path, state_dir: Path, **models: Any) -> None:
         self.registry_url = f"file://{root}"
@@ -65,7 +67,7 @@ class Device:
         config = ModelsConfig(**{"watch_s": 60.0, **models})
         self.manager = ModelManager(config, state_dir, MetricsRegistry(), self.events.put)
         pipeline_config, version = self.manager.startup(
-            small_config("model.batch_size=2", "rate=30", streams=2)
+            small_config("model.batch_size=2", "model.batch_timeout_ms=100", "rate=30", streams=2)
         )
         self.pipeline = Pipeline(pipeline_config, model_version=version)
         _ = self.pipeline.backend
@@ -256,3 +258,35 @@ def test_a_state_record_that_cannot_be_read_is_set_aside_and_the_configured_mode
     assert version is None and config.model.model == "detector"
     assert events[0]["type"] == "model-state" and "cannot be read" in events[0]["reason"]
     assert path.with_name("state.json.corrupt").read_bytes() == b"{torn"
+
+
+def _costs(frames: int, errors: int, latency_s: float, calls: int = 100) -> Any:
+    """A model's counters as a run leaves them (a stand-in for a Serving)."""
+    from types import SimpleNamespace
+
+    from core.pipeline.serving import CallCosts
+
+    costs = CallCosts()
+    costs.decoded(frames, errors)
+    for i in range(calls):
+        wall = int(latency_s * (1 + 0.01 * (i % 7)) * 1e9)
+        costs.add(1, wall, wall)
+    return SimpleNamespace(version="x", costs=costs)
+
+
+@pytest.mark.parametrize(
+    ("new", "cause"),
+    [
+        (_costs(20, 20, 0.010), None),  # too few frames to judge
+        (_costs(100, 2, 0.012), None),  # within both rules
+        (_costs(100, 9, 0.010), "9 of 100 frames failed (9%), over models.max_error_rate 5%"),
+        (_costs(100, 0, 0.020), "its p99 time per frame is 2.00 x the old model's"),
+        (_costs(100, 0, 0.020, calls=10), None),  # too few calls to compare times
+    ],
+)
+def test_the_probation_rules(new: Any, cause: str | None) -> None:
+    from core.app.models import probation_breach
+
+    old = _costs(1000, 0, 0.010)
+    found = probation_breach(new, old, ModelsConfig())
+    assert (found is None) == (cause is None) and (cause is None or cause in found), found

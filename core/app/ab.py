@@ -68,7 +68,8 @@ def summary(serving: Serving) -> dict[str, Any]:
     }
     if tally is None:
         return out
-    detections, confidence, latency = tally.snapshot()
+    detections, confidence = tally.snapshot()
+    latency = np.array(list(costs.latency_s), np.float64)
     names = serving.model.class_names
     out["detections_per_frame"] = {
         name: _round(int(count) / frames if frames else None)
@@ -95,7 +96,7 @@ def compare(a: Serving, b: Serving, rules: ABRules) -> dict[str, Any]:
         report["reasons"] = [f"{min(na, nb)} of {rules.min_frames} frames on the smaller side"]
         return report
     if a.tally is not None and b.tally is not None:
-        calls = min(len(a.tally.latency_s), len(b.tally.latency_s))
+        calls = min(len(a.costs.latency_s), len(b.costs.latency_s))
         if calls < MIN_CALLS:
             report["reasons"] = [f"{calls} of {MIN_CALLS} calls on the smaller side"]
             return report
@@ -169,9 +170,10 @@ def _confidence(a: Serving, b: Serving, rules: ABRules, reasons: list[str]) -> d
 
 
 def _latency(a: Serving, b: Serving, rules: ABRules, reasons: list[str]) -> dict[str, Any]:
-    assert a.tally is not None and b.tally is not None
-    la, lb = a.tally.snapshot()[2], b.tally.snapshot()[2]
-    ratio = float(np.percentile(lb, 99) / np.percentile(la, 99))
+    pa, pb = a.costs.p99_s(MIN_CALLS), b.costs.p99_s(MIN_CALLS)
+    if pa is None or pb is None:
+        return {"p99_ratio": None}
+    ratio = pb / pa
     if ratio > rules.max_latency_ratio:
         reasons.append(
             f"p99 time per frame {ratio:.2f} x the serving model's, over "

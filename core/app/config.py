@@ -133,7 +133,7 @@ class ModelsConfig:
     ``poll_s`` the device also follows that stage's pointer, reading it every ``poll_s``. A
     candidate whose cost per frame is more than ``max_latency_ratio`` times the serving
     model's is refused. For ``watch_s`` after a swap the old model stays loaded and the new
-    one on probation: more than ``max_error_rate`` of its frames failing, or its cost per
+    one on probation: more than ``max_error_rate`` of its frames failing, or its p99 time per
     frame going over ``max_latency_ratio`` times the old one's, or two crashes in a row with
     it, roll it back. ``keep`` versions stay on disk, and ``pinned`` ones are never
     deleted."""

@@ -17,8 +17,9 @@ own thread, one at a time:
 
 Any failure leaves the old model serving and is answered, with the step and the cause. For
 ``models.watch_s`` after a swap the old model stays loaded and the new one is watched: its
-error rate over ``max_error_rate`` or its cost per frame over ``max_latency_ratio`` times the
-old one's (as this run measured both) swaps the old one back at once; two starts in a row that
+error rate over ``max_error_rate`` or its p99 time per frame over ``max_latency_ratio`` times
+the old one's (as this run measured both: :func:`probation_breach`) swaps the old one back at
+once; two starts in a row that
 did not stop cleanly with it roll back at the next start. ``model-rollback`` does the same when
 asked. Every outcome goes out as a health record's ``event`` (``type`` ``model-update`` or
 ``model-rollback``) and into ``edgeloop_model_updates_total{action, result}``.
@@ -51,7 +52,7 @@ from core.pipeline.config import PipelineConfig
 from core.pipeline.serving import Candidate, Serving
 from core.threadname import name_this_thread
 
-__all__ = ["MODELS_DIR", "ModelManager", "Update", "models_status"]
+__all__ = ["MODELS_DIR", "ModelManager", "Update", "models_status", "probation_breach"]
 
 log = logging.getLogger("edgeloop.models")
 
@@ -59,6 +60,8 @@ MODELS_DIR = "models"
 WATCH_TICK_S = 1.0
 """How often the probation rules are checked."""
 MIN_WATCH_FRAMES = 30
+MIN_WATCH_CALLS = 30
+"""Calls each model must have made before the probation compares their p99 times."""
 RUN_WAIT_S = 60.0
 """How long an A/B test waits at start for the pipeline's run to begin."""
 JOIN_TIMEOUT_S = 30.0
@@ -595,27 +598,7 @@ class ModelManager:
             self._rollback(reason, "watch")
 
     def _broken_rule(self) -> str | None:
-        serving = self.pipeline.serving()
-        costs = serving.costs
-        if costs.frames < MIN_WATCH_FRAMES:
-            return None
-        rate = costs.errors / costs.frames
-        if rate > self.config.max_error_rate:
-            return (
-                f"{serving.version}: {costs.errors} of {costs.frames} frames failed ({rate:.0%}), "
-                f"over models.max_error_rate {self.config.max_error_rate:.0%}"
-            )
-        retired = self._retired
-        new_cost, old_cost = costs.per_row_s(), (retired.costs.per_row_s() if retired else None)
-        if new_cost is not None and old_cost:
-            ratio = new_cost / old_cost
-            if ratio > self.config.max_latency_ratio:
-                return (
-                    f"{serving.version}: its cost per frame is {ratio:.2f} x the old model's "
-                    f"({new_cost * 1e3:.1f} ms against {old_cost * 1e3:.1f} ms), over "
-                    f"models.max_latency_ratio {self.config.max_latency_ratio}"
-                )
-        return None
+        return probation_breach(self.pipeline.serving(), self._retired, self.config)
 
     def _release_retired(self) -> None:
         retired, self._retired = self._retired, None
@@ -664,6 +647,35 @@ class ModelManager:
     def _note(self, decision: dict[str, Any]) -> None:
         log.warning("models: %s %s: %s", decision["action"], decision["result"], decision["reason"])
         self.answer({"type": f"model-{decision['action']}", **decision})
+
+
+def probation_breach(new: Serving, old: Serving | None, config: ModelsConfig) -> str | None:
+    """Why the model on probation (``new``) must give way to the one it replaced (``old``),
+    or None: once it has served :data:`MIN_WATCH_FRAMES` frames, more than
+    ``max_error_rate`` of them failed; or, once each has made :data:`MIN_WATCH_CALLS` calls,
+    its p99 time per frame is more than ``max_latency_ratio`` times the old one's (the old
+    one's calls from before the swap, in the same run)."""
+    costs = new.costs
+    if costs.frames < MIN_WATCH_FRAMES:
+        return None
+    rate = costs.errors / costs.frames
+    if rate > config.max_error_rate:
+        return (
+            f"{new.version}: {costs.errors} of {costs.frames} frames failed ({rate:.0%}), "
+            f"over models.max_error_rate {config.max_error_rate:.0%}"
+        )
+    if old is None:
+        return None
+    p99_new, p99_old = costs.p99_s(MIN_WATCH_CALLS), old.costs.p99_s(MIN_WATCH_CALLS)
+    if p99_new is not None and p99_old:
+        ratio = p99_new / p99_old
+        if ratio > config.max_latency_ratio:
+            return (
+                f"{new.version}: its p99 time per frame is {ratio:.2f} x the old model's "
+                f"({p99_new * 1e3:.1f} ms against {p99_old * 1e3:.1f} ms), over "
+                f"models.max_latency_ratio {config.max_latency_ratio}"
+            )
+    return None
 
 
 def models_status(root: Path, state: ModelState | None = None) -> dict[str, Any]:

@@ -45,6 +45,8 @@ __all__ = [
 
 COST_RUNS = 8
 """Calls a candidate's cost per frame is measured on before it may serve."""
+LATENCY_SAMPLES = 10_000
+"""The latest calls whose time per frame a serving model keeps (for p50 and p99)."""
 IDLE_TIMEOUT_S = 10.0
 IDLE_POLL_S = 0.01
 
@@ -61,7 +63,14 @@ class CallCosts:
     cost_ns: int = 0
     frames: int = 0
     errors: int = 0
+    latency_s: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    """The latest calls' wall time per frame (seconds): their p50 and p99."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def p99_s(self, minimum: int) -> float | None:
+        """The p99 of :attr:`latency_s`, once it holds ``minimum`` calls (None before)."""
+        samples = np.array(list(self.latency_s), np.float64)
+        return float(np.percentile(samples, 99)) if samples.size >= minimum else None
 
     def decoded(self, frames: int, errors: int) -> None:
         with self._lock:
@@ -73,6 +82,7 @@ class CallCosts:
             self.rows += rows
             self.wall_ns += wall_ns
             self.cost_ns += cost_ns
+        self.latency_s.append(wall_ns / 1e9 / max(1, rows))
 
     def per_row_s(self) -> float | None:
         """Seconds of cost per frame so far (None before the first call)."""
@@ -82,18 +92,15 @@ class CallCosts:
 
 CONFIDENCE_BINS = 20
 """Bins of the confidence histogram a serving model keeps (0.05 wide, over 0..1)."""
-LATENCY_SAMPLES = 10_000
-"""The latest calls whose time per frame a serving model keeps (for p50 and p99)."""
 
 
 class Tally:
     """What a serving model's decoded frames held, for an A/B comparison: detections per
-    class, a histogram of their confidences, and the latest calls' wall time per frame."""
+    class and a histogram of their confidences."""
 
     def __init__(self, classes: int) -> None:
         self.detections = np.zeros(classes, np.int64)
         self.confidence = np.zeros(CONFIDENCE_BINS, np.int64)
-        self.latency_s: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self._lock = threading.Lock()
 
     def frame(self, classes: np.ndarray, scores: np.ndarray) -> None:
@@ -106,17 +113,10 @@ class Tally:
             self.detections += counts
             self.confidence += hist
 
-    def call(self, rows: int, wall_ns: int) -> None:
-        self.latency_s.append(wall_ns / 1e9 / max(1, rows))
-
-    def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(detections per class, confidence histogram, latency samples), copies."""
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """(detections per class, confidence histogram), copies."""
         with self._lock:
-            return (
-                self.detections.copy(),
-                self.confidence.copy(),
-                np.array(list(self.latency_s), np.float64),
-            )
+            return self.detections.copy(), self.confidence.copy()
 
 
 @dataclass(eq=False)
@@ -168,9 +168,6 @@ class Serving:
     def record_call(self, rows: int, wall_ns: int, cpu_ns: int) -> None:
         """One call's cost: CPU time for an inference process, wall time otherwise."""
         self.costs.add(rows, wall_ns, cpu_ns if self.remote is not None else wall_ns)
-        tally = self.tally
-        if tally is not None:
-            tally.call(rows, wall_ns)
 
     def keep_tally(self) -> Tally:
         """Start keeping what this model's frames hold (an A/B test compares two tallies)."""
