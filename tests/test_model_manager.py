@@ -260,7 +260,7 @@ def test_a_state_record_that_cannot_be_read_is_set_aside_and_the_configured_mode
     assert path.with_name("state.json.corrupt").read_bytes() == b"{torn"
 
 
-def _costs(frames: int, errors: int, latency_s: float, calls: int = 100) -> Any:
+def _costs(frames: int, errors: int, latency_s: float, calls: int = 300) -> Any:
     """A model's counters as a run leaves them (a stand-in for a Serving)."""
     from types import SimpleNamespace
 
@@ -281,7 +281,7 @@ def _costs(frames: int, errors: int, latency_s: float, calls: int = 100) -> Any:
         (_costs(100, 2, 0.012), None),  # within both rules
         (_costs(100, 9, 0.010), "9 of 100 frames failed (9%), over models.max_error_rate 5%"),
         (_costs(100, 0, 0.020), "its p99 time per frame is 2.00 x the old model's"),
-        (_costs(100, 0, 0.020, calls=10), None),  # too few calls to compare times
+        (_costs(100, 0, 0.020, calls=150), None),  # too few calls to compare times
     ],
 )
 def test_the_probation_rules(new: Any, cause: str | None) -> None:

@@ -60,8 +60,9 @@ MODELS_DIR = "models"
 WATCH_TICK_S = 1.0
 """How often the probation rules are checked."""
 MIN_WATCH_FRAMES = 30
-MIN_WATCH_CALLS = 30
-"""Calls each model must have made before the probation compares their p99 times."""
+MIN_WATCH_CALLS = 200
+"""Calls each model must have made before the probation compares their p99 times (on fewer,
+the p99 is the slowest call or two: one page fault would roll a good model back)."""
 RUN_WAIT_S = 60.0
 """How long an A/B test waits at start for the pipeline's run to begin."""
 JOIN_TIMEOUT_S = 30.0
