@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import platform
@@ -22,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.backends.model_file import file_sha256
 from core.errors import EdgeloopError, ModelError
 from core.models.manifest import EVAL_FRAMES, Manifest, check_version
 from deploy.models.registry import STAGES, Registry, RegistryError, open_registry
@@ -139,7 +139,7 @@ def cmd_optimize(args: argparse.Namespace) -> dict[str, Any]:
     drop = accuracy.drop
     optimization = {
         "kind": "int8-qdq",
-        "parent_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        "parent_sha256": file_sha256(model),
         "calibration_frames": frames,
         "accuracy": {
             "dataset": "synthetic",

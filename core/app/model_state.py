@@ -13,11 +13,10 @@ Schema ``edgeloop.models/1``::
 
 ``current`` None: the configured model serves (``pipeline.model.model``). ``swap`` is written
 before a swap and cleared once it is done, so a process killed in between is seen on the next
-start (:meth:`ModelState.interrupted_swap`). ``watch`` holds a new version on probation until
-``until`` (wall-clock seconds): ``starts`` counts the starts since that version last stopped
-cleanly, so two crashes in a row with it are seen on the next start. ``ab`` is the A/B test
-of ``models.ab.candidate``: under way, or decided (a decided test is not started again).
-Written atomically
+start. ``watch`` holds a new version on probation until ``until`` (wall-clock seconds):
+``starts`` counts the starts since that version last stopped cleanly, so two crashes in a row
+with it are seen on the next start. ``ab`` is the A/B test of ``models.ab.candidate``: under
+way, or decided (a decided test is not started again). Written atomically
 (a reader sees the old record or the new one).
 """
 
@@ -111,10 +110,6 @@ class ModelState:
         }
         self.decisions = [*self.decisions, decision][-DECISIONS_KEPT:]
         return decision
-
-    def interrupted_swap(self) -> dict[str, Any] | None:
-        """The swap a process was killed in the middle of (None when none was)."""
-        return self.swap
 
     def begin_swap(self, name: str, to: str) -> None:
         self.swap = {"name": name, "from": self.current, "to": to, "time": utc_now()}

@@ -28,7 +28,6 @@ asked. Every outcome goes out as a health record's ``event`` (``type`` ``model-u
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -43,6 +42,7 @@ from core.app.ab import ABMetrics, ABRules, ABTest
 from core.app.config import ModelsConfig
 from core.app.model_state import STATE_FILE, ModelState
 from core.backends import resolve_model
+from core.backends.model_file import file_sha256
 from core.errors import EdgeloopError, ModelError
 from core.metrics.registry import MetricsRegistry
 from core.models.library import Downloaded, ModelLibrary
@@ -159,7 +159,7 @@ class ModelManager:
         names another model, the last run was killed during a swap, or the version crashed
         twice in a row on probation (then the one before it)."""
         state = self.state
-        base = _file_sha256(pipeline.model.model)
+        base = file_sha256(Path(resolve_model(pipeline.model.model)))
         self.base_label, self._base_path = base[:12], pipeline.model.model
         if state.base is not None and state.base != base and state.current is not None:
             self._note(
@@ -167,7 +167,7 @@ class ModelManager:
             )
             state.current = state.previous = state.watch = state.swap = None
         state.base = base
-        swap = state.interrupted_swap()
+        swap = state.swap  # left by a process killed mid-swap
         if swap is not None:
             state.swap = None
             self._note(
@@ -699,11 +699,3 @@ def models_status(root: Path, state: ModelState | None = None) -> dict[str, Any]
         "last_decision": state.decisions[-1] if state.decisions else None,
         "decisions": state.decisions,
     }
-
-
-def _file_sha256(model: str) -> str:
-    digest = hashlib.sha256()
-    with Path(resolve_model(model)).open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

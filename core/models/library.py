@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.cache import atomic_write_bytes
 from core.errors import ModelError
 from core.models.manifest import Manifest, check_version
 from core.models.store import GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE, Store, version_key
@@ -236,10 +237,7 @@ def _version_order(version: str) -> tuple[int, int, int, str]:
 
 def _write(path: Path, data: bytes, where: str) -> None:
     try:
-        with path.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        atomic_write_bytes(path, data)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise ModelError(f"{where}: full disk writing {path.name}") from exc

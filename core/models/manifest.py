@@ -74,8 +74,8 @@ _SEMVER = re.compile(
 
 
 def utc_now() -> str:
-    """Now in UTC, to the second, as manifests, stage pointers and the device's model state
-    write it (``2026-01-31T12:00:00Z``)."""
+    """Now in UTC, to the second, in ISO 8601 with a ``Z`` (``YYYY-MM-DDTHH:MM:SSZ``), as
+    manifests, stage pointers and the device's model state write it."""
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

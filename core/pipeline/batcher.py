@@ -263,15 +263,13 @@ class Batcher:
             old, self.serving, self.ab = self.serving, serving, None
             return old
 
-    def split(self, ab: Split | None) -> Split | None:
+    def split(self, ab: Split | None) -> None:
         """Start an A/B split (``ab``), or end the one under way (None: the candidate's open
-        batch is sealed, later frames all go to the serving model). Returns the split that
-        was under way."""
+        batch is sealed, later frames all go to the serving model)."""
         with self._lock:
             old, self.ab = self.ab, ab
             if old is not None and (ab is None or ab.candidate is not old.candidate):
                 self._seal(old.candidate)
-            return old
 
     def free(self, slot: int) -> None:
         """The batch in ``slot`` was decoded: the slot takes a new batch."""

@@ -35,7 +35,6 @@ import dataclasses
 import functools
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -301,7 +300,6 @@ class Pipeline:
         naming the cause otherwise, the candidate closed and nothing changed. Safe while a run
         runs (from another thread): only the candidate's own processes do the work."""
         current = self.serving()
-        start = time.perf_counter()
         backend = self._open(self._threads, path)
         try:
             model = settle_backend(backend, model_format, labels)
@@ -309,13 +307,12 @@ class Pipeline:
             check_swappable(current, serving)
             for pid in inference_pids(backend):
                 ask_short_slice(self.config.critical_slice_us, pid)
-            load_s = time.perf_counter() - start
             cost = measure_row_cost(serving)
         except BaseException:
             backend.close()
             raise
         current_cost = current.costs.per_row_s()
-        return Candidate(serving, cost, current_cost, load_s)
+        return Candidate(serving, cost, current_cost)
 
     def serving(self) -> Serving:
         """The serving model as the running run serves it (with that run's call costs), or as

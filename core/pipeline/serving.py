@@ -53,13 +53,12 @@ IDLE_POLL_S = 0.01
 
 @dataclass
 class CallCosts:
-    """Inference calls of one serving model, summed: rows, wall time, cost (an inference
-    process's own CPU time; a thread backend's wall time, since a GPU's time is not the
-    thread's CPU); and the frames decoded from its outputs, with how many failed (the call
-    failed, or the outputs could not be decoded: NaN, a wrong shape)."""
+    """Inference calls of one serving model: rows and cost summed (an inference process's own
+    CPU time; a thread backend's wall time, since a GPU's time is not the thread's CPU), the
+    latest calls' wall time per frame; and the frames decoded from its outputs, with how many
+    failed (the call failed, or the outputs could not be decoded: NaN, a wrong shape)."""
 
     rows: int = 0
-    wall_ns: int = 0
     cost_ns: int = 0
     frames: int = 0
     errors: int = 0
@@ -80,7 +79,6 @@ class CallCosts:
     def add(self, rows: int, wall_ns: int, cost_ns: int) -> None:
         with self._lock:
             self.rows += rows
-            self.wall_ns += wall_ns
             self.cost_ns += cost_ns
         self.latency_s.append(wall_ns / 1e9 / max(1, rows))
 
@@ -185,7 +183,6 @@ class Candidate:
     serving: Serving
     cost_s: float
     current_cost_s: float | None
-    load_s: float
 
     @property
     def cost_ratio(self) -> float | None:
